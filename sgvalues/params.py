@@ -1,0 +1,285 @@
+"""Run parameters: one YAML recipe per model under ``params/``, validated on load.
+
+A params file says which model to run, on which data, and how to evaluate, fine-tune and judge
+it. Every section has defaults, so a recipe only states what differs. Unknown keys and bad
+values are errors that name the file, the key and what was expected.
+
+Example
+-------
+>>> p = Params.from_dict({"name": "demo", "model": {"backend": "hf", "name": "smollm2-135m"}})
+>>> p.model.backend, p.data.min_n, p.seed
+('hf', 30, 0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+__all__ = [
+    "ParamsError",
+    "ModelSpec",
+    "DataParams",
+    "EvaluationParams",
+    "TrainingParams",
+    "JudgeParams",
+    "Params",
+    "load_params",
+]
+
+
+class ParamsError(ValueError):
+    """A params file is malformed: names the file, the key and what was expected."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model answers, and through which backend.
+
+    ``backend="hf"``: ``name`` is a local folder, a hub name, or ``"smollm2-135m"`` (the
+    embedded default). ``backend="openai"``: ``name`` is the served model name and
+    ``base_url`` the server (``None`` = the OpenAI API); the key comes from the environment
+    variable ``api_key_env`` only, never from a file.
+    """
+
+    backend: Literal["hf", "openai"] = "hf"
+    name: str = "smollm2-135m"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = "auto"
+    adapter: str | None = None
+    max_concurrency: int = 8
+    timeout_s: float = 60.0
+    max_retries: int = 5
+
+    def __post_init__(self):
+        if self.max_concurrency < 1:
+            raise ValueError("max_concurrency must be >= 1")
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """The survey file (``wvs_file``; ``None`` = the synthetic sample) and subgroup rules."""
+
+    wvs_file: str | None = None
+    synthetic_seed: int = 0
+    synthetic_n: int = 2012
+    country: int = 702
+    min_n: int = 30
+    weighted: bool = False
+
+    def __post_init__(self):
+        if self.min_n < 1:
+            raise ValueError("min_n must be >= 1")
+        if self.synthetic_n < 1:
+            raise ValueError("synthetic_n must be >= 1")
+
+
+@dataclass(frozen=True)
+class EvaluationParams:
+    """Structured evaluation: ``logprob`` reads option probabilities, ``generate`` parses text."""
+
+    mode: Literal["logprob", "generate"] = "logprob"
+    splits: tuple[str, ...] = ("ood", "train")
+    limit: int | None = None
+    batch_size: int = 16
+    max_new_tokens: int = 8
+
+    def __post_init__(self):
+        bad = [s for s in self.splits if s not in ("train", "ood")]
+        if bad:
+            raise ValueError(f"splits must be 'train' and/or 'ood', got {bad}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError("limit must be >= 1 or null")
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    """LoRA SFT recipe (see ``sgvalues.train``)."""
+
+    enabled: bool = True
+    lr: float = 1e-6
+    epochs: float = 1.0
+    max_steps: int | None = None
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_samples: int | None = None
+    save_every: int = 50
+    warmup_ratio: float = 0.0
+
+    def __post_init__(self):
+        if self.lr <= 0:
+            raise ValueError("lr must be > 0")
+        if self.epochs <= 0:
+            raise ValueError("epochs must be > 0")
+        if self.lora_r < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("lora_r, batch_size and grad_accum must be >= 1")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError("lora_dropout must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class JudgeParams:
+    """Open-ended generation and pairwise judging (see ``sgvalues.judge``)."""
+
+    enabled: bool = True
+    n_pairs: int = 24
+    max_new_tokens: int = 96
+    dimensions: tuple[str, ...] = ("overall", "value_alignment", "persona_fidelity")
+    reference: ModelSpec = field(default_factory=ModelSpec)
+    judge: ModelSpec = field(default_factory=ModelSpec)
+
+
+@dataclass(frozen=True)
+class Params:
+    """One run's recipe: a model plus data, evaluation, training and judge sections."""
+
+    name: str
+    model: ModelSpec = field(default_factory=ModelSpec)
+    display_name: str | None = None
+    seed: int = 0
+    data: DataParams = field(default_factory=DataParams)
+    evaluation: EvaluationParams = field(default_factory=EvaluationParams)
+    training: TrainingParams = field(default_factory=TrainingParams)
+    judge: JudgeParams = field(default_factory=JudgeParams)
+    notes: str = ""
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: str = "<params>") -> "Params":
+        """Validate a mapping (e.g. parsed YAML) into ``Params``; ``source`` names it in errors."""
+        return _build(cls, raw, source, "")
+
+    def to_dict(self) -> dict:
+        """Plain dict (tuples as lists), suitable for YAML, JSON and papermill."""
+        return _plain(dataclasses.asdict(self))
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name
+
+
+def load_params(path: str | Path) -> Params:
+    """Read and validate a params YAML file.
+
+    Raises
+    ------
+    ParamsError
+        naming the file, the key and what was expected.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ParamsError(f"{path}: cannot read params file ({exc.strerror})") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return Params.from_dict(raw, source=str(path))
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _describe(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _describe(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list of {_describe(typing.get_args(tp)[0])}"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(tp, value, source: str, key: str):
+    origin = typing.get_origin(tp)
+    err = ParamsError(f"{source}: key '{key}' = {value!r}: expected {_describe(tp)}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise err
+        return _build(tp, value, source, key + ".")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise err
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise err
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, source, key)
+            except ParamsError:
+                continue
+        raise err
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise err
+        inner = typing.get_args(tp)[0]
+        return tuple(_coerce(inner, v, source, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise err
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise err
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise err
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise err
+        return value
+    return value  # pragma: no cover
+
+
+def _build(cls, raw: dict, source: str, prefix: str):
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ParamsError(
+            f"{source}: unknown key(s) {', '.join(prefix + k for k in unknown)}; "
+            f"expected keys under '{prefix.rstrip('.') or 'top level'}': {', '.join(fields)}"
+        )
+    kwargs = {k: _coerce(hints[k], v, source, prefix + k) for k, v in raw.items()}
+    missing = [
+        k for k, f in fields.items()
+        if k not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ParamsError(f"{source}: missing required key(s): {', '.join(prefix + k for k in missing)}")
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise ParamsError(f"{source}: section '{prefix.rstrip('.') or 'top level'}': {exc}") from exc
