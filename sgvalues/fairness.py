@@ -1,0 +1,941 @@
+"""Is the model equally good for every subgroup? Fairness statistics, per-attribute bias, uncertainty.
+
+Every statistic here starts from the **predictions tables** of the runs present
+(``runs/<run>/predictions/<tag>_<split>.csv``, tag ``base`` or ``sft``) gathered by
+:func:`load_run_predictions`, scored per sample by :func:`score_samples` (an invalid or refused
+answer is wrong and has normalised error 1), then:
+
+1. per-subgroup accuracy and NMAE (:func:`subgroup_scores`) and their spread across subgroups,
+   the **normalised range** and the **coefficient of variation** (:func:`fairness_table`);
+2. per-attribute bias: each persona level (e.g. ``Female``, ``65+``) scored over every subgroup
+   that contains it, the gap between the best and worst level of each attribute, and which
+   levels a model favours (:func:`level_scores`, :func:`attribute_gaps`, :func:`favoured_levels`);
+3. base vs SFT: the paper's ablation table and the "fairness paradox" figure
+   (:func:`ablation_table`, :func:`plot_fairness_paradox`);
+4. uncertainty: bootstrap confidence intervals over questions (:func:`bootstrap_fairness`) and
+   a paired sign-flip permutation test of base vs SFT (:func:`paired_permutation_test`).
+
+Example
+-------
+>>> normalized_range([0.5, 0.4, 0.3])
+0.4
+>>> round(coefficient_of_variation([0.5, 0.4, 0.3]), 4)
+0.2041
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "ATTRIBUTES",
+    "FairnessWarning",
+    "normalized_range",
+    "coefficient_of_variation",
+    "load_run_predictions",
+    "gather_predictions",
+    "run_inventory",
+    "score_samples",
+    "sample_levels",
+    "subgroup_scores",
+    "fairness_table",
+    "level_scores",
+    "attribute_gaps",
+    "favoured_levels",
+    "ablation_table",
+    "published_ablation",
+    "format_ablation",
+    "bootstrap_fairness",
+    "paired_permutation_test",
+    "permutation_tests",
+    "plot_subgroup_scores",
+    "plot_level_scores",
+    "plot_fairness_paradox",
+    "plot_bootstrap_intervals",
+]
+
+#: persona attributes (the survey's axes), in the book's order
+ATTRIBUTES: tuple[str, ...] = ("age_group", "sex", "ethnicity", "religion")
+_KEYS = ["run", "label", "tag", "split"]
+_STAT_NAMES = {
+    "accuracy_norm_range": "Acc Norm. Range",
+    "accuracy_cv": "Acc CV",
+    "nmae_norm_range": "NMAE Norm. Range",
+    "nmae_cv": "NMAE CV",
+}
+
+
+class FairnessWarning(RuntimeWarning):
+    """A fairness statistic is undefined for these values (zero max or zero mean) and is NaN."""
+
+
+# --------------------------------------------------------------------------------------------
+# 1. the two spread statistics
+# --------------------------------------------------------------------------------------------
+def _clean(values: Iterable) -> np.ndarray:
+    v = np.asarray(list(values) if not isinstance(values, (np.ndarray, pd.Series)) else values, dtype=float)
+    return v[~np.isnan(v)]
+
+
+def normalized_range(values: Iterable) -> float:
+    """Normalised range of per-subgroup scores: how far the worst subgroup is below the best.
+
+    Parameters
+    ----------
+    values : iterable of float
+        One score per subgroup (accuracy or NMAE); NaN values are ignored.
+
+    Returns
+    -------
+    float
+        0 for a single subgroup; NaN (with a :class:`FairnessWarning`) when the maximum is 0,
+        and NaN for no values.
+
+    Notes
+    -----
+    .. math:: \\mathrm{NR} = \\frac{\\max_g s_g - \\min_g s_g}{\\max_g s_g}
+
+    Lower is fairer. For NMAE (an error) the same formula is used, as in Tan et al. (2026).
+
+    Examples
+    --------
+    >>> normalized_range([1.0, 0.75])
+    0.25
+    >>> normalized_range([0.7])
+    0.0
+    """
+    v = _clean(values)
+    if v.size == 0:
+        return float("nan")
+    if v.size == 1:
+        return 0.0
+    hi = v.max()
+    if hi == 0:
+        warnings.warn("normalized_range: the maximum score is 0, so the range cannot be normalised; "
+                      "returning NaN", FairnessWarning, stacklevel=2)
+        return float("nan")
+    return float((hi - v.min()) / hi)
+
+
+def coefficient_of_variation(values: Iterable) -> float:
+    """Coefficient of variation of per-subgroup scores (population standard deviation / mean).
+
+    Returns 0 for a single subgroup; NaN (with a :class:`FairnessWarning`) when the mean is 0,
+    and NaN for no values. NaN values are ignored.
+
+    Notes
+    -----
+    .. math:: \\mathrm{CV} = \\frac{\\sqrt{\\tfrac{1}{G}\\sum_g (s_g - \\bar s)^2}}{\\bar s}
+
+    Examples
+    --------
+    >>> coefficient_of_variation([0.25, 0.75])
+    0.5
+    """
+    v = _clean(values)
+    if v.size == 0:
+        return float("nan")
+    if v.size == 1:
+        return 0.0
+    mean = v.mean()
+    if mean == 0:
+        warnings.warn("coefficient_of_variation: the mean score is 0; returning NaN", FairnessWarning, stacklevel=2)
+        return float("nan")
+    return float(v.std(ddof=0) / mean)
+
+
+def _nr_rows(m: np.ndarray) -> np.ndarray:
+    """Row-wise :func:`normalized_range` of a (rows x subgroups) array with NaN padding."""
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        hi, lo = np.nanmax(m, axis=1), np.nanmin(m, axis=1)
+        n = (~np.isnan(m)).sum(axis=1)
+        out = np.where(hi > 0, (hi - lo) / np.where(hi > 0, hi, 1), np.nan)
+    return np.where(n == 1, 0.0, np.where(n == 0, np.nan, out))
+
+
+def _cv_rows(m: np.ndarray) -> np.ndarray:
+    """Row-wise :func:`coefficient_of_variation` of a (rows x subgroups) array with NaN padding."""
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, sd = np.nanmean(m, axis=1), np.nanstd(m, axis=1)
+        n = (~np.isnan(m)).sum(axis=1)
+        out = np.where(mean != 0, sd / np.where(mean != 0, mean, 1), np.nan)
+    return np.where(n == 1, 0.0, np.where(n == 0, np.nan, out))
+
+
+# --------------------------------------------------------------------------------------------
+# loading and per-sample scores
+# --------------------------------------------------------------------------------------------
+def _run_label(run_dir: Path) -> str | None:
+    p = run_dir / "params.yaml"
+    if not p.is_file():
+        return None
+    import yaml
+
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(raw, dict):
+        return None
+    return raw.get("display_name") or raw.get("name")
+
+
+def load_run_predictions(runs_root: str | Path = "runs") -> pd.DataFrame:
+    """Every predictions table of every run under ``runs_root``, stacked.
+
+    Reads ``<runs_root>/<run>/predictions/<tag>_<split>.csv`` (tag ``base`` or ``sft``, split
+    ``ood`` or ``train``) and adds ``run`` (the folder name), ``tag`` and ``label`` (the
+    model's ``display_name`` or ``name`` from ``<run>/params.yaml``, else the predictions'
+    ``model`` column, else the run name). Returns an empty table with those columns when no
+    run has predictions yet.
+    """
+    root = Path(runs_root)
+    frames = []
+    for run_dir in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
+        label = _run_label(run_dir)
+        for f in sorted((run_dir / "predictions").glob("*_*.csv")):
+            tag, _, split = f.stem.partition("_")
+            if tag not in ("base", "sft") or split not in ("ood", "train"):
+                continue
+            df = pd.read_csv(f, keep_default_na=True)
+            missing = [c for c in ("sample_id", "question_id", "subgroup", "target", "prediction") if c not in df.columns]
+            if missing:
+                raise ValueError(f"{f}: missing column(s) {missing}; expected a predictions table (ARCHITECTURE.md)")
+            df["run"] = run_dir.name
+            df["tag"] = tag
+            if "split" not in df.columns:
+                df["split"] = split
+            lab = label
+            if lab is None and "model" in df.columns and df["model"].notna().any():
+                lab = str(df["model"].dropna().iloc[0])
+            df["label"] = lab or run_dir.name
+            frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=["run", "label", "tag", "split", "sample_id", "question_id", "stratum",
+                                     "subgroup", "target", "scale_min", "scale_max", "prediction", "status"])
+    out = pd.concat(frames, ignore_index=True)
+    front = ["run", "label", "tag", "split"]
+    return out[front + [c for c in out.columns if c not in front]]
+
+
+def gather_predictions(run_dir: str | Path, runs_root: str | Path = "runs") -> tuple[pd.DataFrame, Path]:
+    """Predictions of every run beside this one: :func:`load_run_predictions` of ``runs_root``,
+    or of ``run_dir``'s parent when ``run_dir`` lies elsewhere (e.g. a temporary run), so the
+    current run is always included. Returns ``(predictions, root used)``."""
+    run_dir, root = Path(run_dir).resolve(), Path(runs_root).resolve()
+    if run_dir.parent != root:
+        root = run_dir.parent
+    return load_run_predictions(root), root
+
+
+def run_inventory(predictions: pd.DataFrame) -> pd.DataFrame:
+    """What is there: one row per ``run, label, tag, split`` with ``n_samples, n_questions,
+    n_subgroups`` and ``invalid_rate`` (share of answers not ``ok``: refused, unparseable, failed).
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"run": "r", "label": "M", "tag": "base", "split": "ood", "question_id": ["Q1", "Q2"],
+    ...                   "subgroup": "s:a", "prediction": [1, None], "status": ["ok", "refused"]})
+    >>> run_inventory(p)[["n_samples", "n_questions", "invalid_rate"]].to_dict("records")
+    [{'n_samples': 2, 'n_questions': 2, 'invalid_rate': 0.5}]
+    """
+    cols = ["run", "label", "tag", "split", "n_samples", "n_questions", "n_subgroups", "invalid_rate"]
+    if predictions.empty:
+        return pd.DataFrame(columns=cols)
+    ok = pd.to_numeric(predictions["prediction"], errors="coerce").notna()
+    if "status" in predictions.columns:
+        ok &= predictions["status"].fillna("ok").astype(str).eq("ok")
+    df = predictions.assign(_bad=(~ok).astype(float))
+    out = (df.groupby(["run", "label", "tag", "split"], sort=True)
+           .agg(n_samples=("question_id", "size"), n_questions=("question_id", "nunique"),
+                n_subgroups=("subgroup", "nunique"), invalid_rate=("_bad", "mean"))
+           .reset_index())
+    return out[cols]
+
+
+def score_samples(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Add per-sample ``correct`` (0/1) and ``nmae`` (normalised absolute error) columns.
+
+    Notes
+    -----
+    With target :math:`t`, prediction :math:`\\hat y` on a scale :math:`[c_{min}, c_{max}]`:
+
+    .. math:: \\mathrm{correct} = [\\hat y = t], \\qquad
+              \\mathrm{nmae} = \\frac{|\\hat y - t|}{c_{max} - c_{min}}
+
+    A missing prediction or a ``status`` other than ``ok`` (refused, unparseable, failed)
+    counts as wrong with ``nmae = 1`` (the largest possible error), so refusing is never
+    rewarded. (``sgvalues.metrics`` holds the same rule for the whole-model metrics.)
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"target": [2, 2, 3], "prediction": [2, 4, float("nan")], "scale_min": [1] * 3,
+    ...                   "scale_max": [5] * 3, "status": ["ok", "ok", "refused"]})
+    >>> score_samples(p)[["correct", "nmae"]].to_dict("list")
+    {'correct': [1.0, 0.0, 0.0], 'nmae': [0.0, 0.5, 1.0]}
+    """
+    for c in ("target", "prediction", "scale_min", "scale_max"):
+        if c not in predictions.columns:
+            raise ValueError(f"predictions: missing column {c!r}; expected target, prediction, scale_min, scale_max")
+    out = predictions.copy()
+    pred = pd.to_numeric(out["prediction"], errors="coerce").to_numpy(float)
+    target = pd.to_numeric(out["target"], errors="coerce").to_numpy(float)
+    span = (pd.to_numeric(out["scale_max"], errors="coerce")
+            - pd.to_numeric(out["scale_min"], errors="coerce")).to_numpy(float)
+    bad = ~(span > 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"predictions: row {i} (sample {out['sample_id'].iloc[i] if 'sample_id' in out else i}): "
+                         f"scale_max - scale_min = {span[i]}: expected a positive scale width")
+    if np.isnan(target).any():
+        i = int(np.flatnonzero(np.isnan(target))[0])
+        raise ValueError(f"predictions: column 'target' is missing in row {i}: expected a numeric code")
+    valid = ~np.isnan(pred)
+    if "status" in out.columns:
+        valid &= out["status"].fillna("ok").astype(str).eq("ok").to_numpy()
+    out["correct"] = np.where(valid, (pred == target).astype(float), 0.0)
+    out["nmae"] = np.where(valid, np.minimum(np.abs(pred - target) / span, 1.0), 1.0)
+    return out
+
+
+def _parse_levels(subgroup: str, levels) -> dict[str, str]:
+    if isinstance(levels, dict):
+        return {str(k): str(v) for k, v in levels.items()}
+    if isinstance(levels, str) and levels.strip():
+        try:
+            d = json.loads(levels)
+            if isinstance(d, dict) and d:  # an empty mapping says nothing: use the id
+                return {str(k): str(v) for k, v in d.items()}
+        except json.JSONDecodeError:
+            pass
+    stratum, sep, rest = str(subgroup).partition(":")
+    if not sep:
+        raise ValueError(f"predictions: subgroup {subgroup!r} has no 'levels' and is not an id "
+                         "'<stratum>:<level>[|<level>]'")
+    axes, parts = stratum.split("_x_"), rest.split("|")
+    if len(axes) != len(parts):
+        raise ValueError(f"predictions: subgroup {subgroup!r}: stratum has {len(axes)} axes but {len(parts)} levels")
+    return dict(zip(axes, parts))
+
+
+def sample_levels(scored: pd.DataFrame) -> pd.DataFrame:
+    """One row per (sample, persona level it carries): the input columns plus ``attribute, level``.
+
+    Levels come from the ``levels`` JSON column (axis -> level) when present, otherwise from the
+    subgroup id, so an OOD pair subgroup such as ``age_group_x_religion:25-34|Muslim`` counts
+    toward ``age_group = 25-34`` and ``religion = Muslim``.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"subgroup": ["age_group_x_religion:25-34|Muslim"], "correct": [1.0]})
+    >>> sample_levels(s)[["attribute", "level"]].to_dict("records")
+    [{'attribute': 'age_group', 'level': '25-34'}, {'attribute': 'religion', 'level': 'Muslim'}]
+    """
+    def as_key(v):
+        if isinstance(v, dict):
+            return json.dumps(v, sort_keys=True)
+        return v if isinstance(v, str) else ""
+
+    lv = scored["levels"].map(as_key) if "levels" in scored.columns else pd.Series("", index=scored.index)
+    # parse each distinct (subgroup, levels) once into a small table, then join it back
+    codes, uniques = pd.factorize(pd.MultiIndex.from_arrays([scored["subgroup"].astype(str).to_numpy(), lv.to_numpy()]))
+    table = pd.DataFrame([(c, a, v) for c, (sg, l) in enumerate(uniques) for a, v in _parse_levels(sg, l).items()],
+                         columns=["_code", "attribute", "level"])
+    out = scored.reset_index(drop=True).assign(_code=codes, _pos=np.arange(len(scored)))
+    out = out.merge(table, on="_code", how="inner").sort_values("_pos", kind="stable")
+    return out.drop(columns=["_code", "_pos"]).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# per-subgroup scores and their spread
+# --------------------------------------------------------------------------------------------
+def _keys(df: pd.DataFrame) -> list[str]:
+    return [k for k in _KEYS if k in df.columns]
+
+
+def subgroup_scores(scored: pd.DataFrame) -> pd.DataFrame:
+    """Per-subgroup accuracy and NMAE: ``run, label, tag, split, stratum, subgroup, n_samples,
+    accuracy, nmae`` (means of :func:`score_samples`' columns over the subgroup's samples).
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"tag": ["base"] * 3, "split": ["ood"] * 3, "stratum": ["x"] * 3,
+    ...                   "subgroup": ["x:a", "x:a", "x:b"], "correct": [1.0, 0.0, 1.0], "nmae": [0, .5, 0]})
+    >>> subgroup_scores(s)[["subgroup", "n_samples", "accuracy", "nmae"]].to_dict("records")
+    [{'subgroup': 'x:a', 'n_samples': 2, 'accuracy': 0.5, 'nmae': 0.25}, {'subgroup': 'x:b', 'n_samples': 1, 'accuracy': 1.0, 'nmae': 0.0}]
+    """
+    df = scored if "stratum" in scored.columns else scored.assign(stratum=scored["subgroup"].str.partition(":")[0])
+    keys = _keys(df) + ["stratum", "subgroup"]
+    return (df.groupby(keys, sort=True)
+            .agg(n_samples=("correct", "size"), accuracy=("correct", "mean"), nmae=("nmae", "mean"))
+            .reset_index())
+
+
+def fairness_table(sub_scores: pd.DataFrame, per_stratum: bool = True) -> pd.DataFrame:
+    """Spread of per-subgroup scores: Norm. Range and CV of accuracy and of NMAE.
+
+    One row per ``run, label, tag, split, stratum, metric`` (metric ``accuracy`` or ``nmae``),
+    where ``stratum = "all"`` pools every subgroup of the split (the paper's headline numbers)
+    and, with ``per_stratum``, each stratum separately. Columns: ``mean`` (unweighted mean over
+    subgroups), ``norm_range``, ``cv``, ``n_subgroups``, ``best_subgroup``, ``worst_subgroup``
+    (highest accuracy / lowest NMAE is best).
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"tag": "base", "split": "ood", "stratum": "x", "subgroup": ["x:a", "x:b"],
+    ...                   "accuracy": [1.0, 0.75], "nmae": [0.25, 0.5]})
+    >>> fairness_table(s, per_stratum=False)[["metric", "norm_range", "best_subgroup"]].to_dict("records")
+    [{'metric': 'accuracy', 'norm_range': 0.25, 'best_subgroup': 'x:a'}, {'metric': 'nmae', 'norm_range': 0.5, 'best_subgroup': 'x:a'}]
+    """
+    keys = _keys(sub_scores)
+    views = [sub_scores.assign(stratum="all")]
+    if per_stratum:
+        views.append(sub_scores)
+    rows = []
+    for view in views:
+        for k, g in view.groupby(keys + ["stratum"], sort=False):
+            for metric, higher_better in (("accuracy", True), ("nmae", False)):
+                v = g[metric].to_numpy(float)
+                order = g.sort_values([metric, "subgroup"], ascending=[not higher_better, True])["subgroup"]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FairnessWarning)  # NaN is documented in the table
+                    nr, cv = normalized_range(v), coefficient_of_variation(v)
+                rows.append(dict(zip(keys + ["stratum"], k if isinstance(k, tuple) else (k,)), metric=metric,
+                                 mean=float(np.nanmean(v)), norm_range=nr, cv=cv, n_subgroups=int(len(v)),
+                                 best_subgroup=order.iloc[0], worst_subgroup=order.iloc[-1]))
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# 2. per-attribute bias
+# --------------------------------------------------------------------------------------------
+def level_scores(scored: pd.DataFrame, pool_splits: bool = False) -> pd.DataFrame:
+    """Accuracy and NMAE of every persona level, pooled over the subgroups that contain it.
+
+    Returns ``run, label, tag, split, attribute, level, n_subgroups, n_samples, accuracy, nmae``;
+    levels of the four survey axes are ordered as in :data:`sgvalues.subgroups.AXES`. With
+    ``pool_splits`` the train and OOD samples are pooled (``split = "all"``): ``sex`` only
+    appears in train strata, so a full persona profile needs both.
+
+    Notes
+    -----
+    For level :math:`\\ell` of attribute :math:`a`, with :math:`S_\\ell` the samples whose subgroup
+    has :math:`a = \\ell` (a pair subgroup counts toward both its levels),
+    :math:`\\mathrm{acc}_\\ell = |S_\\ell|^{-1} \\sum_{i \\in S_\\ell} \\mathrm{correct}_i`.
+    """
+    long = sample_levels(scored.assign(split="all") if pool_splits else scored)
+    keys = _keys(long) + ["attribute", "level"]
+    out = (long.groupby(keys, sort=False)
+           .agg(n_subgroups=("subgroup", "nunique"), n_samples=("correct", "size"),
+                accuracy=("correct", "mean"), nmae=("nmae", "mean"))
+           .reset_index())
+    return _order_levels(out)
+
+
+def _order_levels(df: pd.DataFrame) -> pd.DataFrame:
+    try:
+        from sgvalues.subgroups import AXES
+    except ImportError:  # pragma: no cover - the subgroups module ships with the package
+        AXES = {}
+    a_rank = {a: i for i, a in enumerate(ATTRIBUTES)}
+    l_rank = {(a, l): i for a, ls in AXES.items() for i, l in enumerate(ls)}
+    df = df.assign(_a=df["attribute"].map(lambda a: a_rank.get(a, 99)),
+                   _l=[l_rank.get((a, l), 99) for a, l in zip(df["attribute"], df["level"])])
+    keys = _keys(df)
+    return df.sort_values(keys + ["_a", "_l", "level"]).drop(columns=["_a", "_l"]).reset_index(drop=True)
+
+
+def attribute_gaps(levels: pd.DataFrame) -> pd.DataFrame:
+    """Best and worst level of each attribute, and the gap between them.
+
+    One row per ``run, label, tag, split, attribute, metric``: ``best_level, best, worst_level,
+    worst, gap`` with ``gap = |best - worst|`` (best = highest accuracy or lowest NMAE).
+
+    Examples
+    --------
+    >>> lv = pd.DataFrame({"tag": "base", "attribute": "sex", "level": ["Male", "Female"],
+    ...                    "accuracy": [0.5, 0.4], "nmae": [0.2, 0.25]})
+    >>> attribute_gaps(lv)[["metric", "best_level", "gap"]].round(3).to_dict("records")
+    [{'metric': 'accuracy', 'best_level': 'Male', 'gap': 0.1}, {'metric': 'nmae', 'best_level': 'Male', 'gap': 0.05}]
+    """
+    keys = _keys(levels)
+    rows = []
+    for k, g in levels.groupby(keys + ["attribute"], sort=False):
+        for metric, higher_better in (("accuracy", True), ("nmae", False)):
+            o = g.sort_values([metric, "level"], ascending=[not higher_better, True])
+            best, worst = o.iloc[0], o.iloc[-1]
+            rows.append(dict(zip(keys + ["attribute"], k if isinstance(k, tuple) else (k,)), metric=metric,
+                             best_level=best["level"], best=float(best[metric]), worst_level=worst["level"],
+                             worst=float(worst[metric]), gap=abs(float(best[metric]) - float(worst[metric])),
+                             n_levels=int(len(g))))
+    return pd.DataFrame(rows)
+
+
+def favoured_levels(levels: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """Which persona each model favours: the best level of every attribute, one row per
+    ``run, label, tag, split`` and one column per attribute (published beside in the notebook:
+    young, male, Chinese, Christian)."""
+    gaps = attribute_gaps(levels)
+    gaps = gaps[gaps["metric"] == metric]
+    keys = _keys(gaps)
+    wide = gaps.pivot_table(index=keys, columns="attribute", values="best_level", aggfunc="first").reset_index()
+    wide.columns.name = None
+    return wide[keys + [a for a in ATTRIBUTES if a in wide.columns]
+                + [c for c in wide.columns if c not in keys and c not in ATTRIBUTES]]
+
+
+# --------------------------------------------------------------------------------------------
+# 3. base vs SFT
+# --------------------------------------------------------------------------------------------
+def ablation_table(fair: pd.DataFrame, split: str = "ood", stratum: str = "all") -> pd.DataFrame:
+    """The paper's ablation table: fairness statistics before and after SFT, per model.
+
+    Parameters
+    ----------
+    fair : DataFrame
+        :func:`fairness_table` output.
+    split, stratum : str
+        Which subgroups the statistics pool (default: every OOD subgroup).
+
+    Returns
+    -------
+    DataFrame
+        ``run, label, split, statistic, base, sft, change`` (``change = sft - base``; negative
+        means SFT made subgroups more equal), statistics ``Acc Norm. Range``, ``Acc CV``,
+        ``NMAE Norm. Range``, ``NMAE CV``, only for runs with both tags.
+    """
+    f = fair[(fair["split"] == split) & (fair["stratum"] == stratum)]
+    rows = []
+    for (run, label), g in f.groupby(["run", "label"], sort=True):
+        if not {"base", "sft"} <= set(g["tag"]):
+            continue
+        for stat, name in _STAT_NAMES.items():
+            metric, _, kind = stat.partition("_")
+            v = g[g["metric"] == metric].set_index("tag")[kind]
+            rows.append({"run": run, "label": label, "split": split, "statistic": name,
+                         "base": float(v["base"]), "sft": float(v["sft"]), "change": float(v["sft"] - v["base"])})
+    return pd.DataFrame(rows, columns=["run", "label", "split", "statistic", "base", "sft", "change"])
+
+
+def published_ablation() -> pd.DataFrame:
+    """The published ablation numbers (Tan et al. 2026), in :func:`ablation_table`'s columns.
+
+    >>> published_ablation()[["statistic", "base", "sft"]].to_dict("records")
+    [{'statistic': 'Acc Norm. Range', 'base': 0.24, 'sft': 0.179}, {'statistic': 'NMAE Norm. Range', 'base': 0.28, 'sft': 0.336}]
+    """
+    from sgvalues.published import PUBLISHED_LABEL, published
+
+    fair = published()["fairness"]
+    rows = []
+    for key, name in (("accuracy_norm_range", "Acc Norm. Range"), ("nmae_norm_range", "NMAE Norm. Range")):
+        b, s = fair[key]["base"], fair[key]["sft"]
+        rows.append({"run": "published", "label": PUBLISHED_LABEL, "split": "ood", "statistic": name,
+                     "base": b, "sft": s, "change": round(s - b, 6)})
+    return pd.DataFrame(rows)
+
+
+def format_ablation(ablation: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """The ablation table as the paper prints it: one row per model, one column per statistic,
+    cells ``"base → sft"``.
+
+    >>> format_ablation(published_ablation()).iloc[0].tolist()
+    ['0.240 → 0.179', '0.280 → 0.336']
+    """
+    if ablation.empty:
+        return pd.DataFrame()
+    cell = ablation.assign(cell=[f"{b:.{digits}f} → {s:.{digits}f}" for b, s in zip(ablation["base"], ablation["sft"])])
+    wide = cell.pivot_table(index="label", columns="statistic", values="cell", aggfunc="first", sort=False)
+    wide.columns.name = None
+    wide.index.name = "model"
+    return wide[[c for c in _STAT_NAMES.values() if c in wide.columns]].fillna("–")  # not quoted / not run
+
+
+# --------------------------------------------------------------------------------------------
+# 4. uncertainty
+# --------------------------------------------------------------------------------------------
+def _question_matrices(scored: pd.DataFrame, questions: np.ndarray, subgroups: np.ndarray):
+    """Per (question, subgroup) sums of correct, nmae and counts, as Q x G arrays."""
+    qi = pd.Index(questions).get_indexer(scored["question_id"])
+    gi = pd.Index(subgroups).get_indexer(scored["subgroup"])
+    shape = (len(questions), len(subgroups))
+    n, c, e = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    np.add.at(n, (qi, gi), 1.0)
+    np.add.at(c, (qi, gi), scored["correct"].to_numpy(float))
+    np.add.at(e, (qi, gi), scored["nmae"].to_numpy(float))
+    return n, c, e
+
+
+def _stats_from_sums(n: np.ndarray, c: np.ndarray, e: np.ndarray) -> dict[str, np.ndarray]:
+    """From (B x Q) @ (Q x G) resampled sums: the six statistics for each of B draws."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc_g = c / np.where(n > 0, n, np.nan)
+        nmae_g = e / np.where(n > 0, n, np.nan)
+        tot = n.sum(axis=1)
+        return {"accuracy": c.sum(axis=1) / tot, "nmae": e.sum(axis=1) / tot,
+                "accuracy_norm_range": _nr_rows(acc_g), "accuracy_cv": _cv_rows(acc_g),
+                "nmae_norm_range": _nr_rows(nmae_g), "nmae_cv": _cv_rows(nmae_g)}
+
+
+def bootstrap_fairness(scored: pd.DataFrame, n_boot: int = 1000, seed: int = 0, ci: float = 0.95,
+                       stratum: str | None = None, method: str = "percentile") -> pd.DataFrame:
+    """Bootstrap confidence intervals over questions for accuracy, NMAE, Norm. Range and CV.
+
+    Parameters
+    ----------
+    scored : DataFrame
+        :func:`score_samples` output (one or several runs, tags, splits).
+    n_boot : int
+        Bootstrap draws.
+    seed : int
+        Seeds ``numpy.random.default_rng``; the same inputs and seed give identical intervals.
+    ci : float
+        Coverage of the percentile interval.
+    stratum : str, optional
+        Restrict to one stratum; default pools every subgroup of the split.
+    method : {"percentile", "basic"}
+        Percentile interval :math:`[q_{\\alpha}, q_{1-\\alpha}]` of the draws, or the basic
+        (reverse percentile) interval :math:`[2\\hat\\theta - q_{1-\\alpha}, 2\\hat\\theta - q_{\\alpha}]`.
+
+    Returns
+    -------
+    DataFrame
+        ``run, label, split, tag, statistic, estimate, lo, hi, se, bias, n_questions, n_boot``,
+        where ``tag`` is ``base``, ``sft`` or ``sft - base`` (the paired change, when both
+        exist) and ``bias`` = mean of the draws - estimate.
+
+    Notes
+    -----
+    Questions are the resampling unit, because a question's answers for all subgroups are
+    correlated: draw :math:`b` takes :math:`Q` questions with replacement (weights
+    :math:`w_{bq}`, multinomial counts) and recomputes every subgroup's score as
+    :math:`\\sum_q w_{bq} s_{qg} / \\sum_q w_{bq} n_{qg}`, then the statistic. Base and SFT
+    use the *same* draws (paired resampling), so the change's interval accounts for the
+    questions being shared. Interval: the :math:`(1 \\pm ci)/2` percentiles of the draws.
+
+    Norm. Range and CV are spreads of noisy per-subgroup scores, so they are biased upward
+    (noise alone makes subgroups look unequal) and resampling adds more noise: their percentile
+    interval can lie above the estimate. The ``bias`` column shows by how much; the paired
+    change ``sft - base`` is much less affected because the bias largely cancels.
+    """
+    if method not in ("percentile", "basic"):
+        raise ValueError(f"method = {method!r}: expected 'percentile' or 'basic'")
+    if n_boot < 1:
+        raise ValueError(f"n_boot = {n_boot}: expected >= 1")
+    if not 0 < ci < 1:
+        raise ValueError(f"ci = {ci}: expected a number in (0, 1)")
+    df = scored if stratum is None else scored[scored["stratum"] == stratum]
+    rng = np.random.default_rng(seed)
+    alpha = (1 - ci) / 2
+    rows = []
+    group_keys = [k for k in ("run", "label", "split") if k in df.columns]
+    groups = df.groupby(group_keys, sort=True) if group_keys else [((), df)]
+    for k, g in groups:
+        k = k if isinstance(k, tuple) else (k,)
+        questions = np.sort(g["question_id"].unique())
+        subgroups = np.sort(g["subgroup"].unique())
+        nq = len(questions)
+        # B x Q resampling counts (questions drawn with replacement), shared by the tags
+        draw = rng.integers(0, nq, size=(n_boot, nq)) + nq * np.arange(n_boot)[:, None]
+        w = np.bincount(draw.ravel(), minlength=n_boot * nq).reshape(n_boot, nq).astype(float)
+        tags = sorted(g["tag"].unique()) if "tag" in g.columns else ["base"]
+        draws, points = {}, {}
+        for tag in tags:
+            gt = g[g["tag"] == tag] if "tag" in g.columns else g
+            n, c, e = _question_matrices(gt, questions, subgroups)
+            whole = _stats_from_sums(n.sum(0, keepdims=True), c.sum(0, keepdims=True), e.sum(0, keepdims=True))
+            points[tag] = {s: float(v[0]) for s, v in whole.items()}
+            draws[tag] = _stats_from_sums(w @ n, w @ c, w @ e)
+        if {"base", "sft"} <= set(tags):
+            points["sft - base"] = {s: points["sft"][s] - points["base"][s] for s in points["sft"]}
+            draws["sft - base"] = {s: draws["sft"][s] - draws["base"][s] for s in draws["sft"]}
+        for tag in draws:
+            for stat, d in draws[tag].items():
+                d = d[~np.isnan(d)]
+                est = points[tag][stat]
+                lo, hi = (np.quantile(d, [alpha, 1 - alpha]) if d.size else (np.nan, np.nan))
+                if method == "basic":
+                    lo, hi = 2 * est - hi, 2 * est - lo
+                rows.append({**dict(zip(group_keys, k)), "tag": tag, "statistic": stat,
+                             "estimate": est, "lo": float(lo), "hi": float(hi),
+                             "se": float(d.std(ddof=1)) if d.size > 1 else float("nan"),
+                             "bias": float(d.mean() - est) if d.size else float("nan"),
+                             "n_questions": nq, "n_boot": n_boot})
+    return pd.DataFrame(rows)
+
+
+def paired_permutation_test(x: Iterable, y: Iterable, n_perm: int = 10000, seed: int = 0,
+                            exact_max: int = 16, alternative: str = "two-sided") -> dict:
+    """Paired sign-flip permutation test of mean(x - y) = 0 (e.g. SFT vs base correctness).
+
+    Parameters
+    ----------
+    x, y : iterable of float
+        Paired per-sample values (same samples, same order), e.g. ``correct`` after and before SFT.
+    n_perm : int
+        Monte Carlo sign flips when the exact enumeration is too large.
+    seed : int
+        Seed of the Monte Carlo flips.
+    exact_max : int
+        Enumerate all :math:`2^m` sign vectors when the number :math:`m` of non-zero differences
+        is at most this.
+    alternative : {"two-sided", "greater", "less"}
+        ``greater``: x tends to exceed y.
+
+    Returns
+    -------
+    dict
+        ``statistic`` (mean difference), ``p_value``, ``n`` (pairs), ``n_nonzero``, ``method``
+        (``exact`` or ``monte carlo``), ``n_perm`` (sign vectors used).
+
+    Notes
+    -----
+    Under :math:`H_0` each paired difference :math:`d_i = x_i - y_i` is symmetric about 0, so
+    its sign can be flipped. With :math:`T = \\bar d`, the exact p-value is the share of the
+    :math:`2^m` sign vectors :math:`\\varepsilon` with :math:`|\\sum_i \\varepsilon_i d_i| \\ge
+    |\\sum_i d_i|` (zero differences do not change under flips). The Monte Carlo p-value is
+    :math:`(1 + \\#\\{|T^*| \\ge |T|\\}) / (1 + n_{perm})`, which is never 0. For 0/1
+    correctness this is an exact sign (McNemar-type) test.
+
+    Examples
+    --------
+    >>> r = paired_permutation_test([1, 1, 1, 0], [0, 0, 0, 0])
+    >>> r["p_value"], r["method"]
+    (0.25, 'exact')
+    """
+    x, y = np.asarray(list(x), dtype=float), np.asarray(list(y), dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"paired_permutation_test: x has {x.size} values and y {y.size}: expected pairs")
+    if alternative not in ("two-sided", "greater", "less"):
+        raise ValueError(f"alternative = {alternative!r}: expected 'two-sided', 'greater' or 'less'")
+    ok = ~(np.isnan(x) | np.isnan(y))
+    d = (x - y)[ok]
+    n = int(d.size)
+    if n == 0:
+        return {"statistic": float("nan"), "p_value": float("nan"), "n": 0, "n_nonzero": 0, "method": "none", "n_perm": 0}
+    nz = d[d != 0]
+    m = int(nz.size)
+    t_obs = float(nz.sum())
+    tol = 1e-9 * max(1.0, float(np.abs(nz).sum()))
+
+    def extreme(t):
+        if alternative == "two-sided":
+            return np.abs(t) >= abs(t_obs) - tol
+        if alternative == "greater":
+            return t >= t_obs - tol
+        return t <= t_obs + tol
+
+    if m == 0:
+        p, method, used = 1.0, "exact", 1
+    elif m <= exact_max:
+        signs = 1 - 2 * ((np.arange(2 ** m)[:, None] >> np.arange(m)[None, :]) & 1)
+        p, method, used = float(extreme(signs @ nz).mean()), "exact", 2 ** m
+    else:
+        rng = np.random.default_rng(seed)
+        hits, done = 0, 0
+        chunk = max(1, min(n_perm, 4_000_000 // m))
+        total = float(nz.sum())
+        while done < n_perm:
+            b = min(chunk, n_perm - done)
+            # random bits from raw bytes (much faster than integers()); sign = 1 - 2 * bit, so
+            # sum_i sign_i d_i = sum(d) - 2 * bits @ d
+            bits = np.unpackbits(np.frombuffer(rng.bytes(b * ((m + 7) // 8)), dtype=np.uint8)
+                                 .reshape(b, -1), axis=1, count=m)
+            hits += int(extreme(total - 2.0 * (bits @ nz)).sum())
+            done += b
+        p, method, used = (1 + hits) / (1 + n_perm), "monte carlo", n_perm
+    return {"statistic": t_obs / n, "p_value": min(1.0, p), "n": n, "n_nonzero": m, "method": method, "n_perm": used}
+
+
+def permutation_tests(scored: pd.DataFrame, n_perm: int = 10000, seed: int = 0) -> pd.DataFrame:
+    """Base vs SFT per-sample correctness and NMAE, paired by ``sample_id``, for every run and
+    split with both tags: ``run, label, split, metric, base, sft, change, p_value, n, n_nonzero,
+    method``."""
+    rows = []
+    for (run, label, split), g in scored.groupby(["run", "label", "split"], sort=True):
+        if not {"base", "sft"} <= set(g["tag"]):
+            continue
+        b = g[g["tag"] == "base"].set_index("sample_id")
+        s = g[g["tag"] == "sft"].set_index("sample_id")
+        common = b.index.intersection(s.index)
+        for metric in ("correct", "nmae"):
+            r = paired_permutation_test(s.loc[common, metric], b.loc[common, metric], n_perm=n_perm, seed=seed)
+            rows.append({"run": run, "label": label, "split": split,
+                         "metric": "accuracy" if metric == "correct" else "nmae",
+                         "base": float(b.loc[common, metric].mean()), "sft": float(s.loc[common, metric].mean()),
+                         "change": r["statistic"], "p_value": r["p_value"], "n": r["n"],
+                         "n_nonzero": r["n_nonzero"], "method": r["method"]})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# figures
+# --------------------------------------------------------------------------------------------
+def plot_subgroup_scores(sub_scores: pd.DataFrame, metric: str = "accuracy", split: str | None = None):
+    """Per-subgroup scores by stratum, one panel per model, base and SFT side by side."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    d = sub_scores if split is None else sub_scores[sub_scores["split"] == split]
+    if d.empty:
+        return _empty_figure("no predictions")
+    labels = list(dict.fromkeys(d["label"]))
+    try:
+        from sgvalues.subgroups import STRATUM_NAMES
+    except ImportError:  # pragma: no cover
+        STRATUM_NAMES = ()
+    present = set(d["stratum"])
+    order = [s for s in STRATUM_NAMES if s in present] + sorted(present - set(STRATUM_NAMES))
+    fig, axes = plt.subplots(1, max(1, len(labels)), figsize=(5.5 * max(1, len(labels)), 4.2), squeeze=False, sharey=True)
+    for ax, lab in zip(axes[0], labels):
+        g = d[d["label"] == lab]
+        sns.stripplot(data=g, x="stratum", y=metric, hue="tag", dodge=True, ax=ax, size=4, alpha=0.8, order=order,
+                      hue_order=[t for t in ("base", "sft") if t in set(g["tag"])])
+        ax.set_title(lab)
+        if ax.get_legend():
+            ax.get_legend().remove()
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", rotation=35)
+        for t in ax.get_xticklabels():
+            t.set_ha("right")
+    axes[0][0].set_ylabel("accuracy per subgroup" if metric == "accuracy" else "NMAE per subgroup")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.tight_layout()
+    if handles:
+        fig.legend(handles, names, title="tag", loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False)
+    return fig
+
+
+def _empty_figure(message: str):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 1.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", color="0.4")
+    return fig
+
+
+def plot_level_scores(levels: pd.DataFrame, metric: str = "accuracy", run: str | None = None):
+    """Bars per persona level, one panel per attribute, base vs SFT, for one run (model)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    d = levels if run is None or levels.empty else levels[levels["run"] == run]
+    if d.empty:
+        return _empty_figure(f"no predictions for run {run!r}" if run else "no predictions")
+    label = d["label"].iloc[0] if "label" in d.columns and d["label"].nunique() == 1 else None
+    attrs = [a for a in ATTRIBUTES if a in set(d["attribute"])]
+    widths = [max(2, d.loc[d["attribute"] == a, "level"].nunique()) for a in attrs]
+    fig, axes = plt.subplots(1, len(attrs), figsize=(sum(widths) * 0.7 + 2, 3.8), sharey=True,
+                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    for ax, a in zip(axes[0], attrs):
+        g = d[d["attribute"] == a]
+        sns.barplot(data=g, x="level", y=metric, hue="tag", ax=ax, errorbar=None,
+                    hue_order=[t for t in ("base", "sft") if t in set(g["tag"])])
+        ax.set_title(a.replace("_", " "))
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", rotation=40)
+        for t in ax.get_xticklabels():
+            t.set_ha("right")
+        if ax is not axes[0][0]:
+            ax.set_ylabel("")
+        if ax.get_legend():
+            ax.get_legend().remove()
+    axes[0][0].set_ylabel(metric if metric == "accuracy" else "NMAE")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    if label:
+        fig.suptitle(label, fontweight="bold")
+    fig.tight_layout()
+    if handles:
+        fig.legend(handles, names, title="tag", loc="upper left", bbox_to_anchor=(1.0, 0.9), frameon=False)
+    return fig
+
+
+def plot_fairness_paradox(ablation: pd.DataFrame, published_rows: pd.DataFrame | None = None,
+                          intervals: pd.DataFrame | None = None):
+    """Change in accuracy Norm. Range (x) against change in NMAE Norm. Range (y), base -> SFT.
+
+    One point per model; the published change as a separate marker. Points left of 0 got
+    fairer in accuracy; points above 0 got less fair in NMAE: the top-left quadrant is the
+    paper's "fairness paradox". ``intervals`` (from :func:`bootstrap_fairness`) adds 95 % bars.
+    """
+    import matplotlib.pyplot as plt
+
+    from sgvalues.published import PUBLISHED_LABEL
+
+    def xy(df):
+        w = df.pivot_table(index=["run", "label"], columns="statistic", values="change", aggfunc="first")
+        return w.reset_index()
+
+    fig, ax = plt.subplots(figsize=(6.2, 5))
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.axvline(0, color="0.5", lw=0.8)
+    if len(ablation):
+        w = xy(ablation)
+        for i, r in w.iterrows():
+            xerr = yerr = None
+            if intervals is not None and len(intervals):
+                iv = intervals[(intervals["run"] == r["run"]) & (intervals["tag"] == "sft - base")].set_index("statistic")
+                if "accuracy_norm_range" in iv.index:
+                    a = iv.loc["accuracy_norm_range"]
+                    xerr = [[max(0, a["estimate"] - a["lo"])], [max(0, a["hi"] - a["estimate"])]]
+                if "nmae_norm_range" in iv.index:
+                    b = iv.loc["nmae_norm_range"]
+                    yerr = [[max(0, b["estimate"] - b["lo"])], [max(0, b["hi"] - b["estimate"])]]
+            ax.errorbar(r["Acc Norm. Range"], r["NMAE Norm. Range"], xerr=xerr, yerr=yerr, fmt="o",
+                        color=f"C{i % 10}", capsize=3, label=r["label"])
+    if published_rows is not None and len(published_rows):
+        p = xy(published_rows).iloc[0]
+        ax.scatter(p["Acc Norm. Range"], p["NMAE Norm. Range"], marker="D", s=60, color="C3",
+                   edgecolor="k", zorder=4, label=PUBLISHED_LABEL)
+    lim = max([0.05] + [abs(v) for v in ax.get_xlim() + ax.get_ylim()])
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.text(-lim * 0.95, lim * 0.9, "paradox: accuracy fairer,\nNMAE less fair", fontsize=8, va="top", color="0.3")
+    ax.set_xlabel("Δ accuracy Norm. Range (SFT − base; < 0 = fairer)")
+    ax.set_ylabel("Δ NMAE Norm. Range (SFT − base; < 0 = fairer)")
+    ax.set_title("Does SFT make subgroups more equal?")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_bootstrap_intervals(boot: pd.DataFrame, statistics: Iterable[str] | None = None,
+                             tags: Iterable[str] | None = None):
+    """Forest plot: estimate and bootstrap interval per model and tag, one panel per statistic
+    (``tags`` selects e.g. ``("base", "sft")`` or ``("sft - base",)``)."""
+    import matplotlib.pyplot as plt
+
+    if tags is not None:
+        boot = boot[boot["tag"].isin(list(tags))]
+    if boot.empty:
+        return _empty_figure("no bootstrap results")
+    stats = list(statistics or dict.fromkeys(boot["statistic"]))
+    n_rows = boot[["label", "tag", "split"]].drop_duplicates().shape[0]
+    fig, axes = plt.subplots(1, len(stats), figsize=(3.2 * len(stats), 0.45 * n_rows + 1.6), squeeze=False, sharey=True)
+    for ax, stat in zip(axes[0], stats):
+        b = boot[boot["statistic"] == stat].reset_index(drop=True)
+        names = [f"{r.label} · {r.split} · {r.tag}" for r in b.itertuples()]
+        y = np.arange(len(b))
+        colour = {"base": "C0", "sft": "C1", "sft - base": "C2"}
+        for tag, col in colour.items():
+            m = (b["tag"] == tag).to_numpy()
+            if m.any():
+                e = b[m]
+                ax.errorbar(e["estimate"], y[m], xerr=[np.maximum(0, e["estimate"] - e["lo"]),
+                                                       np.maximum(0, e["hi"] - e["estimate"])],
+                            fmt="o", color=col, ms=4, capsize=3, label=tag)
+        if (b["tag"] == "sft - base").any():
+            ax.axvline(0, color="0.6", lw=0.7, ls="--")
+        ax.set_yticks(y, names, fontsize=7)
+        ax.set_title(stat.replace("_", " "), fontsize=9)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
