@@ -1,0 +1,256 @@
+"""Persona sentences, structured (multiple-choice) prompts and open-ended prompts.
+
+A **persona sentence** describes a subgroup in plain English, e.g. "You are a Malay woman living
+in Singapore." It is built from the subgroup's levels (any subset of the four axes), so every
+single-axis and pair subgroup reads naturally.
+
+A **structured prompt** is three chat parts:
+
+- ``system``: the generic survey instruction, identical for every sample;
+- ``user_shared``: the question wording and its numbered options, identical for every subgroup
+  of a question;
+- ``user_persona``: the persona sentence plus "Answer as this person would, with the number of
+  one option only."
+
+The chat is ``[system, user = user_shared + user_persona]``. The persona-specific part comes
+**last** on purpose: every subgroup of a question shares the token prefix ``system +
+user_shared``, so a model engine computes that prefix once and reuses its KV cache for each
+persona suffix (about 100 subgroups per question). The assistant's answer is the bare option
+code ("3", "10").
+
+An **open-ended prompt** (``open_user``) is the persona sentence and the question without
+options, asking for two or three sentences (for the judged open-ended evaluation).
+
+Example
+-------
+>>> persona_sentence({"ethnicity": "Malay", "sex": "Female"})
+'You are a Malay woman living in Singapore.'
+>>> persona_sentence({"religion": "Buddhist", "age_group": "25-34"})
+'You are a Buddhist aged 25 to 34 living in Singapore.'
+>>> persona_sentence({"religion": "None"})
+'You live in Singapore and have no religion.'
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+
+from sgvalues.subgroups import AXES
+
+__all__ = [
+    "SYSTEM_PROMPT",
+    "OPEN_SYSTEM_PROMPT",
+    "ANSWER_INSTRUCTION",
+    "OPEN_INSTRUCTION",
+    "persona_sentence",
+    "format_options",
+    "user_persona",
+    "structured_prompt",
+    "open_prompt",
+    "structured_messages",
+    "open_messages",
+]
+
+#: the one system message of every structured prompt
+SYSTEM_PROMPT = (
+    "You are taking part in the World Values Survey. You will be told who you are and asked one "
+    "question with numbered answer options. Reply with the number of the option that person would "
+    "choose, and nothing else."
+)
+#: the system message of every open-ended prompt
+OPEN_SYSTEM_PROMPT = (
+    "You are taking part in an interview for the World Values Survey. You will be told who you are "
+    "and asked one question. Answer in your own words, in the first person, as that person would."
+)
+ANSWER_INSTRUCTION = "Answer as this person would, with the number of one option only."
+OPEN_INSTRUCTION = "Answer in two or three sentences."
+
+_SEX_NOUN = {"Male": "man", "Female": "woman"}
+# Religions that work both as an adjective ("a Hindu woman") and a noun ("a Hindu").
+_RELIGION_WORD = {"Roman Catholic": "Roman Catholic", "Protestant": "Protestant", "Muslim": "Muslim",
+                  "Hindu": "Hindu", "Buddhist": "Buddhist"}
+# The two religion levels that are not a denomination get their own clause. WVS codes Taoists as
+# "Other" (Q289 = 9); they are most of that group in Singapore, so the example helps the model.
+_RELIGION_CLAUSE = {"None": "have no religion", "Other": "follow another religion, such as Taoism"}
+
+
+def _age_phrase(level: str) -> str:
+    if level.endswith("+"):
+        return f"aged {level[:-1]} or older"
+    lo, hi = level.split("-")
+    return f"aged {lo} to {hi}"
+
+
+def _article(word: str) -> str:
+    return "an" if word[0].lower() in "aeiou" else "a"
+
+
+def _check_levels(levels: Mapping[str, str]) -> None:
+    for axis, level in levels.items():
+        if axis not in AXES:
+            raise ValueError(f"persona: unknown axis {axis!r}; expected one of {list(AXES)}")
+        if level not in AXES[axis]:
+            raise ValueError(f"persona: axis {axis!r} has no level {level!r}; expected one of {AXES[axis]}")
+
+
+def persona_sentence(levels: Mapping[str, str]) -> str:
+    """One or two English sentences describing a person with these axis levels.
+
+    Parameters
+    ----------
+    levels : mapping
+        axis -> level, any subset of ``sex``, ``age_group``, ``ethnicity``, ``religion``
+        (e.g. the ``levels`` of a subgroup).
+
+    Returns
+    -------
+    str
+        "You are <noun phrase> living in Singapore." where the noun phrase is
+        ``[article] [ethnicity] [religion] (man|woman|<religion>|person) [aged ...]``;
+        ``religion`` ``None`` / ``Other`` become a clause ("... and have no religion" /
+        "You have no religion.") since they are not denominations.
+
+    Examples
+    --------
+    >>> persona_sentence({"sex": "Male", "age_group": "25-34"})
+    'You are a man aged 25 to 34 living in Singapore.'
+    >>> persona_sentence({"ethnicity": "Indian", "religion": "Protestant"})
+    'You are an Indian Protestant living in Singapore.'
+    >>> persona_sentence({"sex": "Female", "religion": "None"})
+    'You are a woman living in Singapore. You have no religion.'
+    >>> persona_sentence({"age_group": "65+"})
+    'You are a person aged 65 or older living in Singapore.'
+    """
+    return _persona(tuple(sorted(levels.items())))
+
+
+@lru_cache(maxsize=4096)
+def _persona(items: tuple[tuple[str, str], ...]) -> str:
+    # cached: prepare builds ~25,000 prompts from ~100 personas
+    levels = dict(items)
+    _check_levels(levels)
+    sex, age = levels.get("sex"), levels.get("age_group")
+    eth, rel = levels.get("ethnicity"), levels.get("religion")
+    clause = _RELIGION_CLAUSE.get(rel) if rel else None
+    words = []
+    if eth:
+        words.append(eth)
+    rel_word = _RELIGION_WORD.get(rel) if rel else None
+    if sex:
+        if rel_word:
+            words.append(rel_word)
+        words.append(_SEX_NOUN[sex])
+    elif rel_word:
+        words.append(rel_word)          # "a Chinese Buddhist", "a Buddhist aged 25 to 34"
+    elif eth or age or not clause:
+        words.append("person")
+    if words:
+        phrase = f"{_article(words[0])} {' '.join(words)}"
+        if age:
+            phrase += f" {_age_phrase(age)}"
+        text = f"You are {phrase} living in Singapore."
+        if clause:
+            text += f" You {clause}."
+        return text
+    return f"You live in Singapore and {clause}."
+
+
+def _options_dict(options) -> dict[str, str]:
+    if isinstance(options, str):
+        options = json.loads(options)
+    return {str(k): str(v) for k, v in sorted(options.items(), key=lambda kv: int(kv[0]))}
+
+
+def format_options(options) -> str:
+    """Numbered option lines "1. Very important"; a bare label equal to its code prints once.
+
+    >>> print(format_options({"1": "None at all", "2": "2", "3": "A great deal"}))
+    1. None at all
+    2.
+    3. A great deal
+    """
+    lines = []
+    for code, label in _options_dict(options).items():
+        lines.append(f"{code}." if label.strip() in ("", code) else f"{code}. {label}")
+    return "\n".join(lines)
+
+
+def _field(row, name: str):
+    try:
+        return row[name]
+    except (KeyError, IndexError, TypeError):
+        return getattr(row, name)
+
+
+def user_persona(levels: Mapping[str, str]) -> str:
+    """The persona-specific end of the user turn: persona sentence + answer instruction.
+
+    >>> user_persona({"sex": "Male"})
+    'You are a man living in Singapore. Answer as this person would, with the number of one option only.'
+    """
+    return f"{persona_sentence(levels)} {ANSWER_INSTRUCTION}"
+
+
+def structured_prompt(question_row, levels: Mapping[str, str]) -> dict[str, str]:
+    """The three chat parts of the structured prompt for one question and one persona.
+
+    Parameters
+    ----------
+    question_row : mapping or row
+        A catalogue row with ``wording`` and ``options`` (JSON or mapping code -> label).
+    levels : mapping
+        The persona's axis -> level.
+
+    Returns
+    -------
+    dict
+        ``system``, ``user_shared`` (wording, a blank line, "Options:", the numbered options, a
+        blank line) and ``user_persona`` (persona sentence + answer instruction). The user turn
+        is ``user_shared + user_persona``; only ``user_persona`` depends on the persona, and it
+        comes last so the shared prefix's KV cache can be reused across personas.
+
+    Examples
+    --------
+    >>> q = {"wording": "How important is family in your life?",
+    ...      "options": '{"1": "Very important", "2": "Not important"}'}
+    >>> p = structured_prompt(q, {"sex": "Female"})
+    >>> print(p["user_shared"] + p["user_persona"])
+    How important is family in your life?
+    <BLANKLINE>
+    Options:
+    1. Very important
+    2. Not important
+    <BLANKLINE>
+    You are a woman living in Singapore. Answer as this person would, with the number of one option only.
+    """
+    wording = str(_field(question_row, "wording")).strip()
+    shared = f"{wording}\n\nOptions:\n{format_options(_field(question_row, 'options'))}\n\n"
+    return {"system": SYSTEM_PROMPT, "user_shared": shared, "user_persona": user_persona(levels)}
+
+
+def open_prompt(question_row, levels: Mapping[str, str]) -> str:
+    """The open-ended user turn: persona sentence, the question (no options), the length ask.
+
+    >>> open_prompt({"wording": "How important is family in your life?"}, {"ethnicity": "Chinese"})
+    'You are a Chinese person living in Singapore.\\n\\nHow important is family in your life?\\n\\nAnswer in two or three sentences.'
+    """
+    wording = str(_field(question_row, "wording")).strip()
+    return f"{persona_sentence(levels)}\n\n{wording}\n\n{OPEN_INSTRUCTION}"
+
+
+def structured_messages(sample: Mapping) -> list[dict[str, str]]:
+    """Chat messages of a sample's structured prompt: ``[system, user_shared + user_persona]``.
+
+    >>> structured_messages({"system": "S", "user_shared": "Q\\n\\n", "user_persona": "P"})
+    [{'role': 'system', 'content': 'S'}, {'role': 'user', 'content': 'Q\\n\\nP'}]
+    """
+    return [{"role": "system", "content": sample["system"]},
+            {"role": "user", "content": sample["user_shared"] + sample["user_persona"]}]
+
+
+def open_messages(sample: Mapping) -> list[dict[str, str]]:
+    """Chat messages of a sample's open-ended prompt: ``[OPEN_SYSTEM_PROMPT, open_user]``."""
+    return [{"role": "system", "content": OPEN_SYSTEM_PROMPT},
+            {"role": "user", "content": sample["open_user"]}]

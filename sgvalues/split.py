@@ -1,0 +1,370 @@
+"""The compositional split: (question, subgroup) samples for training and out-of-distribution tests.
+
+Training sees the four single axes and the three pairs that include ``sex``; the OOD set holds
+the three pairs without ``sex`` (``age_group_x_religion``, ``age_group_x_ethnicity``,
+``ethnicity_x_religion``). So an OOD persona such as "a Malay Muslim" combines levels the model
+was trained on one at a time but never together: the split tests composition, not memory.
+:func:`assert_no_leakage` proves it on the sample files.
+
+One **sample** is one (question, subgroup) with its modal answer as ``target`` and its prompt
+parts (see :mod:`sgvalues.prompts`). Files are JSON Lines in a fixed order (question number,
+stratum order, subgroup order) with a fixed key order, so the same inputs give the same bytes.
+
+Example
+-------
+>>> train = [{"sample_id": "Q1_sex:Male", "split": "train", "stratum": "sex", "levels": {"sex": "Male"}}]
+>>> ood = [{"sample_id": "Q1_ethnicity_x_religion:Malay|Muslim", "split": "ood",
+...         "stratum": "ethnicity_x_religion", "levels": {"ethnicity": "Malay", "religion": "Muslim"}}]
+>>> assert_no_leakage(train, ood)["ok"]
+True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sgvalues.prompts import open_prompt, structured_prompt, user_persona
+from sgvalues.subgroups import AXES, STRATA, STRATUM_NAMES, _split_colors
+
+__all__ = [
+    "SPLITS",
+    "SAMPLE_KEYS",
+    "LeakageError",
+    "build_samples",
+    "write_samples",
+    "sample_path",
+    "load_samples",
+    "load_samples_frame",
+    "assert_no_leakage",
+    "split_counts",
+    "example_prompts",
+    "strata_table",
+    "plot_split_design",
+    "plot_split_counts",
+]
+
+SPLITS = ("train", "ood")
+SAMPLE_KEYS = ("sample_id", "split", "question_id", "theme", "stratum", "subgroup", "levels", "target",
+               "scale_min", "scale_max", "options", "distribution", "n_valid", "system", "user_shared",
+               "user_persona", "open_user")
+
+
+class LeakageError(AssertionError):
+    """An OOD stratum, level combination or sample also appears in training."""
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str) else dict(value)
+
+
+def build_samples(questions: pd.DataFrame, subgroups: pd.DataFrame, modal: pd.DataFrame) -> list[dict]:
+    """One sample per (question, subgroup) row of ``modal``, with target and prompt parts.
+
+    Parameters
+    ----------
+    questions : DataFrame
+        Selected catalogue rows (``question_id, number, theme, wording, options, scale_min,
+        scale_max``).
+    subgroups : DataFrame
+        Kept subgroups (``stratum, subgroup, split, levels``).
+    modal : DataFrame
+        ``modal.modal_answers`` output; pairs without a valid answer have no row, hence no sample.
+
+    Returns
+    -------
+    list of dict
+        Records with keys :data:`SAMPLE_KEYS`, ordered by question number, stratum order and
+        subgroup order (the row order of ``subgroups`` within a stratum).
+    """
+    for name, df, cols in (("questions", questions, ["question_id", "number", "theme", "wording", "options",
+                                                     "scale_min", "scale_max"]),
+                           ("subgroups", subgroups, ["stratum", "subgroup", "split", "levels"]),
+                           ("modal_answers", modal, ["question_id", "subgroup", "modal_answer", "distribution",
+                                                     "n_valid"])):
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise ValueError(f"{name}: missing column(s) {missing}")
+    q = questions.set_index("question_id")
+    unknown_q = sorted(set(modal["question_id"]) - set(q.index))
+    unknown_g = sorted(set(modal["subgroup"]) - set(subgroups["subgroup"]))
+    if unknown_q or unknown_g:
+        raise ValueError(f"modal_answers: question(s) {unknown_q[:5]} / subgroup(s) {unknown_g[:5]} "
+                         "are not in questions / subgroups")
+    stratum_rank = {s: i for i, s in enumerate(STRATUM_NAMES)}
+    sg = subgroups.reset_index(drop=True)
+    sub_rank = {sid: (stratum_rank[s], i) for i, (s, sid) in enumerate(zip(sg["stratum"], sg["subgroup"]))}
+    sub_info = {r.subgroup: (r.stratum, r.split, _json(r.levels)) for r in sg.itertuples(index=False)}
+
+    qinfo = {qid: {"number": int(r["number"]), "theme": r["theme"], "wording": r["wording"],
+                   "options": r["options"], "scale_min": int(r["scale_min"]), "scale_max": int(r["scale_max"])}
+             for qid, r in q.iterrows()}
+    cols = ["question_id", "subgroup", "modal_answer", "distribution", "n_valid"]
+    records = [dict(zip(cols, vals)) for vals in zip(*(modal[c].tolist() for c in cols))]
+    records.sort(key=lambda r: (qinfo[r["question_id"]]["number"], sub_rank[r["subgroup"]]))
+    shared_cache: dict[str, tuple[dict, dict]] = {}
+    persona_cache = {sid: user_persona(info[2]) for sid, info in sub_info.items()}
+    samples = []
+    for row in records:
+        qid, sid = row["question_id"], row["subgroup"]
+        stratum, split, levels = sub_info[sid]
+        qrow = qinfo[qid]
+        if qid not in shared_cache:
+            shared_cache[qid] = (_options(qrow["options"]), structured_prompt(qrow, {}))
+        options, shared = shared_cache[qid]
+        samples.append({
+            "sample_id": f"{qid}_{sid}",
+            "split": split,
+            "question_id": qid,
+            "theme": qrow["theme"],
+            "stratum": stratum,
+            "subgroup": sid,
+            "levels": levels,
+            "target": int(row["modal_answer"]),
+            "scale_min": qrow["scale_min"],
+            "scale_max": qrow["scale_max"],
+            "options": options,
+            "distribution": {str(k): float(v) for k, v in _json(row["distribution"]).items()},
+            "n_valid": int(row["n_valid"]),
+            "system": shared["system"],
+            "user_shared": shared["user_shared"],
+            "user_persona": persona_cache[sid],
+            "open_user": open_prompt(qrow, levels),
+        })
+    return samples
+
+
+def _options(options) -> dict[str, str]:
+    d = _json(options)
+    return {str(k): str(v) for k, v in sorted(d.items(), key=lambda kv: int(kv[0]))}
+
+
+def sample_path(directory: str | Path, split: str) -> Path:
+    """``<directory>/samples_<split>.jsonl``."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return Path(directory) / f"samples_{split}.jsonl"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# the C-accelerated encoder; identical output to json.dumps(record, ensure_ascii=False)
+_encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+
+
+def write_samples(samples: Iterable[Mapping], directory: str | Path) -> dict[str, Path]:
+    """Write ``samples_train.jsonl`` and ``samples_ood.jsonl`` (atomically, UTF-8, one record a line)."""
+    by_split = {s: [] for s in SPLITS}
+    for rec in samples:
+        if rec["split"] not in by_split:
+            raise ValueError(f"sample {rec.get('sample_id')!r}: split {rec['split']!r} not in {SPLITS}")
+        by_split[rec["split"]].append(_encode(rec if tuple(rec) == SAMPLE_KEYS else {k: rec[k] for k in SAMPLE_KEYS}))
+    paths = {}
+    for split, lines in by_split.items():
+        paths[split] = sample_path(directory, split)
+        _atomic_write_text(paths[split], "".join(line + "\n" for line in lines))
+    return paths
+
+
+def load_samples(directory: str | Path, split: str) -> list[dict]:
+    """Read ``samples_<split>.jsonl`` from a prepared folder as a list of dicts."""
+    path = sample_path(directory, split)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no samples file; run `sgvalues prepare --out {Path(directory)}` first")
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}, line {n}: not valid JSON ({exc.msg})") from exc
+            missing = [k for k in SAMPLE_KEYS if k not in rec]
+            if missing:
+                raise ValueError(f"{path}, line {n}: missing key(s) {missing}")
+            out.append(rec)
+    return out
+
+
+def load_samples_frame(directory: str | Path, split: str) -> pd.DataFrame:
+    """:func:`load_samples` as a DataFrame (``levels``, ``options``, ``distribution`` stay dicts)."""
+    return pd.DataFrame(load_samples(directory, split), columns=list(SAMPLE_KEYS))
+
+
+def _records(samples) -> list[dict]:
+    if isinstance(samples, pd.DataFrame):
+        return samples.to_dict("records")
+    return list(samples)
+
+
+def _combo(levels) -> frozenset:
+    return frozenset(f"{a}={v}" for a, v in _json(levels).items())
+
+
+def assert_no_leakage(train, ood) -> dict:
+    """Prove the split is compositional: nothing of the OOD side appears in training.
+
+    Checks that (1) every record sits in its declared split, (2) no OOD stratum appears in
+    training, (3) no OOD combination of levels — the set of ``axis=level`` pairs — appears in
+    training under any stratum, (4) no sample id is in both.
+
+    Parameters
+    ----------
+    train, ood : list of dict or DataFrame
+        Sample records (need ``sample_id, split, stratum, levels``).
+
+    Returns
+    -------
+    dict
+        ``ok`` (True), counts of strata and combinations on each side, and
+        ``ood_combos_with_levels_seen`` = how many OOD combinations have every single level
+        present in training (the compositional claim).
+
+    Raises
+    ------
+    LeakageError
+        listing the leaked strata, combinations or sample ids.
+    """
+    tr, od = _records(train), _records(ood)
+    problems = []
+    for name, recs, want in (("train", tr, "train"), ("ood", od, "ood")):
+        wrong = sorted({r["sample_id"] for r in recs if r["split"] != want})
+        if wrong:
+            problems.append(f"{len(wrong)} {name} record(s) with split != {want!r}, e.g. {wrong[:3]}")
+    tr_strata = {r["stratum"] for r in tr}
+    od_strata = {r["stratum"] for r in od}
+    if tr_strata & od_strata:
+        problems.append(f"OOD strata also in training: {sorted(tr_strata & od_strata)}")
+    tr_combos = {_combo(r["levels"]) for r in tr}
+    od_combos = {_combo(r["levels"]) for r in od}
+    leaked = sorted("&".join(sorted(c)) for c in tr_combos & od_combos)
+    if leaked:
+        problems.append(f"OOD level combinations also in training: {leaked[:5]}" + (" ..." if len(leaked) > 5 else ""))
+    ids = {r["sample_id"] for r in tr} & {r["sample_id"] for r in od}
+    if ids:
+        problems.append(f"sample ids in both splits: {sorted(ids)[:5]}")
+    if problems:
+        raise LeakageError("split leakage: " + "; ".join(problems))
+    seen = {lv for c in tr_combos for lv in c}
+    def rank(s):
+        return (STRATUM_NAMES.index(s) if s in STRATUM_NAMES else len(STRATUM_NAMES), s)
+
+    return {"ok": True, "train_strata": sorted(tr_strata, key=rank), "ood_strata": sorted(od_strata, key=rank),
+            "n_train_combos": len(tr_combos), "n_ood_combos": len(od_combos),
+            "ood_combos_with_levels_seen": sum(1 for c in od_combos if c <= seen)}
+
+
+def split_counts(subgroups: pd.DataFrame, train, ood, n_questions: int) -> pd.DataFrame:
+    """Our counts beside the published ones: ``quantity, ours, published``."""
+    from sgvalues.published import published
+
+    pub = published()["counts"]
+    rows = [("questions", n_questions, pub["questions"]),
+            ("train subgroups", int((subgroups["split"] == "train").sum()), pub["train_subgroups"]),
+            ("ood subgroups", int((subgroups["split"] == "ood").sum()), pub["ood_subgroups"]),
+            ("train samples", len(_records(train)), pub["train_samples"]),
+            ("ood samples", len(_records(ood)), pub["ood_samples"]),
+            ("all samples", len(_records(train)) + len(_records(ood)), pub["all_samples"])]
+    return pd.DataFrame(rows, columns=["quantity", "ours", "published"])
+
+
+def example_prompts(samples, question_id: str | None = None) -> pd.DataFrame:
+    """The first subgroup of every stratum for one question: ``stratum, subgroup, user_persona``.
+
+    ``question_id`` defaults to the first question in ``samples``.
+    """
+    recs = _records(samples)
+    if not recs:
+        return pd.DataFrame(columns=["stratum", "subgroup", "user_persona"])
+    qid = question_id or recs[0]["question_id"]
+    seen, rows = set(), []
+    for r in recs:
+        if r["question_id"] == qid and r["stratum"] not in seen:
+            seen.add(r["stratum"])
+            rows.append({"stratum": r["stratum"], "subgroup": r["subgroup"], "user_persona": r["user_persona"]})
+    return pd.DataFrame(rows)
+
+
+def plot_split_design(subgroups: pd.DataFrame | None = None):
+    """The design as an axis x axis grid: diagonal = single axes, upper triangle = pairs.
+
+    Each cell is coloured by its split and says how many subgroups the stratum has (kept /
+    possible when ``subgroups`` is given). Returns the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch, Rectangle
+
+    axes_ = list(AXES)
+    colors = dict(zip(SPLITS, _split_colors()))
+    kept = subgroups["stratum"].value_counts().to_dict() if subgroups is not None else {}
+    fig, ax = plt.subplots(figsize=(6.4, 5.4))
+    for st in STRATA:
+        i = axes_.index(st.axes[0])
+        j = axes_.index(st.axes[-1])
+        row, col = min(i, j), max(i, j)
+        ax.add_patch(Rectangle((col, row), 0.96, 0.96, color=colors[st.split], alpha=0.85))
+        count = f"{kept.get(st.name, 0)} / {st.n_levels}" if subgroups is not None else f"{st.n_levels}"
+        ax.text(col + 0.48, row + 0.48, f"{st.split}\n{count}\nsubgroups", ha="center", va="center",
+                fontsize=9, color="white", fontweight="bold")
+    ax.set_xlim(0, 4)
+    ax.set_ylim(4, 0)
+    ax.set_xticks([k + 0.48 for k in range(4)], axes_)
+    ax.set_yticks([k + 0.48 for k in range(4)], axes_)
+    ax.xaxis.tick_top()
+    ax.grid(False)
+    ax.set_aspect("equal")
+    ax.legend(handles=[Patch(color=colors[s], label=s) for s in SPLITS], loc="lower left",
+              bbox_to_anchor=(0.0, 0.0), frameon=False)
+    what = "kept / possible" if subgroups is not None else "possible"
+    ax.set_title(f"Compositional split: strata by axis pair ({what} subgroups)", pad=28, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def strata_table(subgroups: pd.DataFrame) -> pd.DataFrame:
+    """One row per stratum: ``stratum, axes, split, possible, kept`` (subgroups before / after min_n)."""
+    kept = subgroups["stratum"].value_counts().to_dict()
+    return pd.DataFrame([{"stratum": st.name, "axes": " x ".join(st.axes), "split": st.split,
+                          "possible": st.n_levels, "kept": int(kept.get(st.name, 0))} for st in STRATA])
+
+
+def plot_split_counts(counts: pd.DataFrame, label_published: str = "published"):
+    """Paired bars of our counts and the published ones (subgroups and samples per split)."""
+    import matplotlib.pyplot as plt
+
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    groups = [["train subgroups", "ood subgroups"], ["questions"], ["train samples", "ood samples"]]
+    c = counts.set_index("quantity")
+    fig, axs = plt.subplots(1, 3, figsize=(9, 3.2), gridspec_kw={"width_ratios": [2, 1, 2]})
+    for ax, names in zip(axs, groups):
+        x = np.arange(len(names))
+        ours, pub = c.loc[names, "ours"].to_numpy(), c.loc[names, "published"].to_numpy()
+        ax.bar(x - 0.2, ours, 0.4, label="ours", color=colors[0])
+        ax.bar(x + 0.2, pub, 0.4, label=label_published, color=colors[7 % len(colors)])
+        for xi, (o, p) in enumerate(zip(ours, pub)):
+            ax.text(xi - 0.2, o, f"{o:,}", ha="center", va="bottom", fontsize=7)
+            ax.text(xi + 0.2, p, f"{p:,}", ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(x, names, fontsize=8)
+        ax.margins(y=0.15)
+    handles, labels = axs[0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False, fontsize=8)
+    return fig

@@ -1,0 +1,396 @@
+"""Demographic axes, strata, subgroup membership and the ``min_n`` rule.
+
+Four **axes** describe a respondent: ``sex``, ``age_group``, ``ethnicity`` and ``religion``.
+A **stratum** is one axis or a pair of axes; its **subgroups** are the combinations of levels,
+e.g. stratum ``sex_x_age_group`` holds ``sex_x_age_group:Female|25-34``. The compositional
+split (after Tan et al. 2026) puts the four single axes and the pairs with ``sex`` in training,
+and the three pairs without ``sex`` out of distribution (``ood``), so every OOD subgroup is a
+combination of levels the model has only seen one at a time.
+
+A respondent belongs to a subgroup when every axis of its stratum has a known, on-axis value
+equal to the subgroup's level; a subgroup is **kept** when at least ``min_n`` respondents
+belong to it.
+
+Example
+-------
+>>> import pandas as pd
+>>> r = pd.DataFrame({"sex": ["Male", "Female", "Female", None],
+...                   "age_group": ["16-24", "16-24", "65+", "65+"],
+...                   "ethnicity": ["Malay", "Malay", "Malay", "Malay"],
+...                   "religion": ["Muslim", "Muslim", "Jew", "Muslim"]})
+>>> sg = build_subgroups(r, min_n=2)
+>>> list(zip(sg["subgroup"], sg["n_respondents"], sg["split"]))[:4]
+[('sex:Female', 2, 'train'), ('age_group:16-24', 2, 'train'), ('age_group:65+', 2, 'train'), ('ethnicity:Malay', 4, 'train')]
+>>> sg.loc[sg["split"] == "ood", "subgroup"].tolist()
+['age_group_x_religion:16-24|Muslim', 'age_group_x_ethnicity:16-24|Malay', 'age_group_x_ethnicity:65+|Malay', 'ethnicity_x_religion:Malay|Muslim']
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from itertools import product
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "AXES",
+    "Stratum",
+    "STRATA",
+    "STRATUM_NAMES",
+    "TRAIN_STRATA",
+    "OOD_STRATA",
+    "get_stratum",
+    "subgroup_id",
+    "parse_subgroup_id",
+    "all_subgroups",
+    "validate_axes",
+    "stratum_codes",
+    "build_subgroups",
+    "membership_pairs",
+    "plot_subgroup_sizes",
+    "OFF_AXIS",
+    "composition_table",
+    "plot_composition",
+]
+
+#: axis -> its levels, in the order used everywhere (ids, tables, figures)
+AXES: dict[str, tuple[str, ...]] = {
+    "sex": ("Male", "Female"),
+    "age_group": ("16-24", "25-34", "35-44", "45-54", "55-64", "65+"),
+    "ethnicity": ("Chinese", "Malay", "Indian"),
+    "religion": ("None", "Roman Catholic", "Protestant", "Muslim", "Hindu", "Buddhist", "Other"),
+}
+
+# Respondents' ``religion`` may hold other codebook labels (e.g. "Jew"): they are simply off this
+# axis. The other three columns may only hold the axis levels or missing; anything else means the
+# loader and this module disagree, which must not pass silently.
+_OPEN_AXES = {"religion"}
+
+
+@dataclass(frozen=True)
+class Stratum:
+    """One stratum: its ``name``, its ``axes`` (in id order) and its ``split``."""
+
+    name: str
+    axes: tuple[str, ...]
+    split: str
+
+    @property
+    def n_levels(self) -> int:
+        """Number of possible subgroups (product of the axes' level counts)."""
+        return int(np.prod([len(AXES[a]) for a in self.axes]))
+
+
+#: every stratum, in table order: single axes, pairs with sex (train), then the ood pairs
+STRATA: tuple[Stratum, ...] = (
+    Stratum("sex", ("sex",), "train"),
+    Stratum("age_group", ("age_group",), "train"),
+    Stratum("ethnicity", ("ethnicity",), "train"),
+    Stratum("religion", ("religion",), "train"),
+    Stratum("sex_x_age_group", ("sex", "age_group"), "train"),
+    Stratum("sex_x_religion", ("sex", "religion"), "train"),
+    Stratum("sex_x_ethnicity", ("sex", "ethnicity"), "train"),
+    Stratum("age_group_x_religion", ("age_group", "religion"), "ood"),
+    Stratum("age_group_x_ethnicity", ("age_group", "ethnicity"), "ood"),
+    Stratum("ethnicity_x_religion", ("ethnicity", "religion"), "ood"),
+)
+STRATUM_NAMES: tuple[str, ...] = tuple(s.name for s in STRATA)
+TRAIN_STRATA: tuple[str, ...] = tuple(s.name for s in STRATA if s.split == "train")
+OOD_STRATA: tuple[str, ...] = tuple(s.name for s in STRATA if s.split == "ood")
+_BY_NAME = {s.name: s for s in STRATA}
+
+
+def get_stratum(name: str) -> Stratum:
+    """The :class:`Stratum` called ``name``; a clear error for unknown names."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"unknown stratum {name!r}; expected one of: {', '.join(STRATUM_NAMES)}") from None
+
+
+def subgroup_id(stratum: str, levels: dict[str, str]) -> str:
+    """Subgroup id ``<stratum>:<level>[|<level>]``, levels in the order of the stratum's axes.
+
+    >>> subgroup_id("sex_x_age_group", {"age_group": "25-34", "sex": "Female"})
+    'sex_x_age_group:Female|25-34'
+    """
+    st = get_stratum(stratum)
+    if set(levels) != set(st.axes):
+        raise ValueError(f"stratum {stratum!r} needs levels for axes {st.axes}, got {sorted(levels)}")
+    for axis in st.axes:
+        if levels[axis] not in AXES[axis]:
+            raise ValueError(f"axis {axis!r}: level {levels[axis]!r} is not one of {AXES[axis]}")
+    return f"{stratum}:" + "|".join(levels[a] for a in st.axes)
+
+
+def parse_subgroup_id(sid: str) -> tuple[str, dict[str, str]]:
+    """Inverse of :func:`subgroup_id`: ``(stratum, {axis: level})``.
+
+    >>> parse_subgroup_id("ethnicity_x_religion:Indian|None")
+    ('ethnicity_x_religion', {'ethnicity': 'Indian', 'religion': 'None'})
+    """
+    stratum, sep, rest = sid.partition(":")
+    if not sep:
+        raise ValueError(f"subgroup id {sid!r}: expected '<stratum>:<level>[|<level>]'")
+    st = get_stratum(stratum)
+    parts = rest.split("|")
+    if len(parts) != len(st.axes):
+        raise ValueError(f"subgroup id {sid!r}: stratum {stratum!r} has {len(st.axes)} axes, got {len(parts)} levels")
+    levels = dict(zip(st.axes, parts))
+    subgroup_id(stratum, levels)  # validates the levels
+    return stratum, levels
+
+
+def all_subgroups() -> pd.DataFrame:
+    """Every possible subgroup (before the ``min_n`` rule): ``stratum, subgroup, split, levels``."""
+    rows = []
+    for st in STRATA:
+        for combo in product(*(AXES[a] for a in st.axes)):
+            levels = dict(zip(st.axes, combo))
+            rows.append({"stratum": st.name, "subgroup": subgroup_id(st.name, levels),
+                         "split": st.split, "levels": json.dumps(levels, ensure_ascii=False)})
+    return pd.DataFrame(rows)
+
+
+def validate_axes(respondents: pd.DataFrame, source: str = "respondents") -> None:
+    """Check the four axis columns exist and hold only axis levels (or missing).
+
+    ``religion`` may also hold other labels (off the axis). Raises ``ValueError`` naming the
+    column, the unexpected values and the levels expected.
+    """
+    for axis, levels in AXES.items():
+        if axis not in respondents.columns:
+            raise ValueError(f"{source}: missing column {axis!r} (expected levels {levels})")
+        if axis in _OPEN_AXES:
+            continue
+        col = respondents[axis]
+        bad = sorted({str(v) for v in col[col.notna()].unique()} - set(levels))
+        if bad:
+            raise ValueError(f"{source}: column {axis!r} holds {bad}; expected one of {levels} or missing")
+
+
+def stratum_codes(respondents: pd.DataFrame, stratum: str) -> np.ndarray:
+    """Index of each respondent's subgroup within ``stratum`` (``-1`` = in none of them).
+
+    The index enumerates :func:`all_subgroups` of the stratum, i.e. the product of the axes'
+    levels in :data:`AXES` order (last axis fastest).
+    """
+    st = get_stratum(stratum)
+    code = np.zeros(len(respondents), dtype=np.int64)
+    known = np.ones(len(respondents), dtype=bool)
+    for axis in st.axes:
+        levels = AXES[axis]
+        # Off-axis labels and missing values map to -1 in one vectorised pass.
+        pos = respondents[axis].map({lv: i for i, lv in enumerate(levels)}).fillna(-1).to_numpy(np.int64)
+        known &= pos >= 0
+        code = code * len(levels) + np.where(pos >= 0, pos, 0)
+    return np.where(known, code, -1)
+
+
+def build_subgroups(respondents: pd.DataFrame, min_n: int = 30) -> pd.DataFrame:
+    """The kept subgroups of every stratum, with their sizes.
+
+    Parameters
+    ----------
+    respondents : DataFrame
+        The respondents table (``data.load_wvs``); uses ``sex``, ``age_group``, ``ethnicity``,
+        ``religion``.
+    min_n : int
+        Keep a subgroup when at least this many respondents belong to it.
+
+    Returns
+    -------
+    DataFrame
+        ``stratum, subgroup, n_respondents, split, levels`` (JSON axis -> level), in stratum
+        order then level order.
+
+    Notes
+    -----
+    :math:`n_g = |\\{i : a(i) = \\ell_a \\;\\forall a \\in \\text{axes}(g)\\}|`; a respondent
+    with a missing or off-axis value on any axis of the stratum is in none of its subgroups.
+    Kept iff :math:`n_g \\ge` ``min_n``.
+    """
+    if min_n < 1:
+        raise ValueError(f"min_n must be >= 1, got {min_n}")
+    validate_axes(respondents)
+    frames = []
+    candidates = all_subgroups()
+    for st in STRATA:
+        codes = stratum_codes(respondents, st.name)
+        counts = np.bincount(codes[codes >= 0], minlength=st.n_levels)
+        part = candidates[candidates["stratum"] == st.name].copy()
+        part["n_respondents"] = counts.astype(np.int64)
+        frames.append(part[part["n_respondents"] >= min_n])
+    out = pd.concat(frames, ignore_index=True)
+    return out[["stratum", "subgroup", "n_respondents", "split", "levels"]].reset_index(drop=True)
+
+
+def membership_pairs(respondents: pd.DataFrame, subgroups: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """All (respondent row, subgroup row) memberships, as two aligned integer arrays.
+
+    ``subgroups`` is a table from :func:`build_subgroups` (any subset, any order); each respondent
+    belongs to at most one subgroup per stratum, so there are at most ``len(respondents) x 10``
+    pairs. Used to tally answers for every subgroup at once.
+    """
+    validate_axes(respondents)
+    rows, groups = [], []
+    sub_index = {sid: i for i, sid in enumerate(subgroups["subgroup"])}
+    for st in STRATA:
+        mine = subgroups[subgroups["stratum"] == st.name]
+        if mine.empty:
+            continue
+        # position of each possible level combination -> row in `subgroups` (or -1 if not kept)
+        lookup = np.full(st.n_levels, -1, dtype=np.int64)
+        possible = all_subgroups()
+        possible = possible.loc[possible["stratum"] == st.name, "subgroup"].tolist()
+        for k, sid in enumerate(possible):
+            lookup[k] = sub_index.get(sid, -1)
+        codes = stratum_codes(respondents, st.name)
+        g = np.where(codes >= 0, lookup[np.maximum(codes, 0)], -1)
+        keep = g >= 0
+        rows.append(np.flatnonzero(keep))
+        groups.append(g[keep])
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(rows), np.concatenate(groups)
+
+
+def _split_colors() -> list:
+    """First two colours of the active cycle (the book's palette after ``plots.use_book_style``)."""
+    import matplotlib.pyplot as plt
+
+    return plt.rcParams["axes.prop_cycle"].by_key()["color"][:2]
+
+
+def plot_subgroup_sizes(subgroups: pd.DataFrame, min_n: int | None = None, title: str | None = None):
+    """Horizontal bars of ``n_respondents`` per subgroup, grouped by stratum, coloured by split.
+
+    Log-scaled x axis; a dashed line marks ``min_n``. Returns the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    df = subgroups.copy()
+    df["label"] = df["subgroup"].str.partition(":")[2].str.replace("|", " · ", regex=False)
+    strata = [s for s in STRATUM_NAMES if s in set(df["stratum"])]
+    heights = [max(1, (df["stratum"] == s).sum()) for s in strata]
+    fig, axes = plt.subplots(len(strata), 1, figsize=(8, 0.16 * sum(heights) + 0.55 * len(strata) + 0.6),
+                             gridspec_kw={"height_ratios": heights}, sharex=True, squeeze=False)
+    colors = dict(zip(("train", "ood"), _split_colors()))
+    xmax = df["n_respondents"].max() * 1.3 if len(df) else 10
+    for ax, s in zip(axes[:, 0], strata):
+        part = df[df["stratum"] == s]
+        ax.barh(part["label"], part["n_respondents"], color=[colors[x] for x in part["split"]])
+        ax.invert_yaxis()
+        ax.set_title(f"{s} ({part['split'].iloc[0]})", loc="left", fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+        if min_n is not None:
+            ax.axvline(min_n, color="black", linestyle="--", linewidth=1)
+        # log scale: the small pairs near min_n matter more than the size of "Chinese"
+        ax.set_xscale("log")
+        ax.set_xlim(max(1, (min_n or 10) / 3), xmax)
+    axes[-1, 0].set_xlabel("respondents in subgroup, log scale" + (f" (dashed line: min_n = {min_n})" if min_n else ""))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+#: Census 2020 religion categories (``singapore_reference.json``) mapped onto the religion axis.
+#: WVS splits Christians into Roman Catholic / Protestant / Other Christian; the census reports
+#: Catholics (about 7 %) and other Christians (about 12 %), shown beside Protestant.
+_CENSUS_RELIGION = {
+    "None": ("No religion",),
+    "Roman Catholic": ("Christianity: Catholic (about)",),
+    "Protestant": ("Christianity: other Christian (about)",),
+    "Muslim": ("Islam",),
+    "Hindu": ("Hinduism",),
+    "Buddhist": ("Buddhism",),
+    "Other": ("Taoism", "Other religions"),
+}
+OFF_AXIS = "(other or missing)"
+
+
+def composition_table(respondents: pd.DataFrame, reference: dict | None = None) -> pd.DataFrame:
+    """The sample's make-up on each axis beside published reference shares.
+
+    Parameters
+    ----------
+    respondents : DataFrame
+        Respondents table.
+    reference : dict, optional
+        ``resources/singapore_reference.json`` (default: read it). Sex and age bands are
+        compared with the real WVS-7 Singapore sample's counts, ethnicity and religion with
+        the 2020 census (residents 15+).
+
+    Returns
+    -------
+    DataFrame
+        ``axis, level, n, share, weighted_share, reference_share, reference`` (shares in %);
+        ``level`` :data:`OFF_AXIS` collects missing and off-axis values.
+
+    Notes
+    -----
+    ``share`` :math:`= 100\\, n_\\ell / N`; ``weighted_share`` :math:`= 100 \\sum_{i \\in \\ell}
+    w_i / \\sum_i w_i`.
+    """
+    if reference is None:
+        from importlib import resources
+
+        reference = json.loads(resources.files("sgvalues").joinpath("resources/singapore_reference.json")
+                               .read_text(encoding="utf-8"))
+    wvs = reference["wvs7_singapore_sample"]
+    census = reference["census_2020"]
+    ref: dict[str, dict[str, float]] = {}
+    for axis in ("sex", "age_group"):
+        counts = wvs[f"{axis}_counts"]
+        total = sum(counts.values())
+        ref[axis] = {lv: 100.0 * counts[lv] / total for lv in AXES[axis]}
+    eth = census["ethnicity_percent"]
+    ref["ethnicity"] = {lv: eth[lv] for lv in AXES["ethnicity"]} | {OFF_AXIS: eth.get("Others", float("nan"))}
+    rel = census["religion_percent"]
+    ref["religion"] = {lv: sum(rel[k] for k in keys) for lv, keys in _CENSUS_RELIGION.items()}
+    source = {"sex": "WVS-7 Singapore sample (real)", "age_group": "WVS-7 Singapore sample (real)",
+              "ethnicity": "Census 2020", "religion": "Census 2020"}
+
+    w = respondents["weight"].to_numpy(float) if "weight" in respondents.columns else np.ones(len(respondents))
+    n_all = len(respondents)
+    rows = []
+    for axis, levels in AXES.items():
+        col = respondents[axis].astype("object")
+        on = col.isin(levels)
+        for lv in list(levels) + [OFF_AXIS]:
+            mask = (~on).to_numpy() if lv == OFF_AXIS else (col == lv).to_numpy()
+            if lv == OFF_AXIS and not mask.any() and OFF_AXIS not in ref[axis]:
+                continue
+            rows.append({"axis": axis, "level": lv, "n": int(mask.sum()),
+                         "share": 100.0 * mask.sum() / n_all if n_all else float("nan"),
+                         "weighted_share": 100.0 * w[mask].sum() / w.sum() if n_all else float("nan"),
+                         "reference_share": ref[axis].get(lv, float("nan")), "reference": source[axis]})
+    return pd.DataFrame(rows)
+
+
+def plot_composition(table: pd.DataFrame, title: str | None = None):
+    """Bars per axis: sample share, weighted share and reference share of each level."""
+    import matplotlib.pyplot as plt
+
+    axes_ = list(dict.fromkeys(table["axis"]))
+    fig, axs = plt.subplots(1, len(axes_), figsize=(3.2 * len(axes_), 3.6), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    width = 0.27
+    for ax, axis in zip(axs[0], axes_):
+        part = table[table["axis"] == axis].reset_index(drop=True)
+        x = np.arange(len(part))
+        ax.bar(x - width, part["share"], width, label="sample", color=colors[0])
+        ax.bar(x, part["weighted_share"], width, label="sample, weighted", color=colors[1])
+        ax.bar(x + width, part["reference_share"], width, label="reference", color=colors[2])
+        ax.set_xticks(x, part["level"], rotation=60, ha="right", fontsize=8)
+        ax.set_title(f"{axis}\n(reference: {part['reference'].iloc[0]})", fontsize=8)
+        ax.set_ylabel("% of respondents" if axis == axes_[0] else "")
+    handles, labels = axs[0, 0].get_legend_handles_labels()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False, fontsize=8)
+    return fig
