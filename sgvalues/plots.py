@@ -10,7 +10,10 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg", force=False)
+# Headless Agg for scripts and tests; inside a Jupyter kernel keep the inline backend, or the
+# notebooks (and so the book's chapters) would show no figures.
+if "ipykernel" not in __import__("sys").modules:
+    matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 

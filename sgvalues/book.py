@@ -1,0 +1,428 @@
+"""Assemble and build the Jupyter Book (``sgvalues book``).
+
+The book's prose lives in ``book/`` (committed); the results come from the runs. Assembling:
+
+1. copies the executed notebooks of the *default run* into ``book/chapters/`` (gitignored);
+2. gathers the predictions of every run under the runs root into a model-comparison table and
+   figure (``book/chapters/model_comparison_table.md``, included by ``model_comparison.md``);
+3. writes ``book/chapters/_config.generated.yml``: ``book/_config.yml`` plus a banner on every
+   page when the default run's data is synthetic, and MathJax served from the book itself (the
+   book needs no network);
+4. runs ``jupyter-book build -W`` (every warning fails the build).
+
+Notes
+-----
+For one model, split and tag with :math:`N` samples, prediction :math:`\\hat y_i`, target
+:math:`y_i` on the scale :math:`[a_i, b_i]`, and :math:`v_i = 1` when the answer is valid:
+
+.. math:: \\mathrm{Acc} = \\frac1N \\sum_i v_i\\,[\\hat y_i = y_i], \\qquad
+          \\mathrm{NMAE} = \\frac1N \\sum_i \\begin{cases}
+          |\\hat y_i - y_i| / (b_i - a_i) & v_i = 1\\\\ 1 & v_i = 0 \\end{cases}
+
+so an invalid answer (refused, unparseable, failed) counts as wrong with the largest error.
+
+Example
+-------
+>>> import pandas as pd
+>>> df = pd.DataFrame({"target": [1, 2, 3], "prediction": [1, 4, None], "scale_min": 1,
+...                    "scale_max": 5, "status": ["ok", "ok", "refused"]})
+>>> s = score_predictions(df)
+>>> round(s["accuracy"], 4), round(s["nmae"], 4), s["n"], round(s["invalid_rate"], 4)
+(0.3333, 0.5, 3, 0.3333)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from sgvalues.runs import RunError, read_manifest, repo_path, run_synthetic
+
+__all__ = [
+    "BookError",
+    "score_predictions",
+    "gather_predictions",
+    "comparison_table",
+    "write_comparison",
+    "copy_chapters",
+    "toc_files",
+    "write_config",
+    "assemble",
+    "build",
+    "configure_parser",
+    "main",
+]
+
+_PRED_FILE = re.compile(r"^(?P<tag>[A-Za-z0-9]+)_(?P<split>train|ood)\.csv$")
+_REQUIRED = ("sample_id", "target", "scale_min", "scale_max", "prediction", "status")
+
+
+class BookError(RuntimeError):
+    """The book cannot be assembled or built; the message says what is missing."""
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def _valid_only(df: pd.DataFrame) -> pd.DataFrame:
+    """Predictions whose status is not ``ok`` become missing, so they count as invalid."""
+    pred = pd.to_numeric(df["prediction"], errors="coerce")
+    return df.assign(prediction=pred.where(df["status"].astype(str) == "ok"))
+
+
+def score_predictions(df: pd.DataFrame) -> dict:
+    """Accuracy, NMAE, refusal and invalid rate of one predictions table (module Notes).
+
+    A row is valid when ``status == "ok"`` and ``prediction`` is a number; the metrics are
+    :func:`sgvalues.metrics.aggregate` on the table with invalid predictions blanked.
+    """
+    from sgvalues.metrics import aggregate
+
+    if len(df) == 0:
+        return {"n": 0, "accuracy": float("nan"), "nmae": float("nan"),
+                "refusal_rate": float("nan"), "invalid_rate": float("nan")}
+    clean = _valid_only(df)
+    row = aggregate(clean, by=None).iloc[0]
+    return {"n": int(row["n"]), "accuracy": float(row["accuracy"]), "nmae": float(row["nmae"]),
+            "refusal_rate": float(row["refusal_rate"]),
+            "invalid_rate": float(clean["prediction"].isna().mean())}
+
+
+def _run_label(run_dir: Path) -> tuple[str, bool | None]:
+    man = read_manifest(run_dir)
+    params = man.get("params") or {}
+    label = params.get("display_name") or params.get("name") or run_dir.name
+    if label != run_dir.name:
+        label = f"{label} ({run_dir.name})"
+    return label, run_synthetic(run_dir)
+
+
+def gather_predictions(runs_root: str | Path) -> pd.DataFrame:
+    """Every ``runs/*/predictions/<tag>_<split>.csv`` stacked, with ``run`` and ``tag`` columns.
+
+    Raises
+    ------
+    BookError
+        when a predictions file lacks a required column (names file and column).
+    """
+    runs_root = Path(runs_root)
+    frames = []
+    for path in sorted(runs_root.glob("*/predictions/*.csv")):
+        m = _PRED_FILE.match(path.name)
+        if not m:
+            continue
+        df = pd.read_csv(path)
+        missing = [c for c in _REQUIRED if c not in df.columns]
+        if missing:
+            raise BookError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(_REQUIRED)}")
+        df = df.assign(run=path.parent.parent.name, tag=m["tag"], split=m["split"])
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=["run", "tag", "split", *_REQUIRED])
+    return pd.concat(frames, ignore_index=True)
+
+
+def comparison_table(runs_root: str | Path) -> pd.DataFrame:
+    """Tidy metrics of every run: ``run, model, synthetic, tag, split, metric, value, n``."""
+    preds = gather_predictions(runs_root)
+    rows = []
+    for (run, tag, split), df in preds.groupby(["run", "tag", "split"], sort=True):
+        label, synthetic = _run_label(Path(runs_root) / run)
+        s = score_predictions(df)
+        for metric in ("accuracy", "nmae", "refusal_rate", "invalid_rate"):
+            rows.append({"run": run, "model": label, "synthetic": synthetic, "tag": tag,
+                         "split": split, "metric": metric, "value": s[metric], "n": s["n"]})
+    return pd.DataFrame(rows, columns=["run", "model", "synthetic", "tag", "split", "metric", "value", "n"])
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def write_comparison(runs_root: str | Path, out_dir: str | Path, image_prefix: str = "") -> Path:
+    """Write ``model_comparison_table.md`` (+ figure) gathering every run; return the page path.
+
+    ``image_prefix`` is the folder of ``out_dir`` seen from the page that includes the table
+    (``"chapters/"`` for ``book/model_comparison.md``): included text keeps the includer's paths.
+    """
+    from sgvalues import plots
+    from sgvalues.published import PUBLISHED_LABEL, published
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tidy = comparison_table(runs_root)
+    tidy.to_csv(out_dir / "model_comparison.csv", index=False)
+    page = out_dir / "model_comparison_table.md"
+    runs = sorted(p.name for p in Path(runs_root).iterdir() if (p / "manifest.json").is_file()) \
+        if Path(runs_root).is_dir() else []
+    parts = [f"Runs found: {', '.join(f'`{r}`' for r in runs) or 'none'}.", ""]
+    if tidy.empty:
+        parts.append("No run has predictions yet: run `sgvalues run --params params/<model>.yaml`.")
+        page.write_text("\n".join(parts) + "\n")
+        return page
+    if tidy["synthetic"].fillna(True).any():
+        parts += ["```{warning}",
+                  "Rows marked *synthetic* were computed on the synthetic sample, not on WVS-7: "
+                  "they show that the pipeline works, not how the models behave.", "```", ""]
+    wide = tidy.pivot_table(index=["model", "synthetic", "tag"], columns=["split", "metric"],
+                            values="value", aggfunc="first")
+    n = tidy.pivot_table(index=["model", "synthetic", "tag"], columns="split", values="n", aggfunc="first")
+    table = pd.DataFrame(index=wide.index)
+    for split in ("ood", "train"):
+        if (split, "accuracy") not in wide.columns:
+            continue
+        table[f"{split.upper()} accuracy"] = wide[(split, "accuracy")].map("{:.3f}".format)
+        table[f"{split.upper()} NMAE"] = wide[(split, "nmae")].map("{:.3f}".format)
+        table[f"{split.upper()} invalid"] = wide[(split, "invalid_rate")].map("{:.3f}".format)
+        table[f"{split.upper()} n"] = n[split].astype("Int64").astype(str)
+    table = table.reset_index()
+    table["synthetic"] = table["synthetic"].map({True: "synthetic", False: "WVS-7"}).fillna("unknown")
+    table = table.rename(columns={"model": "Model", "synthetic": "Data", "tag": "Model state"})
+    parts += ["```{table} Structured evaluation of every run (accuracy: higher is better; NMAE "
+              "and invalid rate: lower is better); *base* = the model as released, *sft* = "
+              "after LoRA fine-tuning.",  # no backticks: a fence's info string may not hold any ":name: tbl-model-comparison", "",
+              _md_table(table), "```", ""]
+
+    # The paper reports SFT gains on OOD accuracy; show ours beside the published figure.
+    acc = tidy[(tidy.metric == "accuracy") & (tidy.split == "ood")]
+    gains = acc.pivot_table(index="model", columns="tag", values="value", aggfunc="first")
+    if {"base", "sft"} <= set(gains.columns):
+        g = (gains["sft"] - gains["base"]).dropna() * 100
+        sft = published()["sft"]
+        lines = [f"- {m}: {v:+.1f} points" for m, v in g.items()]
+        parts += ["OOD accuracy gain from fine-tuning (SFT − base), ours:", "", *lines, "",
+                  f"For comparison, {PUBLISHED_LABEL}: mean gain {sft['mean_ood_accuracy_gain_points']} "
+                  f"points over their models, largest {sft['largest_gain_points']} points "
+                  f"({sft['largest_gain_model']}).", ""]
+
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    plots.use_book_style()
+    ood = acc.assign(model=acc["model"].astype(str))
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.5 * max(1, ood["model"].nunique())))
+    sns.barplot(data=ood, y="model", x="value", hue="tag", ax=ax, orient="h")
+    ax.set(xlabel="OOD accuracy (modal answer matched)", ylabel="", xlim=(0, 1),
+           title="Structured evaluation on unseen subgroups")
+    fig_path = plots.save_figure(fig, out_dir / "figures" / "model_comparison.png")
+    plt.close(fig)
+    parts += ["```{figure} " + image_prefix + fig_path.relative_to(out_dir).as_posix(),
+              ":name: fig-model-comparison", ":alt: OOD accuracy per model, base and fine-tuned", "",
+              "OOD accuracy of every run, base and fine-tuned.", "```", "",
+              "**Figure.** Each bar is one model state on the subgroups held out of training; "
+              "compare the two bars of a model to see what fine-tuning bought."]
+    page.write_text("\n".join(parts) + "\n")
+    return page
+
+
+# ----------------------------------------------------------------------------- assembly
+
+
+def toc_files(book_dir: str | Path) -> list[str]:
+    """Every file the book's ``_toc.yml`` names (root, chapters, sections), in order."""
+    book_dir = Path(book_dir)
+    toc = yaml.safe_load((book_dir / "_toc.yml").read_text())
+    out = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                out.append(node["file"])
+            for key in ("parts", "chapters", "sections"):
+                for child in node.get(key, []) or []:
+                    walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(toc)
+    return out
+
+
+def _resolve_toc_file(book_dir: Path, name: str) -> Path | None:
+    for ext in ("", ".md", ".ipynb", ".rst"):
+        p = book_dir / (name + ext)
+        if p.is_file():
+            return p
+    return None
+
+
+def _tidy_notebook(src: Path, dst: Path) -> None:
+    """Copy an executed notebook, folding the parameters cells away (they hold run paths)."""
+    import nbformat
+
+    nb = nbformat.read(src, as_version=4)
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "parameters" in tags or "injected-parameters" in tags:
+            if "hide-cell" not in tags:
+                cell.setdefault("metadata", {})["tags"] = [*tags, "hide-cell"]
+    nbformat.write(nb, dst)
+
+
+def copy_chapters(run_dir: str | Path, chapters_dir: str | Path) -> list[Path]:
+    """Copy the run's executed notebooks into ``chapters_dir`` (replacing older copies)."""
+    run_dir, chapters_dir = Path(run_dir), Path(chapters_dir)
+    src = sorted((run_dir / "notebooks").glob("*.ipynb"))
+    if not src:
+        raise BookError(f"{run_dir / 'notebooks'}: no executed notebooks; run `sgvalues run` first")
+    chapters_dir.mkdir(parents=True, exist_ok=True)
+    for old in chapters_dir.glob("*.ipynb"):
+        old.unlink()
+    out = []
+    for nb in src:
+        _tidy_notebook(nb, chapters_dir / nb.name)
+        out.append(chapters_dir / nb.name)
+    return out
+
+
+def _mathjax_dir() -> Path | None:
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        return None
+    p = Path(jupyter_server_mathjax.__file__).parent / "static"
+    return p if (p / "MathJax.js").is_file() else None
+
+
+def write_config(book_dir: str | Path, synthetic: bool | None, run_name: str) -> Path:
+    """Write ``chapters/_config.generated.yml``: ``_config.yml`` plus banner and local MathJax."""
+    book_dir = Path(book_dir)
+    cfg = yaml.safe_load((book_dir / "_config.yml").read_text()) or {}
+    sphinx = cfg.setdefault("sphinx", {})
+    sphinx["recursive_update"] = True
+    conf = sphinx.setdefault("config", {})
+    theme = conf.setdefault("html_theme_options", {})
+    if synthetic is not False:
+        what = ("comes from a synthetic Singapore-like sample, not from WVS-7" if synthetic
+                else "has no manifest saying which data it used")
+        theme["announcement"] = (
+            f"Synthetic data: every result in this build (run <code>{run_name}</code>) {what}. "
+            "See the Reproduce page to run on the official WVS-7 file."
+        )
+    # jupyter-book's default extensions minus thebe (it points at a CDN, and its inline script
+    # is emitted twice, a JavaScript error on every page).
+    from jupyter_book.config import get_default_sphinx_config
+
+    exts = [e for e in get_default_sphinx_config()["extensions"] if e != "sphinx_thebe"]
+    if cfg.get("bibtex_bibfiles"):
+        exts.append("sphinxcontrib.bibtex")
+    conf["extensions"] = exts + [e for e in sphinx.get("extra_extensions", []) or [] if e not in exts]
+    mj = _mathjax_dir()
+    if mj is not None:
+        # MathJax 2 from the book's own _static folder: the built book needs no network.
+        static = book_dir / "chapters" / "_mathjax"
+        target = static / "mathjax"
+        if not (target / "MathJax.js").is_file():
+            shutil.rmtree(static, ignore_errors=True)
+            shutil.copytree(mj, target)
+        conf["html_static_path"] = [*conf.get("html_static_path", []), "chapters/_mathjax"]
+        conf["mathjax_path"] = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
+        # myst marks sections tex2jax_ignore and the math itself class "math" (MathJax 3
+        # style); tell MathJax 2 the same.
+        conf.setdefault("mathjax2_config", {"tex2jax": {
+            "inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]],
+            "processRefs": False, "processEnvironments": False,
+            "processClass": "tex2jax_process|mathjax_process|math|output_area",
+            "ignoreClass": "tex2jax_ignore|mathjax_ignore"},
+            # the bundled MathJax carries only the STIX-Web fonts
+            "HTML-CSS": {"availableFonts": ["STIX-Web"], "preferredFont": "STIX-Web",
+                         "webFont": "STIX-Web", "imageFont": None},
+            "SVG": {"font": "STIX-Web"}})
+    out = book_dir / "chapters" / "_config.generated.yml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    return out
+
+
+def assemble(default_run: str, runs_root: str | Path = "runs", book_dir: str | Path = "book") -> Path:
+    """Copy chapters, write the comparison page and the generated config; return the config.
+
+    Raises
+    ------
+    BookError
+        when the default run is missing or the toc names a page that does not exist.
+    """
+    runs_root, book_dir = repo_path(runs_root), repo_path(book_dir)
+    run_dir = runs_root / default_run
+    if not run_dir.is_dir():
+        have = sorted(p.name for p in runs_root.iterdir()) if runs_root.is_dir() else []
+        raise BookError(f"{run_dir}: default run not found (runs present: {', '.join(have) or 'none'}); "
+                        f"run `sgvalues run --params params/<model>.yaml --run {default_run}` first")
+    chapters = book_dir / "chapters"
+    copy_chapters(run_dir, chapters)
+    write_comparison(runs_root, chapters, image_prefix="chapters/")
+    config = write_config(book_dir, run_synthetic(run_dir), default_run)
+    missing = [f for f in toc_files(book_dir) if _resolve_toc_file(book_dir, f) is None]
+    if missing:
+        raise BookError(
+            f"{book_dir / '_toc.yml'}: names page(s) that do not exist: {', '.join(missing)} "
+            f"(chapters come from {run_dir / 'notebooks'}; did every notebook run?)"
+        )
+    return config
+
+
+def build(book_dir: str | Path = "book", out: str | Path | None = None, config: Path | None = None) -> Path:
+    """Run ``jupyter-book build -W`` on ``book_dir``; return the HTML folder.
+
+    ``out`` is the build folder (default ``<book_dir>/_build``). When its name is ``_build``
+    the HTML lands in ``out/html``, otherwise in ``out/_build/html`` (jupyter-book's layout).
+    """
+    book_dir = repo_path(book_dir)
+    out = repo_path(out) if out is not None else book_dir / "_build"
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.is_file() else "jupyter-book", "build", str(book_dir), "-W", "-n",
+           "--path-output", str(out.parent if out.name == "_build" else out)]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = (proc.stdout + proc.stderr).strip().splitlines()
+        # The cause first (sphinx warnings turned errors), then the end of the log.
+        cause = [ln for ln in lines if re.search(r"SphinxWarning|WARNING|ERROR|Error:", ln)]
+        tail = "\n".join(cause[:10] + ["..."] + lines[-15:])
+        raise BookError(f"jupyter-book build failed (exit {proc.returncode}):\n{tail}")
+    html = (out if out.name == "_build" else out / "_build") / "html"
+    if not (html / "index.html").is_file():
+        raise BookError(f"{html}: build finished but index.html is missing")
+    return html
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Options of ``sgvalues book``."""
+    parser.add_argument("--default-run", default="default", help="run whose notebooks become the chapters")
+    parser.add_argument("--runs-root", default="runs", help="folder of run folders (default: runs)")
+    parser.add_argument("--book-dir", default="book", help="book sources (default: book)")
+    parser.add_argument("--out", default=None, help="build folder (default: <book-dir>/_build)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """``sgvalues book``: assemble and build; 0 on success, 1 with a message on failure."""
+    import time
+
+    t0 = time.perf_counter()
+    try:
+        config = assemble(args.default_run, args.runs_root, args.book_dir)
+        html = build(args.book_dir, args.out, config)
+    except (BookError, RunError) as exc:
+        print(f"sgvalues book: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"book built in {time.perf_counter() - t0:.1f} s: {html / 'index.html'}")
+    return 0
