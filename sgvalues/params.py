@@ -58,12 +58,31 @@ class ModelSpec:
     max_concurrency: int = 8
     timeout_s: float = 60.0
     max_retries: int = 5
+    #: retry waits: ``min(backoff_max_s, backoff_base_s * 2**attempt)`` scaled by a random
+    #: jitter in [0.5, 1] (openai backend)
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 30.0
+    #: alternatives per position requested from an openai-compatible server (0 = none)
+    top_logprobs: int = 20
+    #: CPU threads for torch (hf backend; 0 = torch's default). 1 is much faster on a busy
+    #: machine, where threads of one op wait for each other
+    cpu_threads: int = 0
 
     def __post_init__(self):
         if self.max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
         if self.max_retries < 0:
             raise ValueError("max_retries must be >= 0")
+        if self.timeout_s <= 0:
+            raise ValueError("timeout_s must be > 0")
+        if self.backoff_base_s < 0 or self.backoff_max_s < 0:
+            raise ValueError("backoff_base_s and backoff_max_s must be >= 0")
+        if self.cpu_threads < 0:
+            raise ValueError("cpu_threads must be >= 0 (0 = torch's default)")
+        if not 0 <= self.top_logprobs <= 20:
+            raise ValueError("top_logprobs must be between 0 and 20")
+        if self.backend == "openai" and self.adapter is not None:
+            raise ValueError("adapter applies to the hf backend only")
 
 
 @dataclass(frozen=True)
@@ -93,6 +112,7 @@ class EvaluationParams:
     limit: int | None = None
     batch_size: int = 16
     max_new_tokens: int = 8
+    temperature: float = 0.0
 
     def __post_init__(self):
         bad = [s for s in self.splits if s not in ("train", "ood")]
@@ -100,6 +120,10 @@ class EvaluationParams:
             raise ValueError(f"splits must be 'train' and/or 'ood', got {bad}")
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be >= 1 or null")
+        if self.batch_size < 1 or self.max_new_tokens < 1:
+            raise ValueError("batch_size and max_new_tokens must be >= 1")
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -141,6 +165,20 @@ class JudgeParams:
     dimensions: tuple[str, ...] = ("overall", "value_alignment", "persona_fidelity")
     reference: ModelSpec = field(default_factory=ModelSpec)
     judge: ModelSpec = field(default_factory=ModelSpec)
+    #: ``generate``: the judge writes a short verdict that is parsed; ``logprob``: the judge's
+    #: probabilities of "A", "B" and "tie" decide (``score_options``); ``auto``: logprob for
+    #: hf judges, generate for openai ones
+    judge_mode: Literal["auto", "generate", "logprob"] = "auto"
+    judge_max_new_tokens: int = 12
+    n_bootstrap: int = 1000
+
+    def __post_init__(self):
+        if self.n_pairs < 1 or self.max_new_tokens < 1 or self.judge_max_new_tokens < 1:
+            raise ValueError("n_pairs, max_new_tokens and judge_max_new_tokens must be >= 1")
+        if self.n_bootstrap < 0:
+            raise ValueError("n_bootstrap must be >= 0")
+        if not self.dimensions:
+            raise ValueError("dimensions must name at least one judging dimension")
 
 
 @dataclass(frozen=True)

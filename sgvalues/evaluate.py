@@ -1,0 +1,419 @@
+"""Structured evaluation: every (question, subgroup) sample -> one row of the predictions table.
+
+Two modes (``params.evaluation.mode``):
+
+``logprob``
+    The model's distribution over the question's option codes, read from the next-token
+    distribution after the chat template's generation prompt (``sgvalues.models.scoring``:
+    multi-token codes such as ``"10"`` are scored by the greedy-longest-code rule, so ``"1"``
+    and ``"10"`` share the probability of the token ``"1"`` consistently). The prediction is
+    the most probable code; the status is always ``ok`` for a local model. ``raw_output``
+    holds the model's single most likely first token (over the whole vocabulary) -- e.g.
+    ``"I"`` when it was about to refuse.
+``generate``
+    A short greedy answer is decoded and its first integer is read as the code
+    (``sgvalues.models.base.parse_option``). Refusals ("I cannot", "As an AI", ...) get status
+    ``refused``, other answers without a valid code ``unparseable``; both keep the row with a
+    missing prediction, so metrics count them as wrong.
+
+A request that fails for good (API errors after retries) has status ``failed``. Answers go
+through the on-disk response cache (``sgvalues.models.cache``) as each batch finishes: a re-run
+makes no model calls and an interrupted run resumes where it stopped. Failures are not cached,
+so a re-run retries them.
+
+The predictions table (``runs/<run>/predictions/<tag>_<split>.csv``) has the columns
+:data:`PREDICTION_COLUMNS`.
+
+Example
+-------
+>>> rows = prediction_row({"probs": {"1": 0.2, "2": 0.8}, "text": None, "error": None, "info": {}},
+...                       ["1", "2"], "logprob")
+>>> rows["prediction"], rows["status"]
+(2, 'ok')
+>>> prediction_row({"probs": None, "text": "As an AI I cannot say", "error": None, "info": {}},
+...                ["1", "2"], "generate")["status"]
+'refused'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "PREDICTION_COLUMNS",
+    "STATUSES",
+    "sample_request",
+    "prediction_row",
+    "evaluate_samples",
+    "evaluate_run",
+    "stratified_limit",
+    "predictions_path",
+    "load_predictions",
+    "summarise",
+    "status_table",
+    "plot_metrics",
+    "published_comparison",
+    "configure_parser",
+    "main",
+]
+
+PREDICTION_COLUMNS = [
+    "sample_id", "split", "question_id", "theme", "stratum", "subgroup", "levels", "target",
+    "scale_min", "scale_max", "prediction", "status", "probs", "raw_output", "model", "adapter",
+]
+STATUSES = ("ok", "refused", "unparseable", "failed")
+_SAMPLE_KEYS = ("sample_id", "question_id", "options", "system", "user_shared", "user_persona", "target",
+                "scale_min", "scale_max")
+
+
+def _messages(sample: dict) -> list[dict]:
+    try:
+        from sgvalues.prompts import structured_messages
+    except ImportError:  # pragma: no cover - prompts ships with the package
+        return [{"role": "system", "content": sample["system"]},
+                {"role": "user", "content": sample["user_shared"] + sample["user_persona"]}]
+    return structured_messages(sample)
+
+
+def _codes(sample: dict) -> list[str]:
+    opts = sample["options"]
+    if isinstance(opts, str):
+        opts = json.loads(opts)
+    return sorted((str(c) for c in opts), key=lambda c: (float(c), c))
+
+
+def _check_sample(sample: dict, i: int) -> None:
+    missing = [k for k in _SAMPLE_KEYS if k not in sample]
+    if missing:
+        sid = sample.get("sample_id", f"#{i}")
+        raise ValueError(f"sample {sid}: missing field(s) {missing}; expected the records of "
+                         "sgvalues.split.load_samples")
+
+
+def sample_request(sample: dict, max_new_tokens: int = 8):
+    """The :class:`~sgvalues.models.base.ScoreRequest` of a sample (grouped by question)."""
+    from sgvalues.models.base import ScoreRequest
+
+    return ScoreRequest(messages=_messages(sample), option_codes=tuple(_codes(sample)),
+                        max_new_tokens=max_new_tokens, group=str(sample["question_id"]))
+
+
+def prediction_row(answer: dict, option_codes: Sequence[str], mode: str) -> dict:
+    """``prediction``, ``status``, ``probs`` (JSON) and ``raw_output`` from one cached answer."""
+    from sgvalues.models.base import classify_text
+
+    if answer.get("error"):
+        return {"prediction": None, "status": "failed", "probs": "", "raw_output": str(answer["error"])}
+    probs = answer.get("probs")
+    text = answer.get("text")
+    if probs:
+        # ties go to the first code in scale order, so the choice is deterministic
+        best = max(option_codes, key=lambda c: (probs.get(c, 0.0), -option_codes.index(c)))
+        raw = text if text is not None else str(answer.get("info", {}).get("top_token", ""))
+        probs_json = json.dumps({c: round(float(probs.get(c, 0.0)), 6) for c in option_codes})
+        return {"prediction": int(best), "status": "ok", "probs": probs_json, "raw_output": raw}
+    status, code = classify_text(text, option_codes)
+    return {"prediction": int(code) if code is not None else None, "status": status, "probs": "",
+            "raw_output": text or ""}
+
+
+def _request_key(model, request, mode: str, temperature: float) -> str:
+    from sgvalues.models.cache import cache_key
+
+    decoding = dict(model.decoding_key())
+    if mode == "generate" or not model.exact_logprobs:
+        decoding.update(max_new_tokens=request.max_new_tokens, temperature=temperature)
+    return cache_key(model=model.model_id, adapter=model.adapter_id, mode=mode,
+                     messages=list(request.messages), options=list(request.option_codes), decoding=decoding)
+
+
+def evaluate_samples(samples: Sequence[dict], model, mode: str = "logprob", batch_size: int = 16,
+                     cache=None, temperature: float = 0.0, max_new_tokens: int = 8,
+                     chunk_size: int | None = None, log: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Evaluate ``samples`` with ``model``; one row per sample, in the samples' order.
+
+    Parameters
+    ----------
+    samples : records of ``sgvalues.split.load_samples``.
+    model : a :class:`~sgvalues.models.base.Model`.
+    mode : ``"logprob"`` or ``"generate"``.
+    batch_size : rows per forward pass (hf); sets the model's ``batch_size`` when it has one.
+    cache : a :class:`~sgvalues.models.cache.ResponseCache`, or ``None`` for no caching.
+    chunk_size : samples sent to the model per call, after which answers are cached
+        (default ``max(64, 4 * batch_size)``); samples of one question stay together.
+    """
+    if mode not in ("logprob", "generate"):
+        raise ValueError(f"mode must be 'logprob' or 'generate', got {mode!r}")
+    samples = list(samples)
+    for i, s in enumerate(samples):
+        _check_sample(s, i)
+    if hasattr(model, "batch_size"):
+        model.batch_size = int(batch_size)
+    chunk_size = chunk_size or max(64, 4 * int(batch_size))
+    requests = [sample_request(s, max_new_tokens) for s in samples]
+    keys = [_request_key(model, r, mode, temperature) for r in requests]
+    answers: dict[str, dict] = cache.get_many(keys) if cache is not None else {}
+    todo = [i for i, k in enumerate(keys) if k not in answers]
+    # keep a question's subgroups in one call so the engine shares their prefix
+    by_question: dict[str, list[int]] = {}
+    for i in todo:
+        by_question.setdefault(str(samples[i]["question_id"]), []).append(i)
+    chunks: list[list[int]] = []
+    for idxs in by_question.values():
+        if chunks and len(chunks[-1]) + len(idxs) <= chunk_size:
+            chunks[-1].extend(idxs)
+        else:
+            chunks.append(list(idxs))
+    started, done = time.time(), 0
+    for chunk in chunks:
+        got = model.answer([requests[i] for i in chunk], mode=mode, temperature=temperature)
+        fresh = {}
+        for i, a in zip(chunk, got):
+            d = a.to_json()
+            answers[keys[i]] = d
+            if not d.get("error"):
+                fresh[keys[i]] = d
+        if cache is not None:
+            cache.put_many(fresh)  # written per chunk: a crash loses at most this chunk
+        done += len(chunk)
+        if log is not None:
+            rate = done / max(time.time() - started, 1e-9)
+            log(f"evaluated {done}/{len(todo)} new samples ({rate:.1f}/s; {len(samples) - len(todo)} cached)")
+    rows = []
+    for s, r, k in zip(samples, requests, keys):
+        row = {
+            "sample_id": s["sample_id"], "split": s.get("split", ""), "question_id": s["question_id"],
+            "theme": s.get("theme", ""), "stratum": s.get("stratum", ""), "subgroup": s.get("subgroup", ""),
+            "levels": json.dumps(s.get("levels", {}), sort_keys=True) if not isinstance(s.get("levels"), str)
+            else s["levels"],
+            "target": int(s["target"]), "scale_min": s["scale_min"], "scale_max": s["scale_max"],
+        }
+        row.update(prediction_row(answers[k], list(r.option_codes), mode))
+        row["model"] = model.model_id
+        row["adapter"] = model.adapter_id
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
+    df["prediction"] = df["prediction"].astype("Int64")
+    return df
+
+
+def stratified_limit(samples: Sequence[dict], limit: int | None, seed: int = 0) -> list[dict]:
+    """A deterministic subset of at most ``limit`` samples, stratified by question and subgroup.
+
+    Questions are visited in a seeded random order and taken whole (every subgroup of the
+    question), so every subgroup is judged on the same questions and the engine can share
+    each question's prefix; the last question is cut to a seeded random subset of its
+    subgroups. The result keeps the input order.
+
+    >>> s = [{"question_id": q, "subgroup": g} for q in "ABC" for g in "xy"]
+    >>> sorted({d["question_id"] for d in stratified_limit(s, 4, seed=0)}).__len__()
+    2
+    """
+    samples = list(samples)
+    if limit is None or limit >= len(samples):
+        return samples
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    rng = np.random.default_rng(seed)
+    by_q: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        by_q.setdefault(str(s["question_id"]), []).append(i)
+    questions = sorted(by_q)
+    chosen: list[int] = []
+    for qi in rng.permutation(len(questions)):
+        idxs = by_q[questions[qi]]
+        room = limit - len(chosen)
+        if room <= 0:
+            break
+        if len(idxs) <= room:
+            chosen += idxs
+        else:
+            chosen += [idxs[j] for j in sorted(rng.choice(len(idxs), size=room, replace=False))]
+    return [samples[i] for i in sorted(chosen)]
+
+
+def predictions_path(run_dir: str | Path, tag: str, split: str) -> Path:
+    """``<run_dir>/predictions/<tag>_<split>.csv``."""
+    return Path(run_dir) / "predictions" / f"{tag}_{split}.csv"
+
+
+def load_predictions(path: str | Path) -> pd.DataFrame:
+    """Read a predictions table, checking its columns."""
+    path = Path(path)
+    df = pd.read_csv(path, dtype={"sample_id": str, "raw_output": str, "probs": str, "adapter": str},
+                     keep_default_na=False, na_values={"prediction": [""]})
+    missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; expected {PREDICTION_COLUMNS}")
+    df["prediction"] = pd.to_numeric(df["prediction"], errors="coerce").astype("Int64")
+    return df
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        df.to_csv(tmp, index=False, lineterminator="\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load_split(data_dir: Path, split: str) -> list[dict]:
+    from sgvalues.split import load_samples
+
+    return load_samples(data_dir, split)
+
+
+def evaluate_run(params, run_dir: str | Path, split: str = "ood", tag: str = "base",
+                 adapter: str | Path | None = None, limit: int | None = None, mode: str | None = None,
+                 cache=True, model=None, log: Callable[[str], None] | None = print) -> pd.DataFrame:
+    """Evaluate one split of a run and write ``<run_dir>/predictions/<tag>_<split>.csv``.
+
+    Parameters
+    ----------
+    params : ``sgvalues.params.Params``.
+    run_dir : the run folder; samples are read from ``<run_dir>/data``.
+    split : ``"ood"`` or ``"train"``.
+    tag : ``"base"`` (zero-shot) or ``"sft"``.
+    adapter : LoRA adapter folder (hf), e.g. ``<run_dir>/adapter``.
+    limit : at most this many samples (:func:`stratified_limit`, seeded by ``params.seed``);
+        default ``params.evaluation.limit``.
+    mode : ``"logprob"``/``"generate"``; default ``params.evaluation.mode``.
+    cache : ``True`` = the default response cache, ``None``/``False`` = none, or a
+        :class:`~sgvalues.models.cache.ResponseCache`.
+    model : an already loaded model to reuse (otherwise loaded from ``params.model``).
+    """
+    from sgvalues.models import load_model
+    from sgvalues.models.cache import ResponseCache
+
+    if split not in ("ood", "train"):
+        raise ValueError(f"split must be 'ood' or 'train', got {split!r}")
+    ev = params.evaluation
+    mode = mode or ev.mode
+    limit = limit if limit is not None else ev.limit
+    run_dir = Path(run_dir)
+    samples = stratified_limit(_load_split(run_dir / "data", split), limit, seed=params.seed)
+    if cache is True:
+        cache = ResponseCache()
+    elif cache is False:
+        cache = None
+    own = model is None
+    if own:
+        model = load_model(params.model, adapter=adapter, batch_size=ev.batch_size)
+    try:
+        started = time.time()
+        df = evaluate_samples(samples, model, mode=mode, batch_size=ev.batch_size, cache=cache,
+                              temperature=ev.temperature, max_new_tokens=ev.max_new_tokens, log=log)
+    finally:
+        if own:
+            model.close()
+    out = predictions_path(run_dir, tag, split)
+    _write_csv(df, out)
+    if log is not None:
+        s = summarise(df)
+        log(f"{out}: {len(df)} samples in {time.time() - started:.1f}s; accuracy {s['accuracy']:.3f}, "
+            f"NMAE {s['nmae']:.3f}, refusal rate {s['refusal_rate']:.3f}, failed {s['failed']}")
+    return df
+
+
+def summarise(df: pd.DataFrame) -> dict:
+    """Overall accuracy, NMAE, refusal rate and status counts of a predictions table."""
+    from sgvalues import metrics
+
+    counts = df["status"].value_counts()
+    return {
+        "n": int(len(df)),
+        "accuracy": metrics.accuracy(df["prediction"], df["target"]),
+        "nmae": metrics.nmae(df["prediction"], df["target"], df["scale_min"], df["scale_max"]),
+        "refusal_rate": metrics.refusal_rate(df["status"]),
+        **{s: int(counts.get(s, 0)) for s in STATUSES},
+    }
+
+
+def status_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Count and share of each status (``ok``, ``refused``, ``unparseable``, ``failed``)."""
+    counts = df["status"].value_counts().reindex(list(STATUSES), fill_value=0)
+    return pd.DataFrame({"status": list(STATUSES), "n": counts.to_numpy(),
+                         "share": counts.to_numpy() / max(len(df), 1)})
+
+
+def plot_metrics(agg: pd.DataFrame, by: str, title: str = "", overall: dict | None = None):
+    """Two panels, accuracy and NMAE per ``by`` group (output of ``metrics.aggregate``).
+
+    ``overall`` (``summarise`` output) draws the whole-split value as a dashed line.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    agg = agg.sort_values("accuracy", ascending=False)
+    height = max(2.6, 0.32 * len(agg) + 1.2)
+    fig, axes = plt.subplots(1, 2, figsize=(10, height), sharey=True)
+    for ax, metric, label in ((axes[0], "accuracy", "accuracy (higher is better)"),
+                              (axes[1], "nmae", "NMAE (lower is better)")):
+        sns.barplot(data=agg, y=by, x=metric, ax=ax, color=sns.color_palette()[0 if metric == "accuracy" else 1])
+        if overall is not None:
+            ax.axvline(overall[metric], ls="--", color="0.3", lw=1, label="all samples")
+            ax.legend(loc="best", fontsize="small", framealpha=0.9)
+        ax.set_xlabel(label)
+        ax.set_ylabel(by if ax is axes[0] else "")
+        ax.set_xlim(0, 1)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def published_comparison(df: pd.DataFrame) -> pd.DataFrame:
+    """Our figures beside the paper's, only where ``published.json`` has a comparable number.
+
+    Rows: OOD sample count, and the normalised range (``fairness.normalized_range``) of
+    per-subgroup accuracy and NMAE for the zero-shot (base) model.
+    """
+    from sgvalues import fairness, metrics
+    from sgvalues.published import PUBLISHED_LABEL, published
+
+    pub = published()
+    per_sub = metrics.aggregate(df, "subgroup")
+    rows = [
+        ("samples evaluated (OOD split)", float(len(df)), float(pub["counts"]["ood_samples"])),
+        ("Norm. Range of subgroup accuracy (base)", fairness.normalized_range(per_sub["accuracy"]),
+         pub["fairness"]["accuracy_norm_range"]["base"]),
+        ("Norm. Range of subgroup NMAE (base)", fairness.normalized_range(per_sub["nmae"]),
+         pub["fairness"]["nmae_norm_range"]["base"]),
+    ]
+    return pd.DataFrame(rows, columns=["figure", "ours", PUBLISHED_LABEL])
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", required=True, help="params YAML (e.g. params/smollm2-135m.yaml)")
+    parser.add_argument("--run-dir", required=True, help="run folder holding data/ (e.g. runs/default)")
+    parser.add_argument("--split", default="ood", choices=["ood", "train"])
+    parser.add_argument("--tag", default="base", help="'base' (zero-shot) or 'sft'")
+    parser.add_argument("--adapter", default=None, help="LoRA adapter folder (hf backend)")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate a stratified subset of N samples")
+    parser.add_argument("--mode", default=None, choices=["logprob", "generate"])
+    parser.add_argument("--no-cache", action="store_true", help="bypass the response cache")
+
+
+def main(args: argparse.Namespace) -> int:
+    from sgvalues.params import load_params
+
+    params = load_params(args.params)
+    df = evaluate_run(params, args.run_dir, split=args.split, tag=args.tag, adapter=args.adapter,
+                      limit=args.limit, mode=args.mode, cache=not args.no_cache,
+                      log=lambda m: print(m, file=sys.stderr))
+    print(json.dumps(summarise(df)))
+    return 0

@@ -1,0 +1,417 @@
+"""Local transformers models, with a prefix-sharing engine for option scoring.
+
+``HFModel`` loads a causal LM (local folder, hub name, or ``"smollm2-135m"`` = the embedded
+model) with its tokenizer and chat template; bf16 on CUDA, fp32 on CPU unless the spec says
+otherwise; an optional peft LoRA adapter is merged into the weights (same outputs, no adapter
+overhead at inference).
+
+The scoring engine
+------------------
+Every subgroup of a question sees the same ``[system, user_shared]`` text and differs only in
+the persona sentence at the end. ``score_options``:
+
+1. renders each prompt with the chat template and generation prompt and tokenises it;
+2. groups prompts (by ``ScoreRequest.group`` when given, otherwise by sorting token sequences
+   and cutting where neighbours share little) and takes each group's longest common token
+   prefix -- computed on the token ids, so it is exactly the tokens a full-prompt forward
+   would see;
+3. runs the prefix once, keeps its KV cache, and runs the persona suffixes in batches of
+   similar length against a *copy* of that cache expanded across the batch (the shared cache
+   is never mutated);
+4. appends the option-code branch tokens (``scoring.code_branches``: none when every code is
+   one token, ``"1"`` when ``"10"`` is ``"1","0"``) and sends only the positions whose
+   next-token distribution the scoring rule reads through ``lm_head``;
+5. turns those distributions into option probabilities (``scoring.option_probabilities``).
+
+Prompts that share no prefix with another (singletons) are batched together as full prompts.
+Suffixes are right-padded: padding sits after every real token, so under the causal mask it
+can never be attended to and the result does not depend on how rows are batched (up to
+floating-point summation order).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from pathlib import Path
+from typing import Sequence
+
+from sgvalues.models.base import Answer, GenerateRequest, Model, ScoreRequest
+from sgvalues.models.cache import adapter_identity
+from sgvalues.models.scoring import code_branches, needed_tokens, option_probabilities
+
+__all__ = ["HFModel", "resolve_model_path", "common_prefix_len", "cluster_by_prefix"]
+
+
+def resolve_model_path(name: str) -> tuple[str, bool]:
+    """``(path_or_hub_name, is_local)``: ``"smollm2-135m"`` -> the embedded model's folder."""
+    from sgvalues.models.embedded import EMBEDDED_NAME, embedded_model_dir
+
+    if name == EMBEDDED_NAME:
+        return str(embedded_model_dir()), True
+    p = Path(name).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise FileNotFoundError(f"{p}: model folder has no config.json")
+        return str(p), True
+    return name, False
+
+
+def _local_model_id(path: Path) -> str:
+    # hashing multi-GB weights on every load is too slow; config + weight file names and sizes
+    # change whenever the weights are replaced
+    h = hashlib.sha256((path / "config.json").read_bytes())
+    for f in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        h.update(f"{f.name}:{f.stat().st_size}".encode())
+    return h.hexdigest()[:12]
+
+
+def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token sequences.
+
+    >>> common_prefix_len([1, 2, 3], [1, 2, 4, 5])
+    2
+    """
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def cluster_by_prefix(seqs: Sequence[Sequence[int]], min_share: float = 0.5) -> list[list[int]]:
+    """Cluster sequences that share a long prefix: sort, cut where neighbours share < ``min_share``.
+
+    The cut compares the neighbours' common prefix with the shorter of the two lengths. Used
+    when requests carry no ``group``.
+
+    >>> cluster_by_prefix([[1, 2, 3, 9], [5, 6], [1, 2, 3, 8], [5, 7], [8]])
+    [[0, 2], [1, 3], [4]]
+    """
+    if not seqs:
+        return []
+    order = sorted(range(len(seqs)), key=lambda i: list(seqs[i]))
+    clusters = [[order[0]]]
+    for prev, i in zip(order, order[1:]):
+        share = common_prefix_len(seqs[prev], seqs[i])
+        if share >= max(1, min_share * min(len(seqs[prev]), len(seqs[i]))):
+            clusters[-1].append(i)
+        else:
+            clusters.append([i])
+    return [sorted(c) for c in clusters]
+
+
+class HFModel(Model):
+    """A transformers causal LM behind the :class:`~sgvalues.models.base.Model` interface.
+
+    Parameters
+    ----------
+    spec : ``ModelSpec`` with ``backend="hf"``.
+    adapter : LoRA adapter folder (overrides ``spec.adapter``); merged into the weights.
+    batch_size : rows per forward pass in ``score_options`` and ``generate``.
+    """
+
+    backend = "hf"
+    exact_logprobs = True
+
+    def __init__(self, spec, adapter: str | Path | None = None, batch_size: int = 16):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.spec = spec
+        self.batch_size = int(batch_size)
+        path, local = resolve_model_path(spec.name)
+        self.path = path
+        if spec.device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        else:
+            device = spec.device
+        self.device = torch.device(device)
+        if spec.dtype == "auto":
+            dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        else:
+            dtype = getattr(torch, spec.dtype)
+        self.dtype = dtype
+        if spec.cpu_threads and self.device.type == "cpu":
+            torch.set_num_threads(int(spec.cpu_threads))
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        try:  # no "Loading weights" progress bars in notebooks and logs
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:  # pragma: no cover
+            pass
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        adapter = adapter if adapter is not None else spec.adapter
+        self.adapter_path = str(adapter) if adapter else None
+        self.adapter_id = adapter_identity(adapter) if adapter else ""
+        if adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        self.model = model.to(self.device).eval()
+        self.config = self.model.config
+        self.decoder = self.model.get_decoder()
+        self.lm_head = self.model.get_output_embeddings()
+        self._softcap = getattr(self.config.get_text_config(), "final_logit_softcapping", None)
+        # transformers 5.x renamed past_key_values -> cache; accept either
+        params = inspect.signature(self.decoder.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        base = spec.name if not local or spec.name == "smollm2-135m" else Path(path).name
+        self.model_id = f"hf:{base}" + (f"@{_local_model_id(Path(path))}" if local else "")
+        self._code_cache: dict[tuple, dict[str, tuple[int, ...]]] = {}
+        self.calls = 0
+        self.tokens_processed = 0  # tokens through the decoder (for FLOP accounting)
+        self.head_rows = 0  # rows through lm_head
+        self.flops = 0.0  # matmul FLOPs of scoring passes (see forward_flops)
+        self._body_params = sum(p.numel() for n, p in self.decoder.named_parameters() if "embed" not in n)
+
+    # ------------------------------------------------------------------ helpers
+    def decoding_key(self) -> dict:
+        return {"dtype": str(self.dtype).replace("torch.", "")}
+
+    def render(self, messages) -> str:
+        """The chat-template text with the generation prompt (what the model continues)."""
+        msgs = [dict(m) for m in messages]
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        # no template (a base model): a plain transcript ending where the assistant speaks
+        return "".join(f"{m['role']}: {m['content']}\n" for m in msgs) + "assistant:"
+
+    def prompt_ids(self, messages) -> list[int]:
+        # chat templates carry their own BOS; add_special_tokens=False avoids a second one
+        return self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
+
+    def _code_tokens(self, codes: tuple[str, ...], prompt_text: str) -> dict[str, tuple[int, ...]]:
+        """Token ids of each code as it would follow the generation prompt."""
+        tail = prompt_text[-64:]  # the generation prompt decides how the answer tokenises
+        key = (codes, tail)
+        if key in self._code_cache:
+            return self._code_cache[key]
+        base = self.tokenizer(tail, add_special_tokens=False)["input_ids"]
+        out = {}
+        for c in codes:
+            ids = self.tokenizer(tail + c, add_special_tokens=False)["input_ids"]
+            if ids[: len(base)] == base and len(ids) > len(base):
+                out[c] = tuple(ids[len(base):])
+            else:  # the code merged with the prompt's last token: tokenise it on its own
+                out[c] = tuple(self.tokenizer(c, add_special_tokens=False)["input_ids"])
+        self._code_cache[key] = out
+        return out
+
+    def _forward_hidden(self, input_ids, position_ids, cache):
+        import torch
+
+        kwargs = {self._cache_kw: cache} if cache is not None else {}
+        with torch.inference_mode():
+            out = self.decoder(input_ids=input_ids, position_ids=position_ids,
+                               use_cache=cache is not None, **kwargs)
+        self.calls += 1
+        self.tokens_processed += int(input_ids.numel())
+        b, t = input_ids.shape
+        past = int(position_ids[0, 0]) if position_ids is not None else 0
+        self.flops += self.forward_flops(b, t, past)
+        return out
+
+    def forward_flops(self, batch: int, new: int, past: int = 0, head_rows: int = 0) -> float:
+        """Matmul FLOPs of a decoder pass over ``new`` tokens after ``past`` cached ones.
+
+        ``2·N·B·T`` for the weight matmuls (``N`` = decoder parameters without embeddings) plus
+        ``4·L·H·d·B·(T·past + T(T+1)/2)`` for attention scores and values, plus
+        ``2·V·D·head_rows`` for ``lm_head``.
+        """
+        c = self.config.get_text_config()
+        n_heads = c.num_attention_heads
+        head_dim = getattr(c, "head_dim", None) or c.hidden_size // n_heads
+        attn = 4 * c.num_hidden_layers * n_heads * head_dim * batch * (new * past + new * (new + 1) / 2)
+        head = 2 * c.vocab_size * c.hidden_size * head_rows
+        return 2.0 * self._body_params * batch * new + attn + head
+
+    def _head_logprobs(self, hidden):
+        import torch
+
+        with torch.inference_mode():
+            logits = self.lm_head(hidden).float()
+            if self._softcap:
+                logits = torch.tanh(logits / self._softcap) * self._softcap
+            self.head_rows += int(hidden.shape[0])
+            self.flops += self.forward_flops(0, 0, 0, head_rows=int(hidden.shape[0]))
+            return torch.log_softmax(logits, dim=-1)
+
+    def _prefix_cache(self, prefix: Sequence[int]):
+        import torch
+
+        ids = torch.tensor([list(prefix)], device=self.device)
+        pos = torch.arange(len(prefix), device=self.device).unsqueeze(0)
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.config)
+        out = self._forward_hidden(ids, pos, cache)
+        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None) or cache
+        return [(k, v) for k, v, *_ in cache]
+
+    def _expanded_cache(self, kv, batch: int):
+        from transformers import DynamicCache
+
+        # expand() is a view; DynamicCache.update concatenates into new tensors, so the
+        # shared prefix cache is never written to
+        data = [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in kv]
+        return DynamicCache(data, config=self.config)
+
+    # ------------------------------------------------------------------ scoring
+    def score_options(self, requests: Sequence[ScoreRequest]) -> list[dict[str, float]]:
+        return [a.probs for a in self.score_answers(requests)]
+
+    def answer(self, requests, mode="logprob", temperature=0.0):
+        if mode == "logprob":
+            return self.score_answers(requests)
+        return super().answer(requests, mode, temperature)
+
+    def score_answers(self, requests: Sequence[ScoreRequest], share_prefix: bool = True) -> list[Answer]:
+        """Option probabilities per request (engine above); ``share_prefix=False`` = full prompts."""
+        requests = list(requests)
+        if not requests:
+            return []
+        texts = [self.render(r.messages) for r in requests]
+        ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        results: list[Answer | None] = [None] * len(requests)
+        by_codes: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            by_codes.setdefault(tuple(r.option_codes), []).append(i)
+        for codes, idxs in by_codes.items():
+            code_toks = self._code_tokens(codes, texts[idxs[0]])
+            branches = code_branches(code_toks)
+            need = needed_tokens(code_toks)
+            # groups of prompts that share a prefix; singletons pooled as full prompts
+            if share_prefix:
+                groups: dict = {}
+                for i in idxs:
+                    g = getattr(requests[i], "group", None)
+                    groups.setdefault(g, []).append(i)
+                clusters = []
+                for g, members in groups.items():
+                    if g is None:
+                        clusters += [[members[j] for j in c] for c in cluster_by_prefix([ids[i] for i in members])]
+                    else:
+                        clusters.append(members)
+            else:
+                clusters = [[i] for i in idxs]
+            pool = [c[0] for c in clusters if len(c) == 1]
+            work = [(c, True) for c in clusters if len(c) > 1] + ([(pool, False)] if pool else [])
+            for members, shared in work:
+                prefix_len = 0
+                if shared:
+                    prefix_len = min(len(ids[i]) for i in members) - 1
+                    first = ids[members[0]]
+                    for i in members[1:]:
+                        prefix_len = min(prefix_len, common_prefix_len(first, ids[i]))
+                node_lps = self._score_rows(members, ids, prefix_len, branches, need)
+                for i in members:
+                    sc = option_probabilities(code_toks, node_lps[i])
+                    top_id = node_lps[i]["__top__"]
+                    results[i] = Answer(probs=sc.probs, info={
+                        "option_mass": round(sc.option_mass, 6),
+                        "top_token": self.tokenizer.decode([top_id]),
+                    })
+        return results  # type: ignore[return-value]
+
+    def _score_rows(self, members, ids, prefix_len, branches, need):
+        """Next-token log-probs at every internal trie node for each member (engine core)."""
+        import torch
+
+        kv = self._prefix_cache(ids[members[0]][:prefix_len]) if prefix_len > 0 else None
+        rows = [(i, b) for i in members for b in branches]
+        # group by length so padding stays small; stable order keeps runs deterministic
+        rows.sort(key=lambda r: (len(ids[r[0]]) + len(r[1])))
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.eos_token_id or 0
+        out: dict[int, dict] = {i: {} for i in members}
+        # near-equal batches (51 rows at batch_size 16 -> 13+13+13+12, not 16+16+16+3)
+        n_batches = -(-len(rows) // self.batch_size)
+        bounds = [round(k * len(rows) / n_batches) for k in range(n_batches + 1)]
+        for lo, hi in zip(bounds, bounds[1:]):
+            chunk = rows[lo:hi]
+            seqs = [list(ids[i][prefix_len:]) + list(b) for i, b in chunk]
+            width = max(len(q) for q in seqs)
+            batch = torch.full((len(chunk), width), pad, dtype=torch.long)
+            for r, q in enumerate(seqs):
+                batch[r, : len(q)] = torch.tensor(q)
+            batch = batch.to(self.device)
+            pos = (torch.arange(width, device=self.device) + prefix_len).unsqueeze(0).expand(len(chunk), -1)
+            cache = self._expanded_cache(kv, len(chunk)) if kv is not None else None
+            hidden = self._forward_hidden(batch, pos, cache).last_hidden_state
+            # only the positions whose next-token distribution the rule reads go through lm_head
+            sel_r, sel_t, owners = [], [], []
+            for r, ((i, b), q) in enumerate(zip(chunk, seqs)):
+                last = len(q) - len(b) - 1
+                for j in range(len(b) + 1):
+                    sel_r.append(r)
+                    sel_t.append(last + j)
+                    owners.append((i, tuple(b[:j])))
+            h = hidden[torch.tensor(sel_r, device=self.device), torch.tensor(sel_t, device=self.device)]
+            lp = self._head_logprobs(h)
+            top = lp.argmax(dim=-1).tolist()
+            lp_cpu = lp.cpu()
+            for k, (i, node) in enumerate(owners):
+                if node in need:
+                    toks = need[node]
+                    vals = lp_cpu[k, toks].double().numpy()
+                    out[i][node] = dict(zip(toks, vals.tolist()))
+                if node == ():
+                    out[i]["__top__"] = top[k]
+        return out
+
+    # ------------------------------------------------------------------ generation
+    def generate_answers(self, requests: Sequence[GenerateRequest]) -> list[Answer]:
+        import torch
+
+        requests = list(requests)
+        if not requests:
+            return []
+        ids = [self.prompt_ids(r.messages) for r in requests]
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.eos_token_id or 0
+        results: list[Answer | None] = [None] * len(requests)
+        # same decoding settings batch together; within them, by length
+        keyed = sorted(range(len(requests)), key=lambda i: (requests[i].max_new_tokens,
+                                                              requests[i].temperature,
+                                                              requests[i].seed, len(ids[i])))
+        chunks: list[list[int]] = []
+        for i in keyed:
+            r = requests[i]
+            if chunks and len(chunks[-1]) < self.batch_size and (
+                    (requests[chunks[-1][0]].max_new_tokens, requests[chunks[-1][0]].temperature,
+                     requests[chunks[-1][0]].seed) == (r.max_new_tokens, r.temperature, r.seed)):
+                chunks[-1].append(i)
+            else:
+                chunks.append([i])
+        for chunk in chunks:
+            r0 = requests[chunk[0]]
+            width = max(len(ids[i]) for i in chunk)
+            # left padding: generation appends at the right edge of every row
+            batch = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for r, i in enumerate(chunk):
+                batch[r, width - len(ids[i]):] = torch.tensor(ids[i])
+                mask[r, width - len(ids[i]):] = 1
+            kwargs = dict(max_new_tokens=r0.max_new_tokens, pad_token_id=pad)
+            if r0.temperature > 0:
+                torch.manual_seed(r0.seed)
+                kwargs.update(do_sample=True, temperature=r0.temperature, top_p=1.0, top_k=0)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            with torch.inference_mode():
+                gen = self.model.generate(input_ids=batch.to(self.device), attention_mask=mask.to(self.device),
+                                          **kwargs)
+            self.calls += 1
+            new = gen[:, width:].cpu()
+            for r, i in enumerate(chunk):
+                text = self.tokenizer.decode(new[r], skip_special_tokens=True)
+                results[i] = Answer(text=text.strip())
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.model = None  # type: ignore[assignment]
+
