@@ -7,15 +7,17 @@ single-axis and pair subgroup reads naturally.
 A **structured prompt** is three chat parts:
 
 - ``system``: the generic survey instruction, identical for every sample;
-- ``user_shared``: the question wording and its numbered options, identical for every subgroup
-  of a question;
-- ``user_persona``: the persona sentence plus "Answer as this person would, with the number of
-  one option only."
+- ``user_shared``: the question wording, its numbered options and the answer instruction
+  ("Answer as the person described below would, ..."), identical for every subgroup of a
+  question;
+- ``user_persona``: the persona sentence alone.
 
 The chat is ``[system, user = user_shared + user_persona]``. The persona-specific part comes
 **last** on purpose: every subgroup of a question shares the token prefix ``system +
 user_shared``, so a model engine computes that prefix once and reuses its KV cache for each
-persona suffix (about 100 subgroups per question). The assistant's answer is the bare option
+persona suffix (about 100 subgroups per question). The answer instruction sits in the shared
+part too, so the per-persona suffix is as short as it can be (about 20 tokens): that suffix is
+all the engine computes per sample. The assistant's answer is the bare option
 code ("3", "10").
 
 An **open-ended prompt** (``open_user``) is the persona sentence and the question without
@@ -64,7 +66,7 @@ OPEN_SYSTEM_PROMPT = (
     "You are taking part in an interview for the World Values Survey. You will be told who you are "
     "and asked one question. Answer in your own words, in the first person, as that person would."
 )
-ANSWER_INSTRUCTION = "Answer as this person would, with the number of one option only."
+ANSWER_INSTRUCTION = "Answer as the person described below would, with the number of one option only."
 OPEN_INSTRUCTION = "Answer in two or three sentences."
 
 _SEX_NOUN = {"Male": "man", "Female": "woman"}
@@ -185,12 +187,12 @@ def _field(row, name: str):
 
 
 def user_persona(levels: Mapping[str, str]) -> str:
-    """The persona-specific end of the user turn: persona sentence + answer instruction.
+    """The persona-specific end of the user turn: the persona sentence (the instruction is shared).
 
     >>> user_persona({"sex": "Male"})
-    'You are a man living in Singapore. Answer as this person would, with the number of one option only.'
+    'You are a man living in Singapore.'
     """
-    return f"{persona_sentence(levels)} {ANSWER_INSTRUCTION}"
+    return persona_sentence(levels)
 
 
 def structured_prompt(question_row, levels: Mapping[str, str]) -> dict[str, str]:
@@ -207,7 +209,8 @@ def structured_prompt(question_row, levels: Mapping[str, str]) -> dict[str, str]
     -------
     dict
         ``system``, ``user_shared`` (wording, a blank line, "Options:", the numbered options, a
-        blank line) and ``user_persona`` (persona sentence + answer instruction). The user turn
+        blank line, the answer instruction, a blank line) and ``user_persona`` (the persona
+        sentence). The user turn
         is ``user_shared + user_persona``; only ``user_persona`` depends on the persona, and it
         comes last so the shared prefix's KV cache can be reused across personas.
 
@@ -223,10 +226,12 @@ def structured_prompt(question_row, levels: Mapping[str, str]) -> dict[str, str]
     1. Very important
     2. Not important
     <BLANKLINE>
-    You are a woman living in Singapore. Answer as this person would, with the number of one option only.
+    Answer as the person described below would, with the number of one option only.
+    <BLANKLINE>
+    You are a woman living in Singapore.
     """
     wording = str(_field(question_row, "wording")).strip()
-    shared = f"{wording}\n\nOptions:\n{format_options(_field(question_row, 'options'))}\n\n"
+    shared = f"{wording}\n\nOptions:\n{format_options(_field(question_row, 'options'))}\n\n{ANSWER_INSTRUCTION}\n\n"
     return {"system": SYSTEM_PROMPT, "user_shared": shared, "user_persona": user_persona(levels)}
 
 

@@ -80,7 +80,9 @@ def test_structured_prompt_shares_the_prefix_and_ends_with_the_persona():
     assert a["system"] == b["system"] == SYSTEM_PROMPT
     assert a["user_shared"] == b["user_shared"]
     assert a["user_persona"] != b["user_persona"]
-    assert a["user_persona"] == f"You are a Malay woman living in Singapore. {ANSWER_INSTRUCTION}"
+    assert a["user_persona"] == "You are a Malay woman living in Singapore."
+    # the instruction is shared by every persona, so it sits in the shared prefix
+    assert a["user_shared"].endswith(f"{ANSWER_INSTRUCTION}\n\n")
     lines = a["user_shared"].splitlines()
     assert lines[0] == Q1["wording"]
     assert lines[3:7] == ["1. Very important", "2. Rather important", "3. Not very important", "4. Not at all important"]
@@ -93,7 +95,8 @@ def test_structured_prompt_shares_the_prefix_and_ends_with_the_persona():
 def test_options_print_in_numeric_order_and_bare_codes_once():
     q = {"wording": "Scale?", "options": json.dumps({"10": "A great deal", "1": "None at all", "2": "2"})}
     lines = structured_prompt(q, {"sex": "Male"})["user_shared"].splitlines()
-    assert lines[3:] == ["1. None at all", "2.", "10. A great deal", ""]  # blank line before the persona
+    # options, a blank line, the shared answer instruction, a blank line before the persona
+    assert lines[3:] == ["1. None at all", "2.", "10. A great deal", "", ANSWER_INSTRUCTION, ""]
 
 
 def test_open_prompt_has_no_options():
