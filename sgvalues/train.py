@@ -1,0 +1,891 @@
+"""LoRA supervised fine-tuning on the structured train samples (``sgvalues train``).
+
+The model learns to answer a persona-prompted survey question with the bare option code, in
+exactly the format evaluation reads: the structured chat (``prompts.structured_messages``)
+rendered with the chat template and its generation prompt, then the code and the template's
+end-of-turn (``"3<|im_end|>"`` for SmolLM2). Only those answer tokens carry loss.
+
+Stages (alignment-handbook style), each a function you can call on its own:
+
+1. **load data** -- :func:`load_train_samples`: ``<run>/data/samples_train.jsonl``, thinned to
+   ``training.max_samples`` by :func:`select_samples` (stratified by subgroup and question,
+   seeded);
+2. **tokenize** -- :func:`encode_sample`: prompt ids + answer ids, labels ``-100`` on the prompt;
+3. **build model** -- :func:`build_model`: base model (bf16 on CUDA, fp32 on CPU) + peft LoRA;
+4. **train** -- :func:`train_run`: length-grouped batches, answer-only logits, AdamW with linear
+   warm-up/decay, a checkpoint every ``save_every`` optimizer steps; resumes after a crash;
+5. **save** -- ``<run>/adapter/`` (peft ``save_pretrained``), written atomically;
+6. **log** -- ``<run>/train_log.csv`` (``step, epoch, loss, lr, tokens, elapsed``) and
+   ``<run>/train_summary.json``.
+
+Efficiency. Batches are *length grouped* (shuffle, then sort within mega-batches of
+``16 x batch_size``), and padded only to their own longest member, so almost no compute goes
+to padding. Padding is on the left, with position ids from the attention mask, so every
+answer ends at the batch's last position: the model is called with
+``logits_to_keep = K + 1`` (``K`` = longest answer in the batch) and the 49k-wide ``lm_head``
+and softmax run on a handful of positions instead of the whole sequence.
+``benchmarks/bench_train.py`` measures the speed-up against a padded HF ``Trainer``.
+
+Devices. On CUDA the base model is loaded in bf16 and run under bf16 autocast (the LoRA
+weights stay fp32, peft's default); on CPU everything is fp32. Device placement and data
+parallelism are accelerate's (:class:`accelerate.Accelerator`), so the same code runs on one
+CPU, one GPU, or several GPUs:
+
+.. code-block:: bash
+
+   # one process (CPU or one GPU)
+   sgvalues train --params params/smollm2-135m.yaml --run-dir runs/default
+   # data parallel on every local GPU (one process per GPU, DDP)
+   accelerate launch --multi_gpu --num_processes 4 -m sgvalues.train \\
+       --params params/llama-3.1-8b.yaml --run-dir runs/llama-3.1-8b
+
+Under ``accelerate launch`` each process takes every ``world``-th micro-batch of the same
+seeded order, gradients are averaged by DDP, and only the main process writes checkpoints,
+logs and the adapter. ``batch_size`` is per process, so the effective batch is
+``batch_size x grad_accum x world``. The number of optimizer steps is the same whatever the
+world size when ``max_steps`` is set; with ``epochs`` more processes mean fewer steps.
+
+Checkpoints. Every ``save_every`` optimizer steps ``<run>/checkpoints/step-NNNNNNNN/`` gets the
+adapter weights, optimizer and scheduler state, the RNG states (python, numpy, torch, CUDA),
+the step and the position in the data order; it is written to a temporary folder and renamed
+into place, so a crash never leaves a half-written checkpoint. ``train_run`` on the same
+inputs resumes from the newest checkpoint (a Ctrl-C between steps also saves one); a run
+whose inputs changed discards old checkpoints. A finished adapter with the same inputs
+fingerprint is not retrained.
+
+Notes
+-----
+With answer tokens :math:`A` of a step's micro-batches (all of them, across gradient
+accumulation), the loss is the mean token cross-entropy
+
+.. math:: \\mathcal{L} = -\\frac{1}{|A|} \\sum_{(i,t) \\in A} \\log p_\\theta(x_{i,t} \\mid x_{i,<t}),
+
+and the learning rate at optimizer step :math:`s` of :math:`S`, with :math:`W` warm-up steps,
+is :math:`\\eta_s = \\eta \\, s/W` for :math:`s < W`, then
+:math:`\\eta \\, (S-s)/(S-W)` (linear decay).
+
+The paper's recipe (lr :math:`10^{-6}`, one epoch over 10,700 samples) is kept in the paper
+models' params. It moves an 8B model in thousands of steps; on the embedded 135M model on two
+CPU cores it would move nothing measurable in ten minutes, so ``params/smollm2-135m.yaml`` uses
+a larger lr on a stratified subset (see the ``training:`` block there and notebook 04).
+
+Example
+-------
+>>> batches = length_grouped_batches([5, 9, 6, 8], batch_size=2, seed=0)
+>>> sorted(sorted(b) for b in batches)
+[[0, 2], [1, 3]]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "IGNORE_INDEX",
+    "LOG_COLUMNS",
+    "TrainError",
+    "EncodedExample",
+    "resolve_model_path",
+    "load_train_samples",
+    "select_samples",
+    "answer_completion",
+    "encode_sample",
+    "length_grouped_batches",
+    "collate",
+    "answer_loss",
+    "build_model",
+    "inputs_fingerprint",
+    "train_run",
+    "read_train_log",
+    "recipe_table",
+    "plot_training_curve",
+    "before_after",
+    "gain_table",
+    "plot_before_after",
+    "plot_gain",
+    "configure_parser",
+    "main",
+]
+
+#: label value that cross-entropy ignores (the prompt and the padding)
+IGNORE_INDEX = -100
+#: columns of ``train_log.csv``
+LOG_COLUMNS = ("step", "epoch", "loss", "lr", "tokens", "elapsed")
+#: gradient-norm clip (alignment-handbook default)
+MAX_GRAD_NORM = 1.0
+#: length grouping sorts within mega-batches of this many batches
+MEGA_BATCHES = 16
+#: checkpoints kept on disk (the newest ones)
+KEEP_CHECKPOINTS = 2
+
+
+class TrainError(RuntimeError):
+    """Training cannot run on these inputs; the message names the file, key or value."""
+
+
+@dataclass(frozen=True)
+class EncodedExample:
+    """One tokenized sample: ``labels`` is ``IGNORE_INDEX`` on the prompt, ids on the answer."""
+
+    sample_id: str
+    input_ids: tuple[int, ...]
+    labels: tuple[int, ...]
+
+    @property
+    def n_answer(self) -> int:
+        return sum(1 for x in self.labels if x != IGNORE_INDEX)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+# ----------------------------------------------------------------------------- stage 1: data
+
+
+def resolve_model_path(name: str) -> str:
+    """``"smollm2-135m"`` -> the embedded model's cached folder; anything else unchanged."""
+    from sgvalues.models.embedded import EMBEDDED_NAME, embedded_model_dir
+
+    return str(embedded_model_dir()) if name == EMBEDDED_NAME else name
+
+
+def load_train_samples(params, run_dir: str | Path) -> list[dict]:
+    """Train samples of ``<run_dir>/data``, thinned to ``training.max_samples`` (stratified).
+
+    A run folder without prepared data is prepared first (``prepare.ensure_prepared``).
+    """
+    data_dir = Path(run_dir) / "data"
+    if not (data_dir / "samples_train.jsonl").is_file():
+        # a fresh run folder: prepare its data from the params (synthetic or data.wvs_file)
+        from sgvalues.prepare import ensure_prepared
+
+        ensure_prepared(params, run_dir)
+    from sgvalues.split import load_samples
+
+    samples = load_samples(data_dir, "train")
+    if not samples:
+        raise TrainError(f"{data_dir / 'samples_train.jsonl'}: no samples in split 'train'")
+    return select_samples(samples, params.training.max_samples, params.seed)
+
+
+def select_samples(samples: Sequence[dict], max_samples: int | None, seed: int) -> list[dict]:
+    """At most ``max_samples`` samples, spread evenly over subgroups and questions.
+
+    Rounds over the subgroups (in a seeded order); in each round every subgroup gives the
+    sample whose question has been taken least so far (ties by a seeded random rank). So
+    subgroup counts differ by at most one, and on a full question x subgroup grid so do
+    question counts. The original order is kept; ``None`` (or enough) keeps everything.
+
+    Examples
+    --------
+    >>> s = [{"sample_id": f"{q}_{g}", "question_id": q, "subgroup": g}
+    ...      for q in ("Q1", "Q2", "Q3") for g in ("a", "b")]
+    >>> picked = select_samples(s, 4, seed=0)
+    >>> sorted(Counter(x["subgroup"] for x in picked).values())
+    [2, 2]
+    >>> max(Counter(x["question_id"] for x in picked).values())
+    2
+    """
+    if max_samples is None or max_samples >= len(samples):
+        return list(samples)
+    if max_samples < 1:
+        raise TrainError(f"training.max_samples = {max_samples}: expected >= 1 or null")
+    for i, s in enumerate(samples):
+        for key in ("question_id", "subgroup"):
+            if key not in s:
+                raise TrainError(f"sample {i} ({s.get('sample_id', '?')}): missing key '{key}'")
+    rng = np.random.default_rng(seed)
+    rank = rng.permutation(len(samples))
+    pools: dict[str, list[int]] = defaultdict(list)
+    for i in sorted(range(len(samples)), key=lambda i: rank[i]):
+        pools[samples[i]["subgroup"]].append(i)
+    order = [sorted(pools)[k] for k in rng.permutation(len(pools))]
+    taken: Counter = Counter()
+    chosen: list[int] = []
+    while len(chosen) < max_samples:
+        for g in order:
+            pool = pools[g]
+            if not pool:
+                continue
+            j = min(range(len(pool)), key=lambda k: (taken[samples[pool[k]]["question_id"]], k))
+            i = pool.pop(j)
+            taken[samples[i]["question_id"]] += 1
+            chosen.append(i)
+            if len(chosen) == max_samples:
+                break
+    return [samples[i] for i in sorted(chosen)]
+
+
+# ----------------------------------------------------------------------------- stage 2: tokenize
+
+
+def answer_completion(tokenizer, messages: list[dict], code: str) -> str:
+    """The assistant completion as the chat template writes it: ``code`` + end-of-turn.
+
+    It is the template's rendering of the conversation with the answer, minus its rendering
+    with the generation prompt, with trailing whitespace dropped (the newline after
+    ``<|im_end|>`` is not part of the answer).
+    """
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    full = tokenizer.apply_chat_template(
+        messages + [{"role": "assistant", "content": code}], tokenize=False
+    )
+    if not full.startswith(prompt):
+        raise TrainError(
+            "the chat template renders the answered conversation with a different prefix than "
+            "the generation prompt; cannot place the answer after the prompt"
+        )
+    completion = full[len(prompt):].rstrip()
+    if not completion.startswith(code) or completion == code:
+        raise TrainError(f"chat template completion {completion!r} does not start with the code "
+                         f"{code!r} followed by an end-of-turn marker")
+    return completion
+
+
+def encode_sample(tokenizer, sample: dict, messages_fn: Callable | None = None) -> EncodedExample:
+    """Tokenize one sample: prompt (chat template + generation prompt) then code + end-of-turn."""
+    if messages_fn is None:
+        from sgvalues.prompts import structured_messages as messages_fn
+    try:
+        target = int(sample["target"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TrainError(
+            f"sample {sample.get('sample_id', '?')}: key 'target' = {sample.get('target')!r}: "
+            "expected an integer option code"
+        ) from exc
+    messages = messages_fn(sample)
+    code = str(target)
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    answer = answer_completion(tokenizer, messages, code)
+    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    a_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    return EncodedExample(
+        sample_id=str(sample.get("sample_id", "")),
+        input_ids=tuple(p_ids) + tuple(a_ids),
+        labels=(IGNORE_INDEX,) * len(p_ids) + tuple(a_ids),
+    )
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed,
+                           mega_batches: int = MEGA_BATCHES) -> list[list[int]]:
+    """Seeded batches of indices whose members have similar lengths.
+
+    Shuffle, cut into mega-batches of ``mega_batches x batch_size``, sort each by length
+    (longest first), cut into batches, and shuffle the batch order. Padding to each batch's
+    own maximum then wastes little, while the order stays random across mega-batches.
+    """
+    if batch_size < 1:
+        raise TrainError(f"batch_size = {batch_size}: expected >= 1")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(lengths)).tolist()
+    span = batch_size * max(1, mega_batches)
+    batches: list[list[int]] = []
+    for start in range(0, len(order), span):
+        chunk = sorted(order[start:start + span], key=lambda i: (-lengths[i], i))
+        batches += [chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size)]
+    return [batches[k] for k in rng.permutation(len(batches)).tolist()]
+
+
+def collate(examples: Sequence[EncodedExample], pad_id: int) -> dict:
+    """Left-pad a batch to its longest member; position ids count real tokens only.
+
+    Left padding puts every answer at the end, so the loss needs only the last few logits.
+
+    Examples
+    --------
+    >>> b = collate([EncodedExample("a", (5, 6, 7), (-100, 6, 7)),
+    ...              EncodedExample("b", (8, 9), (-100, 9))], pad_id=0)
+    >>> b["input_ids"].tolist(), b["position_ids"].tolist()
+    ([[5, 6, 7], [0, 8, 9]], [[0, 1, 2], [0, 0, 1]])
+    >>> b["labels"].tolist()
+    [[-100, 6, 7], [-100, -100, 9]]
+    """
+    import torch
+
+    width = max(len(e) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, e in enumerate(examples):
+        n = len(e)
+        ids[row, width - n:] = torch.tensor(e.input_ids)
+        labels[row, width - n:] = torch.tensor(e.labels)
+        mask[row, width - n:] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "labels": labels}
+
+
+def answer_loss(model, batch: dict):
+    """Summed cross-entropy over the answer tokens, and their number.
+
+    Only the last ``K + 1`` positions are sent through ``lm_head`` (``K`` = longest answer;
+    the batch is left padded), via the model's ``logits_to_keep``.
+    """
+    import torch.nn.functional as F
+
+    labels = batch["labels"]
+    k = int((labels != IGNORE_INDEX).sum(-1).max())
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                position_ids=batch["position_ids"], logits_to_keep=k + 1, use_cache=False)
+    logits = out.logits[:, :-1, :].float()  # position t predicts token t + 1
+    targets = labels[:, -k:]
+    loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                               ignore_index=IGNORE_INDEX, reduction="sum")
+    return loss_sum, (targets != IGNORE_INDEX).sum()
+
+
+# ----------------------------------------------------------------------------- stage 3: model
+
+
+def _dtype(params, cuda: bool):
+    import torch
+
+    name = params.model.dtype
+    if name == "auto":
+        return torch.bfloat16 if cuda else torch.float32
+    return getattr(torch, name)
+
+
+def build_model(params, dtype=None):
+    """Base causal LM + fresh LoRA adapter (peft) from ``params.training``; returns (model, tokenizer)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    t = params.training
+    path = resolve_model_path(params.model.name)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    base = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+    base.config.use_cache = False
+    config = LoraConfig(r=t.lora_r, lora_alpha=t.lora_alpha, lora_dropout=t.lora_dropout,
+                        target_modules=list(t.target_modules), task_type="CAUSAL_LM", bias="none")
+    try:
+        model = get_peft_model(base, config)
+    except ValueError as exc:
+        raise TrainError(f"training.target_modules = {list(t.target_modules)}: {exc}") from exc
+    return model, tokenizer
+
+
+# ----------------------------------------------------------------------------- stage 4: train
+
+
+def inputs_fingerprint(params, samples: Sequence[dict]) -> str:
+    """sha256 of what decides the adapter: model, seed, training recipe, and the samples."""
+    h = hashlib.sha256()
+    recipe = {"model": params.model.name, "dtype": params.model.dtype, "seed": params.seed,
+              "training": params.to_dict()["training"]}
+    h.update(json.dumps(recipe, sort_keys=True).encode())
+    for s in samples:
+        h.update(json.dumps([s.get("sample_id"), s.get("target"), s.get("system"),
+                             s.get("user_shared"), s.get("user_persona")]).encode())
+    return h.hexdigest()
+
+
+class _Batches:
+    """A fixed list of index batches, as a ``batch_sampler`` accelerate can shard."""
+
+    def __init__(self, batches: list[list[int]], batch_size: int):
+        self.batches = batches
+        self.batch_size = batch_size
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
+
+
+def _schedule(total_micro: int, n_per_epoch: int, batch_size: int, lengths, seed: int):
+    """The whole run's micro-batch order: epoch ``e`` is ``length_grouped_batches`` seeded (seed, e)."""
+    order: list[list[int]] = []
+    epoch_of: list[float] = []
+    e = 0
+    while len(order) < total_micro:
+        batches = length_grouped_batches(lengths, batch_size, seed=[seed, e])
+        for j, b in enumerate(batches):
+            order.append(b)
+            epoch_of.append(e + (j + 1) / n_per_epoch)
+        e += 1
+    return order[:total_micro], epoch_of[:total_micro]
+
+
+def _rng_state() -> dict:
+    import torch
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _seed_all(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _checkpoints(ckpt_dir: Path) -> list[Path]:
+    if not ckpt_dir.is_dir():
+        return []
+    return sorted(p for p in ckpt_dir.iterdir() if p.is_dir() and p.name.startswith("step-")
+                  and (p / "state.pt").is_file() and (p / "meta.json").is_file())
+
+
+def _save_checkpoint(ckpt_dir: Path, step: int, model, optimizer, scheduler, meta: dict) -> Path:
+    """Write ``step-NNNNNNNN/`` atomically (temporary folder, then rename); keep the newest few."""
+    import torch
+    from peft import get_peft_model_state_dict
+
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    final = ckpt_dir / f"step-{step:08d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".step-{step:08d}-", dir=ckpt_dir))
+    try:
+        state = {"adapter": {k: v.detach().cpu() for k, v in get_peft_model_state_dict(model).items()},
+                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "rng": _rng_state()}
+        torch.save(state, tmp / "state.pt")
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    for old in _checkpoints(ckpt_dir)[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _write_log(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _append_log(path: Path, row: dict) -> None:
+    new = not path.is_file()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def read_train_log(run_dir: str | Path):
+    """``<run_dir>/train_log.csv`` as a DataFrame (columns :data:`LOG_COLUMNS`)."""
+    import pandas as pd
+
+    path = Path(run_dir) / "train_log.csv"
+    if not path.is_file():
+        raise TrainError(f"{path}: no training log; run `sgvalues train` first")
+    log = pd.read_csv(path)
+    missing = [c for c in LOG_COLUMNS if c not in log.columns]
+    if missing:
+        raise TrainError(f"{path}: missing column(s) {missing}; expected {list(LOG_COLUMNS)}")
+    return log
+
+
+def _summary_matches(run_dir: Path, fingerprint: str) -> bool:
+    summary = run_dir / "train_summary.json"
+    adapter = run_dir / "adapter"
+    if not (summary.is_file() and (adapter / "adapter_config.json").is_file()):
+        return False
+    try:
+        return json.loads(summary.read_text()).get("fingerprint") == fingerprint
+    except (OSError, ValueError):
+        return False
+
+
+def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | None = None,
+              force: bool = False, verbose: bool = True) -> Path:
+    """Fine-tune ``params.model`` with LoRA on the run's train samples; return the adapter folder.
+
+    Writes ``<run_dir>/adapter/``, ``train_log.csv`` and ``train_summary.json``; checkpoints in
+    ``<run_dir>/checkpoints/`` (removed once the adapter is saved). Skips training when an
+    adapter for the same inputs exists (``force=True`` retrains); resumes from the newest
+    checkpoint of an interrupted run with the same inputs.
+
+    ``on_step(row)`` is called on the main process after each optimizer step with the log row
+    (tests use it to simulate a crash).
+    """
+    import torch
+    from accelerate import Accelerator
+    from peft import set_peft_model_state_dict
+    from transformers import get_linear_schedule_with_warmup
+
+    run_dir = Path(run_dir)
+    t = params.training
+    samples = load_train_samples(params, run_dir)
+    fingerprint = inputs_fingerprint(params, samples)
+    adapter_dir = run_dir / "adapter"
+    if not force and _summary_matches(run_dir, fingerprint):
+        if verbose:
+            print(f"adapter for these inputs exists: {adapter_dir} (skipping training)")
+        return adapter_dir
+
+    cuda = torch.cuda.is_available() and params.model.device in ("auto", "cuda")
+    dtype = _dtype(params, cuda)
+    mixed = "bf16" if cuda and dtype == torch.bfloat16 else "fp16" if cuda and dtype == torch.float16 else "no"
+    accelerator = Accelerator(cpu=not cuda, mixed_precision=mixed)
+    main_proc = accelerator.is_main_process
+    world = accelerator.num_processes
+    _seed_all(params.seed)
+
+    started = time.time()
+    model, tokenizer = build_model(params, dtype=dtype)
+    examples = [encode_sample(tokenizer, s) for s in samples]
+    lengths = [len(e) for e in examples]
+    n_per_epoch = math.ceil(len(examples) / t.batch_size)
+    if t.max_steps is not None:
+        total_steps = t.max_steps
+    else:
+        total_steps = max(1, math.ceil(math.ceil(n_per_epoch * t.epochs) / (t.grad_accum * world)))
+    total_micro = total_steps * t.grad_accum * world
+    order, epoch_of = _schedule(total_micro, n_per_epoch, t.batch_size, lengths, params.seed)
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=t.lr, weight_decay=0.0)
+    warmup = int(round(t.warmup_ratio * total_steps))
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+    loader = torch.utils.data.DataLoader(
+        examples, batch_sampler=_Batches(order, t.batch_size),
+        collate_fn=lambda b: collate(b, tokenizer.pad_token_id),
+        generator=torch.Generator().manual_seed(params.seed),  # keeps the global RNG untouched
+    )
+    # the scheduler is stepped by hand once per optimizer step (accelerate would step it
+    # once per process)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+
+    ckpt_dir = run_dir / "checkpoints"
+    log_path = run_dir / "train_log.csv"
+    start_step, tokens, elapsed_before, resumed_from = 0, 0, 0.0, None
+    ckpts = _checkpoints(ckpt_dir)
+    if ckpts:
+        meta = json.loads((ckpts[-1] / "meta.json").read_text())
+        if meta.get("fingerprint") == fingerprint and meta.get("world") == world:
+            state = torch.load(ckpts[-1] / "state.pt", map_location="cpu", weights_only=False)
+            set_peft_model_state_dict(accelerator.unwrap_model(model), state["adapter"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            start_step, tokens = meta["step"], meta["tokens"]
+            elapsed_before, resumed_from = meta["elapsed"], str(ckpts[-1].name)
+            rng = state["rng"]
+        else:
+            if main_proc:
+                print(f"{ckpt_dir}: checkpoints are for other inputs; starting afresh")
+                shutil.rmtree(ckpt_dir, ignore_errors=True)
+            ckpts = []
+    accelerator.wait_for_everyone()
+    if main_proc:
+        if start_step:
+            rows = read_train_log(run_dir).to_dict("records") if log_path.is_file() else []
+            _write_log(log_path, [r for r in rows if r["step"] <= start_step])
+        elif log_path.exists():
+            log_path.unlink()
+        if verbose:
+            where = f"resuming from {resumed_from}" if resumed_from else "from scratch"
+            print(f"training {params.model.name}: {len(examples)} samples, {total_steps} steps "
+                  f"on {accelerator.device} ({dtype}, {world} process(es)), {where}")
+
+    batches = iter(accelerator.skip_first_batches(loader, start_step * t.grad_accum)
+                   if start_step else loader)
+    if resumed_from:
+        _set_rng_state(rng)  # after the loader is set up, so both runs draw the same stream
+    model.train()
+    t0 = time.time()
+    step, in_step = start_step, False
+    loss_value = float("nan")
+    try:
+        while step < total_steps:
+            in_step = True
+            micro = [next(batches) for _ in range(t.grad_accum)]
+            n_answer = sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in micro)
+            step_loss = torch.zeros((), device=accelerator.device)
+            for j, batch in enumerate(micro):
+                sync = j == len(micro) - 1
+                ctx = accelerator.no_sync(model) if not sync else contextlib.nullcontext()
+                with ctx:
+                    loss_sum, _ = answer_loss(model, batch)
+                    loss = loss_sum / max(n_answer, 1)
+                    accelerator.backward(loss)
+                step_loss += loss.detach()
+                tokens += int(accelerator.gather(batch["attention_mask"].sum()).sum())
+            accelerator.clip_grad_norm_(trainable, MAX_GRAD_NORM)
+            lr = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            in_step = False
+            loss_value = float(accelerator.reduce(step_loss, reduction="mean"))
+            elapsed = elapsed_before + time.time() - t0
+            row = {"step": step, "epoch": round(epoch_of[step * t.grad_accum * world - 1], 6),
+                   "loss": round(loss_value, 6), "lr": lr, "tokens": tokens,
+                   "elapsed": round(elapsed, 3)}
+            if main_proc:
+                _append_log(log_path, row)
+                if t.save_every and step % t.save_every == 0 and step < total_steps:
+                    _save_checkpoint(ckpt_dir, step, accelerator.unwrap_model(model), optimizer,
+                                     scheduler, _meta(fingerprint, step, t, tokens, elapsed, world))
+                if on_step is not None:
+                    on_step(row)
+            accelerator.wait_for_everyone()
+    except KeyboardInterrupt:
+        # between steps the state is consistent: keep it, so the next call resumes here
+        if main_proc and not in_step and step > start_step:
+            elapsed = elapsed_before + time.time() - t0
+            path = _save_checkpoint(ckpt_dir, step, accelerator.unwrap_model(model), optimizer,
+                                    scheduler, _meta(fingerprint, step, t, tokens, elapsed, world))
+            print(f"interrupted: saved {path}; run again to resume")
+        raise
+
+    elapsed = elapsed_before + time.time() - t0
+    if main_proc:
+        _save_adapter(accelerator.unwrap_model(model), adapter_dir)
+        summary = {
+            "fingerprint": fingerprint, "model": params.model.name, "n_samples": len(examples),
+            "n_steps": total_steps, "final_loss": loss_value, "tokens": tokens,
+            "train_seconds": round(elapsed, 3), "tokens_per_s": round(tokens / max(elapsed, 1e-9), 1),
+            "wall_seconds_with_load": round(time.time() - started, 3),
+            "device": str(accelerator.device), "dtype": str(dtype).replace("torch.", ""),
+            "world_size": world, "resumed_from": resumed_from,
+            "recipe": params.to_dict()["training"], "seed": params.seed,
+            "trainable_parameters": int(sum(p.numel() for p in trainable)),
+        }
+        (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        if verbose:
+            print(f"saved {adapter_dir} after {total_steps} steps, final loss {loss_value:.4f}, "
+                  f"{summary['tokens_per_s']:.0f} tokens/s")
+    accelerator.wait_for_everyone()
+    return adapter_dir
+
+
+def _meta(fingerprint: str, step: int, t, tokens: int, elapsed: float, world: int) -> dict:
+    return {"fingerprint": fingerprint, "step": step, "micro_batches_done": step * t.grad_accum * world,
+            "tokens": tokens, "elapsed": round(elapsed, 3), "world": world}
+
+
+def _save_adapter(model, adapter_dir: Path) -> None:
+    """peft ``save_pretrained`` into a temporary folder, then rename into place."""
+    adapter_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=adapter_dir.parent))
+    try:
+        model.save_pretrained(tmp)
+        if adapter_dir.exists():
+            shutil.rmtree(adapter_dir)
+        os.replace(tmp, adapter_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+def recipe_table(params, published_recipe: dict | None = None):
+    """The training recipe as a tidy table (``setting, ours``; plus ``published`` if given)."""
+    import pandas as pd
+
+    t = params.training
+    rows = [("model", params.model.name), ("learning rate", t.lr), ("epochs", t.epochs),
+            ("max steps", t.max_steps), ("max samples", t.max_samples),
+            ("LoRA r / alpha / dropout", f"{t.lora_r} / {t.lora_alpha} / {t.lora_dropout}"),
+            ("target modules", ", ".join(t.target_modules)),
+            ("batch size x grad accum", f"{t.batch_size} x {t.grad_accum}"),
+            ("warm-up ratio", t.warmup_ratio), ("checkpoint every (steps)", t.save_every),
+            ("seed", params.seed)]
+    table = pd.DataFrame(rows, columns=["setting", "ours"])
+    table["ours"] = table["ours"].map(lambda v: "-" if v is None else str(v))
+    if published_recipe:
+        pub = {"learning rate": published_recipe.get("lr"), "epochs": published_recipe.get("epochs")}
+        table["published"] = table["setting"].map(lambda s: "-" if pub.get(s) is None else str(pub[s]))
+    return table
+
+
+def plot_training_curve(log, ax=None, smooth: int = 10):
+    """Training loss per optimizer step (light) and its running mean over ``smooth`` steps."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 3.4))
+    ax.plot(log["step"], log["loss"], alpha=0.35, lw=1, label="loss per step")
+    if len(log) >= smooth > 1:
+        ax.plot(log["step"], log["loss"].rolling(smooth, min_periods=1).mean(), lw=2,
+                label=f"running mean ({smooth} steps)")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("answer-token cross-entropy")
+    ax.set_title("LoRA SFT training curve")
+    ax.legend()
+    return ax
+
+
+def before_after(run_dir: str | Path, splits: Sequence[str] = ("ood", "train"),
+                 by: str | None = "stratum"):
+    """Base vs SFT metrics from ``<run_dir>/predictions/{base,sft}_<split>.csv``, tidy.
+
+    Columns: ``split``, ``by`` (``"all"`` rows included), ``tag`` (``base``/``sft``),
+    ``accuracy``, ``nmae``, ``refusal_rate``, ``n``. Only samples evaluated under both tags
+    count, so a limited evaluation compares like with like.
+    """
+    import pandas as pd
+
+    from sgvalues import metrics
+    from sgvalues.evaluate import load_predictions, predictions_path
+
+    parts = []
+    for split in splits:
+        frames = {}
+        for tag in ("base", "sft"):
+            path = predictions_path(run_dir, tag, split)
+            if not path.is_file():
+                raise TrainError(f"{path}: no predictions; run evaluate_run(..., split={split!r}, tag={tag!r})")
+            frames[tag] = load_predictions(path)
+        common = set(frames["base"]["sample_id"]) & set(frames["sft"]["sample_id"])
+        for tag, df in frames.items():
+            df = df[df["sample_id"].isin(common)]
+            overall = metrics.aggregate(df, None)
+            if by:
+                overall.insert(0, by, "all")
+                table = pd.concat([overall, metrics.aggregate(df, by)], ignore_index=True)
+            else:
+                table = overall
+            parts.append(table.assign(split=split, tag=tag))
+    out = pd.concat(parts, ignore_index=True)
+    lead = ["split"] + ([by] if by else []) + ["tag"]
+    return out[lead + [c for c in out.columns if c not in lead]]
+
+
+def gain_table(table, published_sft: dict | None = None, label: str = "ours"):
+    """OOD accuracy gain (points) base -> SFT, ours beside the published figures.
+
+    ``table`` is :func:`before_after`'s output; ``published_sft`` is ``published()["sft"]``.
+    """
+    import pandas as pd
+
+    rows = table[(table["split"] == "ood")]
+    if "stratum" in rows.columns:
+        rows = rows[rows["stratum"] == "all"]
+    acc = rows.set_index("tag")["accuracy"]
+    out = [{"source": label, "what": "OOD accuracy gain, base -> SFT",
+            "gain_points": round(100 * (acc["sft"] - acc["base"]), 1)}]
+    if published_sft:
+        out.append({"source": "published", "what": "mean over the paper's fine-tuned models",
+                    "gain_points": published_sft["mean_ood_accuracy_gain_points"]})
+        out.append({"source": "published", "what": f"largest: {published_sft['largest_gain_model']}",
+                    "gain_points": published_sft["largest_gain_points"]})
+    return pd.DataFrame(out)
+
+
+def plot_before_after(table, by: str = "stratum"):
+    """Accuracy and NMAE per ``by`` group, base vs SFT, one row of panels per split."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    splits = list(dict.fromkeys(table["split"]))
+    fig, axes = plt.subplots(len(splits), 2, figsize=(11, 3.2 + 2.2 * len(splits)), squeeze=False)
+    for r, split in enumerate(splits):
+        sub = table[table["split"] == split]
+        for c, metric in enumerate(("accuracy", "nmae")):
+            ax = axes[r, c]
+            sns.barplot(data=sub, y=by, x=metric, hue="tag", ax=ax, orient="h",
+                        hue_order=["base", "sft"])
+            ax.set_title(f"{split}: {'accuracy (higher is better)' if c == 0 else 'NMAE (lower is better)'}")
+            ax.set_ylabel("" if c else by)
+            if c:
+                ax.set_yticklabels([])
+            if r or c:
+                ax.get_legend().remove() if ax.get_legend() else None
+    fig.tight_layout()
+    return fig
+
+
+def plot_gain(gains, label_published: str = "published"):
+    """Bars of the OOD accuracy gain: ours and the published mean and largest gain."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    names = [f"{w}\n{label_published if s == 'published' else s}" for s, w in zip(gains["source"], gains["what"])]
+    colors = ["C0" if s != "published" else "0.6" for s in gains["source"]]
+    ax.barh(names, gains["gain_points"], color=colors)
+    for y, v in enumerate(gains["gain_points"]):
+        ax.text(v, y, f" {v:+.1f}", va="center")
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_xlabel("OOD accuracy gain (percentage points)")
+    ax.invert_yaxis()
+    ax.set_title("Base -> SFT on the OOD subgroups")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", required=True, help="params YAML (params/<model>.yaml)")
+    parser.add_argument("--run-dir", required=True,
+                        help="run folder holding data/ (prepared); adapter/ is written here")
+    parser.add_argument("--force", action="store_true", help="retrain even if the adapter exists")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="override training.max_steps (e.g. a quick check)")
+
+
+def main(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from sgvalues.params import load_params
+
+    params = load_params(args.params)
+    if not params.training.enabled:
+        print(f"{args.params}: training.enabled is false; nothing to do")
+        return 0
+    if args.max_steps is not None:
+        params = dataclasses.replace(
+            params, training=dataclasses.replace(params.training, max_steps=args.max_steps))
+    try:
+        train_run(params, args.run_dir, force=args.force)
+    except (TrainError, FileNotFoundError, ValueError) as exc:
+        print(f"sgvalues train: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # `accelerate launch -m sgvalues.train ...`
+    _parser = argparse.ArgumentParser(prog="sgvalues.train", description=__doc__.splitlines()[0])
+    configure_parser(_parser)
+    sys.exit(main(_parser.parse_args()))
