@@ -18,7 +18,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 
@@ -141,6 +141,12 @@ class TrainingParams:
     batch_size: int = 8
     grad_accum: int = 1
     max_samples: int | None = None
+    #: train on every train subgroup of this many questions (stratified by theme, seeded by
+    #: ``seed``); ``None`` = all questions. ``max_samples`` then thins what is left.
+    questions: int | None = None
+    #: batch one question's subgroups together and run their shared prompt prefix once
+    #: (``sgvalues.train.shared_prefix_loss``); same loss and gradients, far fewer tokens
+    share_prefix: bool = False
     save_every: int = 50
     warmup_ratio: float = 0.0
 
@@ -153,6 +159,8 @@ class TrainingParams:
             raise ValueError("lora_r, batch_size and grad_accum must be >= 1")
         if not 0 <= self.lora_dropout < 1:
             raise ValueError("lora_dropout must be in [0, 1)")
+        if self.questions is not None and self.questions < 1:
+            raise ValueError(f"training.questions = {self.questions}: expected >= 1 or null")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sgvalues.split import (SAMPLE_KEYS, SPLITS, _atomic_write_text, assert_no_leakage, build_samples,
+from sgvalues.atomic import atomic_write_text
+from sgvalues.split import (SAMPLE_KEYS, SPLITS, assert_no_leakage, build_samples,
                             load_samples_frame, write_samples)
 
 __all__ = [
@@ -243,13 +244,13 @@ def prepare(wvs_path: str | Path, out_dir: str | Path, country: int = 702, min_n
     out_dir.mkdir(parents=True, exist_ok=True)
     # The summary marks a complete folder: drop it first so a crash mid-way reads as "stale".
     (out_dir / SUMMARY_FILE).unlink(missing_ok=True)
-    _atomic_write_text(out_dir / "questions.csv", _csv_text(_questions_for_csv(selected)))
-    _atomic_write_text(out_dir / "excluded_questions.csv", _csv_text(_questions_for_csv(excluded)))
-    _atomic_write_text(out_dir / "subgroups.csv", _csv_text(subgroups))
-    _atomic_write_text(out_dir / "modal_answers.csv", _csv_text(modal))
-    _atomic_write_text(out_dir / "diversity.csv", _csv_text(diversity))
+    atomic_write_text(out_dir / "questions.csv", _csv_text(_questions_for_csv(selected)))
+    atomic_write_text(out_dir / "excluded_questions.csv", _csv_text(_questions_for_csv(excluded)))
+    atomic_write_text(out_dir / "subgroups.csv", _csv_text(subgroups))
+    atomic_write_text(out_dir / "modal_answers.csv", _csv_text(modal))
+    atomic_write_text(out_dir / "diversity.csv", _csv_text(diversity))
     write_samples(samples, out_dir)
-    _atomic_write_text(out_dir / SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out_dir / SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
     # Hand back what was written without reading it again (``load_prepared`` gives equal tables).
     return Prepared(path=out_dir, questions=selected, excluded=excluded, subgroups=subgroups, modal_answers=modal,
                     diversity=diversity, samples_train=pd.DataFrame(train, columns=list(SAMPLE_KEYS)),

@@ -41,6 +41,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from sgvalues.atomic import atomic_write_text
+
 __all__ = [
     "NOTEBOOK_PATTERN",
     "RunError",
@@ -299,10 +301,8 @@ def _now() -> str:
 
 
 def _write_json(path: Path, obj) -> None:
-    # Write then rename, so a crash never leaves a half-written manifest.
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    # a crash never leaves a half-written manifest
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def _fingerprint(nb: Path, params_sha: str, data: dict, previous: str) -> str:

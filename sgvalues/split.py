@@ -22,13 +22,13 @@ True
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from sgvalues.atomic import atomic_write_text
 from sgvalues.prompts import open_prompt, structured_prompt, user_persona
 from sgvalues.subgroups import AXES, STRATA, STRATUM_NAMES, _split_colors
 
@@ -151,20 +151,6 @@ def sample_path(directory: str | Path, split: str) -> Path:
     return Path(directory) / f"samples_{split}.jsonl"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 # the C-accelerated encoder; identical output to json.dumps(record, ensure_ascii=False)
 _encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
@@ -179,7 +165,7 @@ def write_samples(samples: Iterable[Mapping], directory: str | Path) -> dict[str
     paths = {}
     for split, lines in by_split.items():
         paths[split] = sample_path(directory, split)
-        _atomic_write_text(paths[split], "".join(line + "\n" for line in lines))
+        atomic_write_text(paths[split], "".join(line + "\n" for line in lines))
     return paths
 
 

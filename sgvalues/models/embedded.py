@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from filelock import FileLock
+
+from sgvalues.atomic import atomic_dir
 
 __all__ = ["EMBEDDED_NAME", "GGUF_FILENAME", "cache_root", "embedded_gguf_path", "embedded_model_dir"]
 
@@ -75,16 +75,9 @@ def embedded_model_dir(cache_dir: str | Path | None = None) -> Path:
         missing = [k for k in missing if not k.startswith("lm_head")]
         if missing or unexpected:
             raise RuntimeError(f"converting {gguf}: missing {missing}, unexpected {unexpected}")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_NAME}-", dir=root))
-        try:
+        with atomic_dir(target) as tmp:
             fresh.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
             if fresh.generation_config is not None:
                 fresh.generation_config.save_pretrained(tmp)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
     return target
