@@ -45,8 +45,11 @@ def _bench_params(args):
     from sgvalues.params import load_params
 
     params = load_params(args.params)
+    # --questions / --share-prefix: every subgroup of N questions, optionally with the shared
+    # prompt prefix run once per batch; by default a stratified slice of all questions
     training = dataclasses.replace(params.training, max_steps=args.steps, batch_size=args.batch_size,
-                                   grad_accum=1, max_samples=args.samples, save_every=0)
+                                   grad_accum=1, max_samples=args.samples, save_every=0,
+                                   questions=args.questions, share_prefix=args.share_prefix)
     return dataclasses.replace(params, training=training)
 
 
@@ -60,6 +63,7 @@ def run_ours(args) -> dict:
     T.train_run(params, run, force=True, verbose=False)
     summary = json.loads((run / "train_summary.json").read_text())
     out = {"tokens": summary["tokens"], "seconds": summary["train_seconds"],
+           "samples": summary["samples_seen"],
            "peak_rss_mb": _rss_mb(), "final_loss": summary["final_loss"]}
     if torch.cuda.is_available():
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -114,6 +118,7 @@ def run_baseline(args) -> dict:
                       callbacks=[Clock()])
     trainer.train()
     out = {"tokens": counted["tokens"], "seconds": timing["t1"] - timing["t0"],
+           "samples": args.steps * args.batch_size,
            "peak_rss_mb": _rss_mb(), "loaded_rss_mb": loaded_rss, "padded_width": width}
     if cuda:
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -123,6 +128,10 @@ def run_baseline(args) -> dict:
 def _child(variant: str, args) -> dict:
     cmd = [sys.executable, __file__, "--variant", variant, "--params", args.params, "--steps", str(args.steps),
            "--batch-size", str(args.batch_size), "--samples", str(args.samples), "--run-dir", args.run_dir]
+    if args.questions is not None:
+        cmd += ["--questions", str(args.questions)]
+    if args.share_prefix and variant == "ours":
+        cmd += ["--share-prefix"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
@@ -137,6 +146,10 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--samples", type=int, default=256, help="stratified train samples to draw from")
     parser.add_argument("--run-dir", default=None, help="scratch run folder (default: a temporary one)")
+    parser.add_argument("--questions", type=int, default=None,
+                        help="train on every subgroup of N questions (training.questions)")
+    parser.add_argument("--share-prefix", action="store_true",
+                        help="ours: one question per batch, shared prompt prefix run once")
     parser.add_argument("--variant", choices=["ours", "baseline"], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -153,21 +166,27 @@ def main() -> int:
     ensure_prepared(_bench_params(args), args.run_dir)  # once, shared by both children
     device = "cuda" if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
     print(f"bench_train: {args.params}, {args.steps} steps x batch {args.batch_size}, "
-          f"{args.samples} stratified samples, {device}")
+          f"{args.samples} stratified samples"
+          + (f" of {args.questions} questions" if args.questions else " (all questions)")
+          + (", ours with shared prefixes" if args.share_prefix else "") + f", {device}")
     results = {}
     for variant in ("baseline", "ours"):
         r = _child(variant, args)
         r["tokens_per_s"] = r["tokens"] / r["seconds"]
+        r["samples_per_s"] = r["samples"] / r["seconds"]
         results[variant] = r
         mem = f"peak RSS {r['peak_rss_mb']:.0f} MiB"
         if "cuda_peak_mb" in r:
             mem += f", CUDA peak {r['cuda_peak_mb']:.0f} MiB"
         print(f"  {variant:<8} {r['tokens']:>7d} real tokens in {r['seconds']:7.2f} s = "
-              f"{r['tokens_per_s']:8.1f} tokens/s; {mem}")
+              f"{r['tokens_per_s']:8.1f} tokens/s, {r['samples_per_s']:6.2f} samples/s; {mem}")
     b, o = results["baseline"], results["ours"]
     print(f"  baseline pads every row to {b['padded_width']} tokens; loaded model alone: "
           f"{b['loaded_rss_mb']:.0f} MiB RSS")
-    print(f"speed-up (tokens/s ours / baseline): {o['tokens_per_s'] / b['tokens_per_s']:.2f}x")
+    print(f"speed-up (tokens/s ours / baseline): {o['tokens_per_s'] / b['tokens_per_s']:.2f}x; "
+          f"samples/s: {o['samples_per_s'] / b['samples_per_s']:.2f}x"
+          + (" (ours shares each question's prompt prefix, so samples/s is the fair measure)"
+             if args.share_prefix else ""))
     print(f"peak memory ratio (ours / baseline): {o['peak_rss_mb'] / b['peak_rss_mb']:.2f} (RSS); "
           f"over the loaded model: {(o['peak_rss_mb'] - b['loaded_rss_mb']):.0f} vs "
           f"{(b['peak_rss_mb'] - b['loaded_rss_mb']):.0f} MiB")

@@ -7,9 +7,10 @@ end-of-turn (``"3<|im_end|>"`` for SmolLM2). Only those answer tokens carry loss
 
 Stages (alignment-handbook style), each a function you can call on its own:
 
-1. **load data** -- :func:`load_train_samples`: ``<run>/data/samples_train.jsonl``, thinned to
-   ``training.max_samples`` by :func:`select_samples` (stratified by subgroup and question,
-   seeded);
+1. **load data** -- :func:`load_train_samples`: ``<run>/data/samples_train.jsonl``, restricted
+   to every train subgroup of ``training.questions`` questions by :func:`select_questions`
+   (stratified by theme, seeded), then thinned to ``training.max_samples`` by
+   :func:`select_samples` (stratified by subgroup and question, seeded);
 2. **tokenize** -- :func:`encode_sample`: prompt ids + answer ids, labels ``-100`` on the prompt;
 3. **build model** -- :func:`build_model`: base model (bf16 on CUDA, fp32 on CPU) + peft LoRA;
 4. **train** -- :func:`train_run`: length-grouped batches, answer-only logits, AdamW with linear
@@ -25,6 +26,14 @@ answer ends at the batch's last position: the model is called with
 ``logits_to_keep = K + 1`` (``K`` = longest answer in the batch) and the 49k-wide ``lm_head``
 and softmax run on a handful of positions instead of the whole sequence.
 ``benchmarks/bench_train.py`` measures the speed-up against a padded HF ``Trainer``.
+
+Shared prefixes (``training.share_prefix``). All subgroups of a question share the prompt up
+to the persona sentence (~85-90% of the tokens). With ``share_prefix`` each micro-batch holds
+subgroups of one question (:func:`question_batches`), the common prefix runs once and its
+key/value cache is expanded over the batch (:func:`collate_shared`,
+:func:`shared_prefix_loss`); gradients flow back through the cache, so loss and gradients equal
+the unshared computation (tested), at a fraction of the tokens. With LoRA dropout the prefix
+shares one dropout mask across the batch.
 
 Devices. On CUDA the base model is loaded in bf16 and run under bf16 autocast (the LoRA
 weights stay fp32, peft's default); on CPU everything is fp32. Device placement and data
@@ -67,7 +76,8 @@ is :math:`\\eta_s = \\eta \\, s/W` for :math:`s < W`, then
 The paper's recipe (lr :math:`10^{-6}`, one epoch over 10,700 samples) is kept in the paper
 models' params. It moves an 8B model in thousands of steps; on the embedded 135M model on two
 CPU cores it would move nothing measurable in ten minutes, so ``params/smollm2-135m.yaml`` uses
-a larger lr on a stratified subset (see the ``training:`` block there and notebook 04).
+a larger lr on every train subgroup of a few questions (``training.questions``; see the
+``training:`` block there and notebook 04).
 
 Example
 -------
@@ -105,11 +115,18 @@ __all__ = [
     "resolve_model_path",
     "load_train_samples",
     "select_samples",
+    "select_questions",
+    "training_questions",
+    "unseen_questions",
+    "evaluate_questions",
     "answer_completion",
     "encode_sample",
     "length_grouped_batches",
+    "question_batches",
     "collate",
     "answer_loss",
+    "collate_shared",
+    "shared_prefix_loss",
     "build_model",
     "inputs_fingerprint",
     "train_run",
@@ -166,25 +183,102 @@ def resolve_model_path(name: str) -> str:
     return str(embedded_model_dir()) if name == EMBEDDED_NAME else name
 
 
-def load_train_samples(params, run_dir: str | Path) -> list[dict]:
-    """Train samples of ``<run_dir>/data``, thinned to ``training.max_samples`` (stratified).
-
-    A run folder without prepared data is prepared first (``prepare.ensure_prepared``).
-    """
+def _load_split_samples(params, run_dir: str | Path, split: str) -> list[dict]:
     data_dir = Path(run_dir) / "data"
-    if not (data_dir / "samples_train.jsonl").is_file():
+    if not (data_dir / f"samples_{split}.jsonl").is_file():
         # a fresh run folder: prepare its data from the params (synthetic or data.wvs_file)
         from sgvalues.prepare import ensure_prepared
 
         ensure_prepared(params, run_dir)
     from sgvalues.split import load_samples
 
-    samples = load_samples(data_dir, "train")
+    samples = load_samples(data_dir, split)
     if not samples:
-        raise TrainError(f"{data_dir / 'samples_train.jsonl'}: no samples in split 'train'")
+        raise TrainError(f"{data_dir / f'samples_{split}.jsonl'}: no samples in split {split!r}")
+    return samples
+
+
+def training_questions(params, run_dir: str | Path) -> list[str] | None:
+    """The question ids training uses (``training.questions`` of them), or ``None`` for all.
+
+    Evaluate base and fine-tuned model on these (:func:`evaluate_questions`) to measure what
+    training on a question's subgroups does for its unseen subgroups.
+    """
+    n = params.training.questions
+    if n is None:
+        return None
+    return select_questions(_load_split_samples(params, run_dir, "train"), n, params.seed)
+
+
+def unseen_questions(params, run_dir: str | Path, n_questions: int) -> list[str]:
+    """``n_questions`` questions training did not use (stratified by theme, seeded by ``seed + 1``).
+
+    Base vs fine-tuned on these shows what does *not* transfer: the adapter has never seen
+    any subgroup of them.
+    """
+    samples = _load_split_samples(params, run_dir, "train")
+    trained = set(training_questions(params, run_dir) or [])
+    if params.training.questions is None:
+        # every question is trained on; nothing is unseen
+        return []
+    rest = [s for s in samples if str(s["question_id"]) not in trained]
+    return select_questions(rest, n_questions, params.seed + 1) if rest else []
+
+
+def load_train_samples(params, run_dir: str | Path) -> list[dict]:
+    """Train samples of ``<run_dir>/data``: every subgroup of ``training.questions`` questions
+    (:func:`select_questions`), thinned to ``training.max_samples`` (:func:`select_samples`).
+
+    A run folder without prepared data is prepared first (``prepare.ensure_prepared``).
+    """
+    samples = _load_split_samples(params, run_dir, "train")
+    if params.training.questions is not None:
+        keep = set(select_questions(samples, params.training.questions, params.seed))
+        samples = [s for s in samples if str(s["question_id"]) in keep]
     return select_samples(samples, params.training.max_samples, params.seed)
 
 
+def select_questions(samples: Sequence[dict], n_questions: int, seed: int) -> list[str]:
+    """``n_questions`` question ids, stratified by theme: round robin over the themes.
+
+    Themes are visited in a seeded random order, round after round; each visit takes the
+    theme's next question in a seeded random order, skipping themes that have run out. So
+    theme counts differ by at most one until a theme is exhausted, and the same samples and
+    seed always give the same questions. Returned sorted. Asking for more questions than
+    there are returns them all.
+
+    Examples
+    --------
+    >>> s = [{"question_id": f"{t}{k}", "theme": t} for t in "ABC" for k in range(4)]
+    >>> q = select_questions(s, 5, seed=0)
+    >>> len(q), sorted(Counter(x[0] for x in q).values())
+    (5, [1, 2, 2])
+    >>> q == select_questions(list(reversed(s)), 5, seed=0)
+    True
+    """
+    if n_questions is None or n_questions < 1:
+        raise TrainError(f"training.questions = {n_questions}: expected >= 1 or null")
+    theme_of: dict[str, str] = {}
+    for i, s in enumerate(samples):
+        for key in ("question_id", "theme"):
+            if key not in s:
+                raise TrainError(f"sample {i} ({s.get('sample_id', '?')}): missing key '{key}'")
+        q, t = str(s["question_id"]), str(s["theme"])
+        if theme_of.setdefault(q, t) != t:
+            raise TrainError(f"question {q}: samples disagree on 'theme' ({theme_of[q]!r} vs {t!r})")
+    rng = np.random.default_rng(seed)
+    by_theme: dict[str, list[str]] = defaultdict(list)
+    for q in sorted(theme_of):
+        by_theme[theme_of[q]].append(q)
+    themes = sorted(by_theme)
+    queues = {t: [by_theme[t][k] for k in rng.permutation(len(by_theme[t]))] for t in themes}
+    order = [themes[k] for k in rng.permutation(len(themes))]
+    chosen: list[str] = []
+    while len(chosen) < min(n_questions, len(theme_of)):
+        for t in order:
+            if queues[t] and len(chosen) < n_questions:
+                chosen.append(queues[t].pop(0))
+    return sorted(chosen)
 def select_samples(samples: Sequence[dict], max_samples: int | None, seed: int) -> list[dict]:
     """At most ``max_samples`` samples, spread evenly over subgroups and questions.
 
@@ -303,6 +397,35 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed,
     return [batches[k] for k in rng.permutation(len(batches)).tolist()]
 
 
+def question_batches(questions: Sequence[str], batch_size: int, seed) -> list[list[int]]:
+    """Seeded batches of indices that each hold subgroups of one question only.
+
+    Each question's indices (in a seeded random order) are cut into near-equal batches of at
+    most ``batch_size``; the batch order is shuffled. With :func:`collate_shared` the
+    question's prompt prefix then runs once per batch.
+
+    Examples
+    --------
+    >>> b = question_batches(["A", "A", "A", "B", "B"], batch_size=2, seed=0)
+    >>> sorted(len(x) for x in b), sorted(i for x in b for i in x)
+    ([1, 2, 2], [0, 1, 2, 3, 4])
+    >>> all(len({"AAABB"[i] for i in x}) == 1 for x in b)
+    True
+    """
+    if batch_size < 1:
+        raise TrainError(f"batch_size = {batch_size}: expected >= 1")
+    rng = np.random.default_rng(seed)
+    by_q: dict[str, list[int]] = defaultdict(list)
+    for i, q in enumerate(questions):
+        by_q[str(q)].append(i)
+    batches: list[list[int]] = []
+    for q in sorted(by_q):
+        idx = [by_q[q][k] for k in rng.permutation(len(by_q[q]))]
+        n = math.ceil(len(idx) / batch_size)
+        batches += [idx[j::n] for j in range(n)]  # near-equal: 50 at 16 -> 13+13+12+12
+    return [batches[k] for k in rng.permutation(len(batches)).tolist()]
+
+
 def collate(examples: Sequence[EncodedExample], pad_id: int) -> dict:
     """Left-pad a batch to its longest member; position ids count real tokens only.
 
@@ -344,6 +467,76 @@ def answer_loss(model, batch: dict):
     k = int((labels != IGNORE_INDEX).sum(-1).max())
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                 position_ids=batch["position_ids"], logits_to_keep=k + 1, use_cache=False)
+    logits = out.logits[:, :-1, :].float()  # position t predicts token t + 1
+    targets = labels[:, -k:]
+    loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                               ignore_index=IGNORE_INDEX, reduction="sum")
+    return loss_sum, (targets != IGNORE_INDEX).sum()
+
+
+def collate_shared(examples: Sequence[EncodedExample], pad_id: int) -> dict:
+    """A batch whose members share a prompt prefix (one question's subgroups): the prefix
+    once, the rest of each member left padded after it.
+
+    The prefix is the longest common prefix of the members' prompts, less one token, so
+    every row keeps the prompt token that predicts its first answer token. ``attention_mask``
+    covers prefix + suffix columns; ``position_ids`` (of the suffix) continue the prefix's.
+
+    Examples
+    --------
+    >>> b = collate_shared([EncodedExample("a", (1, 2, 3, 7, 8), (-100, -100, -100, 7, 8)),
+    ...                     EncodedExample("b", (1, 2, 5, 9), (-100, -100, -100, 9))], pad_id=0)
+    >>> b["prefix_ids"].tolist(), b["input_ids"].tolist()
+    ([[1, 2]], [[3, 7, 8], [0, 5, 9]])
+    >>> b["attention_mask"].tolist(), b["labels"].tolist()
+    ([[1, 1, 1, 1, 1], [1, 1, 0, 1, 1]], [[-100, 7, 8], [-100, -100, 9]])
+    >>> b["position_ids"].tolist()
+    [[2, 3, 4], [2, 2, 3]]
+    """
+    import torch
+
+    prompt_lens = [len(e) - e.n_answer for e in examples]
+    first = examples[0].input_ids
+    n = min(prompt_lens) - 1
+    for e in examples[1:]:
+        n = min(n, len(os.path.commonprefix([list(first[:n]), list(e.input_ids[:n])])))
+    n = max(n, 0)
+    rest = [EncodedExample(e.sample_id, e.input_ids[n:], e.labels[n:]) for e in examples]
+    batch = collate(rest, pad_id)
+    batch["position_ids"] = batch["position_ids"] + n
+    ones = torch.ones((len(rest), n), dtype=batch["attention_mask"].dtype)
+    batch["attention_mask"] = torch.cat([ones, batch["attention_mask"]], dim=1)
+    batch["prefix_ids"] = torch.tensor([list(first[:n])], dtype=torch.long)
+    return batch
+
+
+def shared_prefix_loss(model, batch: dict):
+    """:func:`answer_loss` for a :func:`collate_shared` batch: the shared prefix runs once.
+
+    The prefix's keys and values are computed for one row, expanded (a view) over the batch,
+    and the suffixes attend to them; gradients flow back through the expanded cache into the
+    prefix's computation, so loss and gradients equal the unshared ones (without dropout:
+    with LoRA dropout the prefix shares one dropout mask across the batch).
+    """
+    import torch
+    import torch.nn.functional as F
+    from transformers import DynamicCache
+
+    labels = batch["labels"]
+    k = int((labels != IGNORE_INDEX).sum(-1).max())
+    prefix = batch["prefix_ids"]
+    cache = None
+    if prefix.shape[1] > 0:
+        cfg = getattr(model, "config", None)
+        pos = torch.arange(prefix.shape[1], device=prefix.device).unsqueeze(0)
+        out = model(input_ids=prefix, position_ids=pos, use_cache=True, logits_to_keep=1)
+        kv = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+        rows = labels.shape[0]
+        cache = DynamicCache([(key.expand(rows, -1, -1, -1), val.expand(rows, -1, -1, -1))
+                              for key, val, *_ in kv], config=cfg)
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                position_ids=batch["position_ids"], logits_to_keep=k + 1,
+                use_cache=cache is not None, cache=cache)
     logits = out.logits[:, :-1, :].float()  # position t predicts token t + 1
     targets = labels[:, -k:]
     loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
@@ -414,13 +607,18 @@ class _Batches:
         return len(self.batches)
 
 
-def _schedule(total_micro: int, n_per_epoch: int, batch_size: int, lengths, seed: int):
-    """The whole run's micro-batch order: epoch ``e`` is ``length_grouped_batches`` seeded (seed, e)."""
+def _schedule(total_micro: int, n_per_epoch: int, batch_size: int, lengths, seed: int,
+              questions: Sequence[str] | None = None):
+    """The whole run's micro-batch order: epoch ``e`` is ``length_grouped_batches`` (or, with
+    ``questions``, ``question_batches``) seeded (seed, e)."""
     order: list[list[int]] = []
     epoch_of: list[float] = []
     e = 0
     while len(order) < total_micro:
-        batches = length_grouped_batches(lengths, batch_size, seed=[seed, e])
+        if questions is not None:
+            batches = question_batches(questions, batch_size, seed=[seed, e])
+        else:
+            batches = length_grouped_batches(lengths, batch_size, seed=[seed, e])
         for j, b in enumerate(batches):
             order.append(b)
             epoch_of.append(e + (j + 1) / n_per_epoch)
@@ -559,6 +757,10 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
         return adapter_dir
 
     cuda = torch.cuda.is_available() and params.model.device in ("auto", "cuda")
+    if not cuda and params.model.cpu_threads:
+        # the same thread count as evaluation (model.cpu_threads): on a shared two-core
+        # machine one thread is several times faster than two fighting other processes
+        torch.set_num_threads(int(params.model.cpu_threads))
     dtype = _dtype(params, cuda)
     mixed = "bf16" if cuda and dtype == torch.bfloat16 else "fp16" if cuda and dtype == torch.float16 else "no"
     accelerator = Accelerator(cpu=not cuda, mixed_precision=mixed)
@@ -570,13 +772,20 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
     model, tokenizer = build_model(params, dtype=dtype)
     examples = [encode_sample(tokenizer, s) for s in samples]
     lengths = [len(e) for e in examples]
-    n_per_epoch = math.ceil(len(examples) / t.batch_size)
+    questions = [str(s["question_id"]) for s in samples] if t.share_prefix else None
+    if questions is not None:
+        n_per_epoch = len(question_batches(questions, t.batch_size, seed=[params.seed, 0]))
+    else:
+        n_per_epoch = math.ceil(len(examples) / t.batch_size)
     if t.max_steps is not None:
         total_steps = t.max_steps
     else:
         total_steps = max(1, math.ceil(math.ceil(n_per_epoch * t.epochs) / (t.grad_accum * world)))
     total_micro = total_steps * t.grad_accum * world
-    order, epoch_of = _schedule(total_micro, n_per_epoch, t.batch_size, lengths, params.seed)
+    order, epoch_of = _schedule(total_micro, n_per_epoch, t.batch_size, lengths, params.seed,
+                                questions)
+    collate_fn = collate_shared if t.share_prefix else collate
+    loss_fn = shared_prefix_loss if t.share_prefix else answer_loss
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=t.lr, weight_decay=0.0)
@@ -584,7 +793,7 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
     loader = torch.utils.data.DataLoader(
         examples, batch_sampler=_Batches(order, t.batch_size),
-        collate_fn=lambda b: collate(b, tokenizer.pad_token_id),
+        collate_fn=lambda b: collate_fn(b, tokenizer.pad_token_id),
         generator=torch.Generator().manual_seed(params.seed),  # keeps the global RNG untouched
     )
     # the scheduler is stepped by hand once per optimizer step (accelerate would step it
@@ -640,11 +849,15 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
                 sync = j == len(micro) - 1
                 ctx = accelerator.no_sync(model) if not sync else contextlib.nullcontext()
                 with ctx:
-                    loss_sum, _ = answer_loss(model, batch)
+                    loss_sum, _ = loss_fn(model, batch)
                     loss = loss_sum / max(n_answer, 1)
                     accelerator.backward(loss)
                 step_loss += loss.detach()
-                tokens += int(accelerator.gather(batch["attention_mask"].sum()).sum())
+                # tokens through the model: a shared prefix counts once
+                real = batch["attention_mask"][:, -batch["input_ids"].shape[1]:].sum()
+                if "prefix_ids" in batch:
+                    real = real + batch["prefix_ids"].shape[1]
+                tokens += int(accelerator.gather(real).sum())
             accelerator.clip_grad_norm_(trainable, MAX_GRAD_NORM)
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
@@ -679,6 +892,8 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
         _save_adapter(accelerator.unwrap_model(model), adapter_dir)
         summary = {
             "fingerprint": fingerprint, "model": params.model.name, "n_samples": len(examples),
+            "samples_seen": int(sum(len(b) for b in order)),
+            "samples_per_s": round(sum(len(b) for b in order) / max(elapsed, 1e-9), 3),
             "n_steps": total_steps, "final_loss": loss_value, "tokens": tokens,
             "train_seconds": round(elapsed, 3), "tokens_per_s": round(tokens / max(elapsed, 1e-9), 1),
             "wall_seconds_with_load": round(time.time() - started, 3),
@@ -724,10 +939,11 @@ def recipe_table(params, published_recipe: dict | None = None):
 
     t = params.training
     rows = [("model", params.model.name), ("learning rate", t.lr), ("epochs", t.epochs),
-            ("max steps", t.max_steps), ("max samples", t.max_samples),
+            ("max steps", t.max_steps), ("questions", t.questions), ("max samples", t.max_samples),
             ("LoRA r / alpha / dropout", f"{t.lora_r} / {t.lora_alpha} / {t.lora_dropout}"),
             ("target modules", ", ".join(t.target_modules)),
             ("batch size x grad accum", f"{t.batch_size} x {t.grad_accum}"),
+            ("shared-prefix batches", t.share_prefix),
             ("warm-up ratio", t.warmup_ratio), ("checkpoint every (steps)", t.save_every),
             ("seed", params.seed)]
     table = pd.DataFrame(rows, columns=["setting", "ours"])
@@ -755,13 +971,67 @@ def plot_training_curve(log, ax=None, smooth: int = 10):
     return ax
 
 
+def evaluate_questions(params, run_dir: str | Path, split: str, tag: str,
+                       questions: Sequence[str] | None, adapter: str | Path | None = None,
+                       limit: int | None = None, model=None, cache=True,
+                       log: Callable[[str], None] | None = print):
+    """Evaluate every sample of ``questions`` in ``split``; write ``predictions/<tag>_<split>.csv``.
+
+    The same engine as ``sgvalues.evaluate.evaluate_run`` (its ``evaluate_samples``, the
+    response cache, the adapter merged into the weights), but on an explicit set of whole
+    questions instead of ``evaluation.limit`` samples: use :func:`training_questions`, so base
+    and fine-tuned model answer exactly the samples of the questions training saw (train
+    split) and their unseen subgroups (OOD split). ``questions=None`` = the whole split.
+    ``limit`` caps the samples (``sgvalues.evaluate.stratified_limit``, seeded by ``params.seed``; ``None`` =
+    all). ``tag`` names the file, e.g. ``"base"``, ``"sft"``, ``"base-unseen"``.
+    """
+    from sgvalues.evaluate import evaluate_samples, predictions_path, stratified_limit, summarise
+    from sgvalues.models import load_model
+    from sgvalues.models.cache import ResponseCache
+
+    if split not in ("ood", "train"):
+        raise TrainError(f"split = {split!r}: expected 'ood' or 'train'")
+    samples = _load_split_samples(params, run_dir, split)
+    if questions is not None:
+        keep = {str(q) for q in questions}
+        samples = [s for s in samples if str(s["question_id"]) in keep]
+        missing = keep - {str(s["question_id"]) for s in samples}
+        if missing:
+            raise TrainError(f"{Path(run_dir) / 'data' / f'samples_{split}.jsonl'}: no samples for "
+                             f"question(s) {sorted(missing)}")
+    samples = stratified_limit(samples, limit, seed=params.seed)
+    ev = params.evaluation
+    cache = ResponseCache() if cache is True else (cache or None)
+    own = model is None
+    if own:
+        model = load_model(params.model, adapter=adapter, batch_size=ev.batch_size)
+    started = time.time()
+    try:
+        df = evaluate_samples(samples, model, mode=ev.mode, batch_size=ev.batch_size, cache=cache,
+                              temperature=ev.temperature, max_new_tokens=ev.max_new_tokens, log=log)
+    finally:
+        if own:
+            model.close()
+    out = predictions_path(run_dir, tag, split)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    df.to_csv(tmp, index=False, lineterminator="\n")
+    os.replace(tmp, out)  # atomic: a crash never leaves a half-written predictions file
+    if log is not None:
+        m = summarise(df)
+        log(f"{out}: {len(df)} samples of {df['question_id'].nunique()} question(s) in "
+            f"{time.time() - started:.1f}s; accuracy {m['accuracy']:.3f}, NMAE {m['nmae']:.3f}")
+    return df
+
+
 def before_after(run_dir: str | Path, splits: Sequence[str] = ("ood", "train"),
-                 by: str | None = "stratum"):
+                 by: str | None = "stratum", suffix: str = ""):
     """Base vs SFT metrics from ``<run_dir>/predictions/{base,sft}_<split>.csv``, tidy.
 
     Columns: ``split``, ``by`` (``"all"`` rows included), ``tag`` (``base``/``sft``),
     ``accuracy``, ``nmae``, ``refusal_rate``, ``n``. Only samples evaluated under both tags
-    count, so a limited evaluation compares like with like.
+    count, so a limited evaluation compares like with like. ``suffix`` reads
+    ``base<suffix>_<split>.csv`` and ``sft<suffix>_<split>.csv`` (tags stay ``base``/``sft``).
     """
     import pandas as pd
 
@@ -772,7 +1042,7 @@ def before_after(run_dir: str | Path, splits: Sequence[str] = ("ood", "train"),
     for split in splits:
         frames = {}
         for tag in ("base", "sft"):
-            path = predictions_path(run_dir, tag, split)
+            path = predictions_path(run_dir, tag + suffix, split)
             if not path.is_file():
                 raise TrainError(f"{path}: no predictions; run evaluate_run(..., split={split!r}, tag={tag!r})")
             frames[tag] = load_predictions(path)
@@ -791,7 +1061,8 @@ def before_after(run_dir: str | Path, splits: Sequence[str] = ("ood", "train"),
     return out[lead + [c for c in out.columns if c not in lead]]
 
 
-def gain_table(table, published_sft: dict | None = None, label: str = "ours"):
+def gain_table(table, published_sft: dict | None = None, label: str = "ours",
+               what: str = "OOD accuracy gain, base -> SFT"):
     """OOD accuracy gain (points) base -> SFT, ours beside the published figures.
 
     ``table`` is :func:`before_after`'s output; ``published_sft`` is ``published()["sft"]``.
@@ -802,7 +1073,7 @@ def gain_table(table, published_sft: dict | None = None, label: str = "ours"):
     if "stratum" in rows.columns:
         rows = rows[rows["stratum"] == "all"]
     acc = rows.set_index("tag")["accuracy"]
-    out = [{"source": label, "what": "OOD accuracy gain, base -> SFT",
+    out = [{"source": label, "what": what,
             "gain_points": round(100 * (acc["sft"] - acc["base"]), 1)}]
     if published_sft:
         out.append({"source": "published", "what": "mean over the paper's fine-tuned models",

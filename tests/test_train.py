@@ -90,6 +90,62 @@ def test_select_samples_is_stratified_and_seeded():
         T.select_samples([{"sample_id": "x", "question_id": "Q1"}] * 3, 1, seed=0)
 
 
+def _theme_grid(n_themes=(5, 3, 2, 1), groups="abcd"):
+    """Samples of questions T<t>_<k> in themes of the given sizes, every subgroup each."""
+    out = []
+    for t, size in enumerate(n_themes):
+        for k in range(size):
+            for g in groups:
+                out.append({"sample_id": f"T{t}_{k}_{g}", "question_id": f"T{t}_{k}",
+                            "theme": f"theme {t}", "subgroup": g})
+    return out
+
+
+def test_select_questions_is_stratified_by_theme_and_seeded():
+    samples = _theme_grid()
+    themes = {s["question_id"]: s["theme"] for s in samples}
+    # 4 questions over 4 themes: one from each
+    q4 = T.select_questions(samples, 4, seed=1)
+    assert len(q4) == 4 and len({themes[q] for q in q4}) == 4
+    # 7 questions: round robin gives 2 from each theme with >= 2 questions, then the single one
+    q7 = T.select_questions(samples, 7, seed=1)
+    counts = Counter(themes[q] for q in q7)
+    assert counts == Counter({"theme 0": 2, "theme 1": 2, "theme 2": 2, "theme 3": 1})
+    # 9: theme 2 and 3 run out, the rest goes to the themes that still have questions
+    q9 = Counter(themes[q] for q in T.select_questions(samples, 9, seed=1))
+    assert q9["theme 2"] == 2 and q9["theme 3"] == 1 and q9["theme 0"] + q9["theme 1"] == 6
+    assert max(q9["theme 0"], q9["theme 1"]) - min(q9["theme 0"], q9["theme 1"]) <= 1
+    # deterministic, independent of the input order; other seeds pick other questions
+    assert q7 == T.select_questions(list(reversed(samples)), 7, seed=1) == sorted(q7)
+    assert len({tuple(T.select_questions(samples, 3, seed=s)) for s in range(8)}) > 1
+    assert T.select_questions(samples, 99, seed=0) == sorted(themes)
+    with pytest.raises(T.TrainError, match="missing key 'theme'"):
+        T.select_questions([{"sample_id": "x", "question_id": "Q1"}], 1, seed=0)
+    with pytest.raises(T.TrainError, match="training.questions = 0"):
+        T.select_questions(samples, 0, seed=0)
+
+
+def test_load_train_samples_keeps_every_subgroup_of_the_chosen_questions(tmp_path):
+    samples = [{**make_sample(q, g, 1), "theme": f"theme {q % 3}"}
+               for q in range(9) for g in ("sex:Male", "sex:Female", "age:Young")]
+    run = write_run(tmp_path, samples)
+    params = tiny_params(questions=3, max_samples=None)
+    chosen = T.training_questions(params, run)
+    assert chosen == T.select_questions(samples, 3, params.seed)
+    assert len({samples[3 * int(q[1:])]["theme"] for q in chosen}) == 3  # one per theme
+    got = T.load_train_samples(params, run)
+    want = [s for s in samples if s["question_id"] in chosen]  # by hand: all subgroups, in order
+    assert got == want and len(got) == 9
+    unseen = T.unseen_questions(params, run, 3)
+    assert len(unseen) == 3 and not set(unseen) & set(chosen)
+    assert T.training_questions(tiny_params(), run) is None
+    assert len(T.load_train_samples(tiny_params(max_samples=None), run)) == len(samples)
+    # max_samples thins what the question filter leaves
+    assert len(T.load_train_samples(tiny_params(questions=3, max_samples=4), run)) == 4
+    with pytest.raises(ValueError, match="training.questions = 0"):
+        tiny_params(questions=0)
+
+
 def test_length_grouping_pads_each_batch_to_its_own_max_only():
     rng = np.random.default_rng(0)
     lengths = rng.integers(20, 300, size=400).tolist()
@@ -154,6 +210,40 @@ def test_answer_loss_equals_manual_cross_entropy(model_and_tokenizer):
     assert loss_sum.item() == pytest.approx(manual, rel=1e-4)
 
 
+@pytest.mark.slow
+def test_shared_prefix_loss_and_gradients_equal_unshared(model_and_tokenizer):
+    import torch
+
+    model, tok = model_and_tokenizer
+    # one question's subgroups: personas of different lengths, a two-token code ("10")
+    group = [make_sample(7, g, t, n_options=10) for g, t in
+             (("sex:Male", 3), ("age:Young adults aged 18 to 34", 10), ("edu:Tertiary", 1))]
+    examples = [T.encode_sample(tok, s) for s in group]
+    model.eval()  # no dropout, so both computations see the same function
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+    def run(loss_fn, batch):
+        model.zero_grad(set_to_none=True)
+        loss_sum, n = loss_fn(model, batch)
+        loss_sum.backward()
+        return loss_sum.item(), int(n), {name: p.grad.clone() for name, p in trainable}
+
+    shared = T.collate_shared(examples, tok.pad_token_id)
+    assert shared["prefix_ids"].shape[1] > 20  # the question's prompt really is shared
+    ref_loss, ref_n, ref_grads = run(T.answer_loss, T.collate(examples, tok.pad_token_id))
+    loss, n, grads = run(T.shared_prefix_loss, shared)
+    model.zero_grad(set_to_none=True)
+    assert n == ref_n == sum(e.n_answer for e in examples)
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
+    # LoRA B starts at zero, so only B's gradients are non-zero at init; they include the
+    # k/v projections, whose gradient comes through the prefix cache
+    assert any(("k_proj" in k or "v_proj" in k) and g.abs().max() > 0 for k, g in ref_grads.items())
+    for name, ref in ref_grads.items():
+        # fp32 sums in a different order: compare each tensor by its relative error norm
+        err = float((grads[name] - ref).norm() / ref.norm().clamp(min=1e-12))
+        assert err < 1e-4 or float(ref.abs().max()) == float(grads[name].abs().max()) == 0.0, name
+
+
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     """An uninterrupted tiny run (4 steps, checkpoints every 2)."""
@@ -200,6 +290,35 @@ def test_resume_after_crash_ends_where_uninterrupted_run_does(tmp_path, full_run
 
 
 @pytest.mark.slow
+def test_share_prefix_training_batches_by_question_and_logs_the_base_loss(tmp_path, model_and_tokenizer):
+    import torch
+
+    params = tiny_params(share_prefix=True, lora_dropout=0.0, max_steps=2, save_every=0)
+    run = write_run(tmp_path, TINY_SAMPLES)
+    T.train_run(params, run, verbose=False)
+    log = T.read_train_log(run)
+    assert log["step"].tolist() == [1, 2]
+    # step 1: LoRA B starts at zero, so its loss is the base model's mean answer cross-entropy
+    # on the first two micro-batches, computed here unshared on the schedule's batches
+    _, tok = model_and_tokenizer
+    examples = [T.encode_sample(tok, s) for s in TINY_SAMPLES]
+    questions = [s["question_id"] for s in TINY_SAMPLES]
+    order, _ = T._schedule(4, 5, params.training.batch_size, [len(e) for e in examples],
+                           params.seed, questions)
+    assert all(len({questions[i] for i in b}) == 1 for b in order)
+    base = model_and_tokenizer[0].eval()  # fresh LoRA (B = 0, never stepped): the base model
+    with torch.no_grad():
+        parts = [T.answer_loss(base, T.collate([examples[i] for i in b], tok.pad_token_id))
+                 for b in order[:2]]
+    want = sum(float(l) for l, _ in parts) / sum(int(n) for _, n in parts)
+    assert log["loss"].iloc[0] == pytest.approx(want, rel=1e-4)
+    # the shared prefix counts once: fewer tokens than the two batches' full rows
+    full = sum(len(examples[i]) for b in order[:2] for i in b)
+    assert log["tokens"].iloc[0] < full
+    assert (run / "adapter" / "adapter_config.json").is_file()
+
+
+@pytest.mark.slow
 def test_adapter_loads_back_with_peft_and_changes_logits(full_run, model_and_tokenizer):
     import torch
     from peft import PeftModel
@@ -223,6 +342,42 @@ def test_adapter_loads_back_with_peft_and_changes_logits(full_run, model_and_tok
     assert (after - before).abs().max() > 1e-2
     target = ex.input_ids[n_prompt]  # the trained code's first token gains probability
     assert after.log_softmax(-1)[target] > before.log_softmax(-1)[target]
+
+
+@pytest.mark.slow
+def test_evaluation_engine_scores_what_training_trains(full_run):
+    """The engine (hf backend, adapter merged) reads the same prompt tokens and code tokens that
+    training puts loss on: its option probabilities equal the unmerged peft model's next-token
+    probabilities after ``encode_sample``'s prompt, renormalised over the option codes."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from sgvalues.evaluate import sample_request
+    from sgvalues.models.hf import HFModel
+
+    params = tiny_params()
+    engine = HFModel(params.model, adapter=full_run / "adapter")
+    tok = engine.tokenizer
+    base = AutoModelForCausalLM.from_pretrained(T.resolve_model_path(params.model.name),
+                                                dtype=torch.float32)
+    tuned = PeftModel.from_pretrained(base, full_run / "adapter").eval()
+    for sample in (TINY_SAMPLES[1], TINY_SAMPLES[4], TINY_SAMPLES[9]):
+        ex = T.encode_sample(tok, sample)
+        n_prompt = len(ex) - ex.n_answer
+        request = sample_request(sample)
+        assert engine.prompt_ids(request.messages) == list(ex.input_ids[:n_prompt])
+        code_ids = {c: tok(c, add_special_tokens=False)["input_ids"] for c in request.option_codes}
+        assert ex.input_ids[n_prompt] == code_ids[str(sample["target"])][0]
+        with torch.no_grad():
+            lp = tuned(input_ids=torch.tensor([ex.input_ids[:n_prompt]])).logits[0, -1].log_softmax(-1)
+        raw = {c: float(lp[ids[0]].exp()) for c, ids in code_ids.items()}
+        want = {c: v / sum(raw.values()) for c, v in raw.items()}
+        got = engine.score_answers([request])[0].probs
+        assert got.keys() == want.keys()
+        for c in want:
+            assert got[c] == pytest.approx(want[c], abs=1e-4)
+    engine.close()
 
 
 def test_cli_parser_and_clear_error_for_missing_survey_file(tmp_path, capsys):
