@@ -316,7 +316,9 @@ def prepare_run_data(params, run_dir: str | Path) -> Path:
 
             # the generator's code is an input too: a changed generator means a different sample
             extra = {"synthetic_seed": int(data.synthetic_seed), "synthetic_n": int(data.synthetic_n),
-                     "synthetic_code_sha256": file_sha256(synthetic.__file__)}
+                     "synthetic_code_sha256": file_sha256(synthetic.__file__),
+                     "synthetic_reference_sha256": file_sha256(
+                         Path(synthetic.__file__).parent / "resources" / "singapore_reference.json")}
             source = out_dir / SYNTHETIC_FILENAME
             if source.is_file():
                 inputs = _inputs(file_sha256(source), data.country, data.min_n, data.weighted, extra)
