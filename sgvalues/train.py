@@ -98,7 +98,6 @@ import os
 import random
 import shutil
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -106,6 +105,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+
+from sgvalues.atomic import atomic_dir, atomic_path
 
 __all__ = [
     "IGNORE_INDEX",
@@ -668,31 +669,23 @@ def _save_checkpoint(ckpt_dir: Path, step: int, model, optimizer, scheduler, met
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     final = ckpt_dir / f"step-{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".step-{step:08d}-", dir=ckpt_dir))
-    try:
+    with atomic_dir(final) as tmp:
         state = {"adapter": {k: v.detach().cpu() for k, v in get_peft_model_state_dict(model).items()},
                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                  "rng": _rng_state()}
         torch.save(state, tmp / "state.pt")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     for old in _checkpoints(ckpt_dir)[:-KEEP_CHECKPOINTS]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        with tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+            w.writeheader()
+            w.writerows(rows)
 
 
 def _append_log(path: Path, row: dict) -> None:
@@ -918,16 +911,8 @@ def _meta(fingerprint: str, step: int, t, tokens: int, elapsed: float, world: in
 
 def _save_adapter(model, adapter_dir: Path) -> None:
     """peft ``save_pretrained`` into a temporary folder, then rename into place."""
-    adapter_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=adapter_dir.parent))
-    try:
+    with atomic_dir(adapter_dir) as tmp:
         model.save_pretrained(tmp)
-        if adapter_dir.exists():
-            shutil.rmtree(adapter_dir)
-        os.replace(tmp, adapter_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- reporting
