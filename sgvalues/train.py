@@ -886,6 +886,9 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
         summary = {
             "fingerprint": fingerprint, "model": params.model.name, "n_samples": len(examples),
             "samples_seen": int(sum(len(b) for b in order)),
+            # the samples' own tokens, as an unshared, unpadded forward would see them: the
+            # work done, in the same unit whatever the batching (shared prefixes count per sample)
+            "sample_tokens": int(sum(lengths[i] for b in order for i in b)),
             "samples_per_s": round(sum(len(b) for b in order) / max(elapsed, 1e-9), 3),
             "n_steps": total_steps, "final_loss": loss_value, "tokens": tokens,
             "train_seconds": round(elapsed, 3), "tokens_per_s": round(tokens / max(elapsed, 1e-9), 1),

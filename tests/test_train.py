@@ -315,6 +315,10 @@ def test_share_prefix_training_batches_by_question_and_logs_the_base_loss(tmp_pa
     # the shared prefix counts once: fewer tokens than the two batches' full rows
     full = sum(len(examples[i]) for b in order[:2] for i in b)
     assert log["tokens"].iloc[0] < full
+    # ...while the summary's sample_tokens counts every sample seen at its own full length
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert summary["sample_tokens"] == sum(len(examples[i]) for b in order for i in b)
+    assert summary["tokens"] < summary["sample_tokens"]
     assert (run / "adapter" / "adapter_config.json").is_file()
 
 
