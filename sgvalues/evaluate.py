@@ -270,9 +270,20 @@ def _load_split(data_dir: Path, split: str) -> list[dict]:
     return load_samples(data_dir, split)
 
 
+def _only_questions(samples: list[dict], questions: Sequence[str], path: Path) -> list[dict]:
+    """The samples of ``questions``; a clear error naming the file for a question it lacks."""
+    keep = {str(q) for q in questions}
+    missing = keep - {str(s["question_id"]) for s in samples}
+    if missing:
+        raise ValueError(f"{path}: no samples for question(s) {sorted(missing)} "
+                         f"(expected question ids of this split, e.g. {samples[0]['question_id'] if samples else 'Q1'})")
+    return [s for s in samples if str(s["question_id"]) in keep]
+
+
 def evaluate_run(params, run_dir: str | Path, split: str = "ood", tag: str = "base",
                  adapter: str | Path | None = None, limit: int | None = None, mode: str | None = None,
-                 cache=True, model=None, log: Callable[[str], None] | None = print) -> pd.DataFrame:
+                 cache=True, model=None, log: Callable[[str], None] | None = print,
+                 questions: Sequence[str] | None = None) -> pd.DataFrame:
     """Evaluate one split of a run and write ``<run_dir>/predictions/<tag>_<split>.csv``.
 
     Parameters
@@ -283,11 +294,13 @@ def evaluate_run(params, run_dir: str | Path, split: str = "ood", tag: str = "ba
     tag : ``"base"`` (zero-shot) or ``"sft"``.
     adapter : LoRA adapter folder (hf), e.g. ``<run_dir>/adapter``.
     limit : at most this many samples (:func:`stratified_limit`, seeded by ``params.seed``);
-        default ``params.evaluation.limit``.
+        default ``params.evaluation.limit``, or every sample of ``questions`` when given.
     mode : ``"logprob"``/``"generate"``; default ``params.evaluation.mode``.
     cache : ``True`` = the default response cache, ``None``/``False`` = none, or a
         :class:`~sgvalues.models.cache.ResponseCache`.
     model : an already loaded model to reuse (otherwise loaded from ``params.model``).
+    questions : evaluate only these questions' samples (e.g. the questions a LoRA run trained
+        on, ``sgvalues.train.training_questions``); ``None`` = every question of the split.
     """
     from sgvalues.models import load_model
     from sgvalues.models.cache import ResponseCache
@@ -296,9 +309,13 @@ def evaluate_run(params, run_dir: str | Path, split: str = "ood", tag: str = "ba
         raise ValueError(f"split must be 'ood' or 'train', got {split!r}")
     ev = params.evaluation
     mode = mode or ev.mode
-    limit = limit if limit is not None else ev.limit
+    if limit is None and questions is None:
+        limit = ev.limit
     run_dir = Path(run_dir)
-    samples = stratified_limit(_load_split(run_dir / "data", split), limit, seed=params.seed)
+    samples = _load_split(run_dir / "data", split)
+    if questions is not None:
+        samples = _only_questions(samples, questions, run_dir / "data" / f"samples_{split}.jsonl")
+    samples = stratified_limit(samples, limit, seed=params.seed)
     if cache is True:
         cache = ResponseCache()
     elif cache is False:
@@ -317,7 +334,8 @@ def evaluate_run(params, run_dir: str | Path, split: str = "ood", tag: str = "ba
     _write_csv(df, out)
     if log is not None:
         s = summarise(df)
-        log(f"{out}: {len(df)} samples in {time.time() - started:.1f}s; accuracy {s['accuracy']:.3f}, "
+        log(f"{out}: {len(df)} samples of {df['question_id'].nunique()} question(s) in "
+            f"{time.time() - started:.1f}s; accuracy {s['accuracy']:.3f}, "
             f"NMAE {s['nmae']:.3f}, refusal rate {s['refusal_rate']:.3f}, failed {s['failed']}")
     return df
 

@@ -563,6 +563,9 @@ def build_model(params, dtype=None):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from sgvalues.models.embedded import quiet_transformers
+
+    quiet_transformers()
     t = params.training
     path = resolve_model_path(params.model.name)
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -965,51 +968,23 @@ def evaluate_questions(params, run_dir: str | Path, split: str, tag: str,
                        log: Callable[[str], None] | None = print):
     """Evaluate every sample of ``questions`` in ``split``; write ``predictions/<tag>_<split>.csv``.
 
-    The same engine as ``sgvalues.evaluate.evaluate_run`` (its ``evaluate_samples``, the
-    response cache, the adapter merged into the weights), but on an explicit set of whole
-    questions instead of ``evaluation.limit`` samples: use :func:`training_questions`, so base
-    and fine-tuned model answer exactly the samples of the questions training saw (train
-    split) and their unseen subgroups (OOD split). ``questions=None`` = the whole split.
-    ``limit`` caps the samples (``sgvalues.evaluate.stratified_limit``, seeded by ``params.seed``; ``None`` =
-    all). ``tag`` names the file, e.g. ``"base"``, ``"sft"``, ``"base-unseen"``.
+    ``sgvalues.evaluate.evaluate_run`` on an explicit set of whole questions (a fresh run
+    folder is prepared first): use :func:`training_questions`, so base and fine-tuned model
+    answer exactly the samples of the questions training saw (train split) and their unseen
+    subgroups (OOD split). ``questions=None`` = the whole split. ``limit`` caps the samples
+    (``sgvalues.evaluate.stratified_limit``, seeded by ``params.seed``; ``None`` = all).
+    ``tag`` names the file, e.g. ``"base"``, ``"sft"``, ``"base-unseen"``.
     """
-    from sgvalues.evaluate import evaluate_samples, predictions_path, stratified_limit, summarise
-    from sgvalues.models import load_model
-    from sgvalues.models.cache import ResponseCache
+    from sgvalues.evaluate import evaluate_run
 
     if split not in ("ood", "train"):
         raise TrainError(f"split = {split!r}: expected 'ood' or 'train'")
-    samples = _load_split_samples(params, run_dir, split)
-    if questions is not None:
-        keep = {str(q) for q in questions}
-        samples = [s for s in samples if str(s["question_id"]) in keep]
-        missing = keep - {str(s["question_id"]) for s in samples}
-        if missing:
-            raise TrainError(f"{Path(run_dir) / 'data' / f'samples_{split}.jsonl'}: no samples for "
-                             f"question(s) {sorted(missing)}")
-    samples = stratified_limit(samples, limit, seed=params.seed)
-    ev = params.evaluation
-    cache = ResponseCache() if cache is True else (cache or None)
-    own = model is None
-    if own:
-        model = load_model(params.model, adapter=adapter, batch_size=ev.batch_size)
-    started = time.time()
-    try:
-        df = evaluate_samples(samples, model, mode=ev.mode, batch_size=ev.batch_size, cache=cache,
-                              temperature=ev.temperature, max_new_tokens=ev.max_new_tokens, log=log)
-    finally:
-        if own:
-            model.close()
-    out = predictions_path(run_dir, tag, split)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    df.to_csv(tmp, index=False, lineterminator="\n")
-    os.replace(tmp, out)  # atomic: a crash never leaves a half-written predictions file
-    if log is not None:
-        m = summarise(df)
-        log(f"{out}: {len(df)} samples of {df['question_id'].nunique()} question(s) in "
-            f"{time.time() - started:.1f}s; accuracy {m['accuracy']:.3f}, NMAE {m['nmae']:.3f}")
-    return df
+    samples = _load_split_samples(params, run_dir, split)  # prepares a fresh run folder
+    if questions is None and limit is None:
+        limit = len(samples)  # the whole split, not evaluation.limit
+    return evaluate_run(params, run_dir, split=split, tag=tag, adapter=adapter, limit=limit,
+                        cache=cache, model=model, log=log,
+                        questions=None if questions is None else list(questions))
 
 
 def before_after(run_dir: str | Path, splits: Sequence[str] = ("ood", "train"),

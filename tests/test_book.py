@@ -336,6 +336,22 @@ def test_book_renders_in_chromium(chain, browser):
 # ----------------------------------------------------------------------------- secrets
 
 
+@pytest.mark.slow
+def test_executed_chapters_carry_no_stderr(chain):
+    """Warnings and progress bars of third-party libraries would print into the book as
+    red stderr blocks; every notebook of the default run must have none."""
+    notebooks = sorted((chain["runs"] / "default" / "notebooks").glob("*.ipynb"))
+    assert len(notebooks) == 7
+    noisy = {}
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        text = [o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                for o in c.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+        if text:
+            noisy[path.name] = "".join(text)[:300]
+    assert not noisy, f"stderr in executed notebooks: {noisy}"
+
+
 def _files_containing(root: Path, needle: bytes) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and needle in p.read_bytes()]
 

@@ -133,3 +133,20 @@ def test_evaluate_run_writes_the_predictions_table(tmp_path, monkeypatch):
     assert path.read_bytes() == first  # same inputs, identical file
     with pytest.raises(ValueError, match="missing field"):
         evaluate.evaluate_samples([{"sample_id": "x"}], Scripted())
+
+
+def test_evaluate_run_on_chosen_questions_takes_them_whole(tmp_path, monkeypatch):
+    samples = make_samples(questions=("Q1", "Q2", "Q3", "Q4"))
+    monkeypatch.setattr(evaluate, "_load_split", lambda d, split: samples)
+    # evaluation.limit (4) applies to whole-split runs only: chosen questions are taken whole
+    params = Params.from_dict({"name": "t", "evaluation": {"limit": 4}})
+    df = evaluate.evaluate_run(params, tmp_path, split="ood", tag="base", cache=None, model=Scripted(),
+                               log=None, questions=["Q3", "Q1"])
+    want = [s["sample_id"] for s in samples if s["question_id"] in ("Q1", "Q3")]
+    assert df["sample_id"].tolist() == want  # every subgroup of both, in the split's order
+    capped = evaluate.evaluate_run(params, tmp_path, split="ood", tag="base", cache=None, model=Scripted(),
+                                   log=None, questions=["Q3", "Q1"], limit=4)
+    assert len(capped) == 4 and set(capped["question_id"]) <= {"Q1", "Q3"}
+    with pytest.raises(ValueError, match=r"samples_ood\.jsonl: no samples for question\(s\) \['Q9'\]"):
+        evaluate.evaluate_run(params, tmp_path, split="ood", tag="base", cache=None, model=Scripted(),
+                              log=None, questions=["Q1", "Q9"])

@@ -20,7 +20,8 @@ from filelock import FileLock
 
 from sgvalues.atomic import atomic_dir
 
-__all__ = ["EMBEDDED_NAME", "GGUF_FILENAME", "cache_root", "embedded_gguf_path", "embedded_model_dir"]
+__all__ = ["EMBEDDED_NAME", "GGUF_FILENAME", "cache_root", "embedded_gguf_path", "embedded_model_dir",
+           "quiet_transformers"]
 
 EMBEDDED_NAME = "smollm2-135m"
 GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -46,6 +47,17 @@ def embedded_gguf_path() -> Path:
     return path
 
 
+def quiet_transformers() -> None:
+    """No weight-loading or GGUF-conversion progress bars: in an executed notebook they end up
+    as pages of stderr in the book, and they tell a reader nothing."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
 def embedded_model_dir(cache_dir: str | Path | None = None) -> Path:
     """Return a local folder with the embedded model as safetensors, converting once if needed.
 
@@ -63,6 +75,7 @@ def embedded_model_dir(cache_dir: str | Path | None = None) -> Path:
             return target
         gguf = embedded_gguf_path()
         import torch
+        quiet_transformers()
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

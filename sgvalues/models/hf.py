@@ -38,6 +38,7 @@ from typing import Sequence
 
 from sgvalues.models.base import Answer, GenerateRequest, Model, ScoreRequest
 from sgvalues.models.cache import adapter_identity
+from sgvalues.models.embedded import quiet_transformers
 from sgvalues.models.scoring import code_branches, needed_tokens, option_probabilities
 
 __all__ = ["HFModel", "resolve_model_path", "common_prefix_len", "cluster_by_prefix"]
@@ -135,12 +136,7 @@ class HFModel(Model):
         if spec.cpu_threads and self.device.type == "cpu":
             torch.set_num_threads(int(spec.cpu_threads))
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        try:  # no "Loading weights" progress bars in notebooks and logs
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-        except ImportError:  # pragma: no cover
-            pass
+        quiet_transformers()
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
         adapter = adapter if adapter is not None else spec.adapter
         self.adapter_path = str(adapter) if adapter else None
