@@ -131,16 +131,32 @@ def gather_predictions(runs_root: str | Path) -> pd.DataFrame:
 
 
 def comparison_table(runs_root: str | Path) -> pd.DataFrame:
-    """Tidy metrics of every run: ``run, model, synthetic, tag, split, metric, value, n``."""
+    """Tidy metrics of every run: ``run, model, synthetic, tag, split, metric, value, n, n_questions``.
+
+    ``n`` and ``n_questions`` say what each row was scored on: runs and tags cover different
+    samples (``base``/``sft`` the questions fine-tuning used, ``zeroshot`` the whole split).
+    """
     preds = gather_predictions(runs_root)
     rows = []
     for (run, tag, split), df in preds.groupby(["run", "tag", "split"], sort=True):
         label, synthetic = _run_label(Path(runs_root) / run)
         s = score_predictions(df)
+        n_questions = int(df["question_id"].nunique()) if "question_id" in df else None
         for metric in ("accuracy", "nmae", "refusal_rate", "invalid_rate"):
             rows.append({"run": run, "model": label, "synthetic": synthetic, "tag": tag,
-                         "split": split, "metric": metric, "value": s[metric], "n": s["n"]})
-    return pd.DataFrame(rows, columns=["run", "model", "synthetic", "tag", "split", "metric", "value", "n"])
+                         "split": split, "metric": metric, "value": s[metric], "n": s["n"],
+                         "n_questions": n_questions})
+    return pd.DataFrame(rows, columns=["run", "model", "synthetic", "tag", "split", "metric", "value", "n",
+                                       "n_questions"])
+
+
+def _fmt(value, spec: str = "{:.3f}") -> str:
+    """A table cell: missing values as an en dash, not ``nan``.
+
+    >>> _fmt(0.12345), _fmt(float("nan")), _fmt(None), _fmt(400, "{:,.0f}")
+    ('0.123', '–', '–', '400')
+    """
+    return "–" if value is None or pd.isna(value) else spec.format(value)
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -179,20 +195,26 @@ def write_comparison(runs_root: str | Path, out_dir: str | Path, image_prefix: s
     wide = tidy.pivot_table(index=["model", "synthetic", "tag"], columns=["split", "metric"],
                             values="value", aggfunc="first")
     n = tidy.pivot_table(index=["model", "synthetic", "tag"], columns="split", values="n", aggfunc="first")
+    nq = tidy.pivot_table(index=["model", "synthetic", "tag"], columns="split", values="n_questions",
+                          aggfunc="first")
     table = pd.DataFrame(index=wide.index)
     for split in ("ood", "train"):
         if (split, "accuracy") not in wide.columns:
             continue
-        table[f"{split.upper()} accuracy"] = wide[(split, "accuracy")].map("{:.3f}".format)
-        table[f"{split.upper()} NMAE"] = wide[(split, "nmae")].map("{:.3f}".format)
-        table[f"{split.upper()} invalid"] = wide[(split, "invalid_rate")].map("{:.3f}".format)
-        table[f"{split.upper()} n"] = n[split].astype("Int64").astype(str)
+        table[f"{split.upper()} accuracy"] = wide[(split, "accuracy")].map(_fmt)
+        table[f"{split.upper()} NMAE"] = wide[(split, "nmae")].map(_fmt)
+        table[f"{split.upper()} invalid"] = wide[(split, "invalid_rate")].map(_fmt)
+        table[f"{split.upper()} n"] = n[split].reindex(table.index).map(lambda v: _fmt(v, "{:,.0f}"))
+        if split in nq.columns:
+            table[f"{split.upper()} questions"] = nq[split].reindex(table.index).map(lambda v: _fmt(v, "{:,.0f}"))
     table = table.reset_index()
     table["synthetic"] = table["synthetic"].map({True: "synthetic", False: "WVS-7"}).fillna("unknown")
     table = table.rename(columns={"model": "Model", "synthetic": "Data", "tag": "Model state"})
     parts += ["```{table} Structured evaluation of every run (accuracy: higher is better; NMAE "
-              "and invalid rate: lower is better); *base* = the model as released, *sft* = "
-              "after LoRA fine-tuning.",  # no backticks: a fence's info string may not hold any ":name: tbl-model-comparison", "",
+              "and invalid rate: lower is better); *zeroshot* = the model as released, over the "
+              "whole split; *base* and *sft* = the model before and after LoRA fine-tuning, on the "
+              "questions fine-tuning used; n and questions = what each row was scored on; – = not "
+              "evaluated.",  # no backticks: a fence's info string may not hold any ":name: tbl-model-comparison", "",
               _md_table(table), "```", ""]
 
     # The paper reports SFT gains on OOD accuracy; show ours beside the published figure.
