@@ -430,14 +430,17 @@ def test_comparison_gathers_every_run(tmp_path):
     assert set(tidy.model) == {"Model A (default)", "other"}
     nq = tidy.groupby(["run", "tag", "split"])["n_questions"].first()
     assert nq[("other", "base", "train")] == frames_b["base_train.csv"]["question_id"].nunique()
-    # the page: a run evaluated on one split only shows an en dash, never "nan", for the other
+    # the page: one table per split; a run appears in the tables of the splits it evaluated
     page = bk.write_comparison(tmp_path / "runs", tmp_path / "out").read_text()
     assert "nan" not in page.lower().replace("nmae", "")
-    row = next(line for line in page.splitlines() if line.startswith("| Model A") and "| sft |" in line)
-    cells = [c.strip() for c in row.strip("|").split("|")]
+    ood, train = page.split(":name: tbl-model-comparison-ood")[1].split(":name: tbl-model-comparison-train")
+    rows = lambda text: [[c.strip() for c in line.strip("|").split("|")]  # noqa: E731
+                         for line in text.splitlines() if line.startswith("| ") and not line.startswith("| Model |")]
     s = bk.score_predictions(frames_a["sft_ood.csv"])
-    assert cells[3:8] == [f"{s['accuracy']:.3f}", f"{s['nmae']:.3f}", f"{s['invalid_rate']:.3f}", "60", "60"]
-    assert cells[8:] == ["–"] * 5  # no train predictions for Model A
+    assert ["Model A (default)", "synthetic", "sft", f"{s['accuracy']:.3f}", f"{s['nmae']:.3f}",
+            f"{s['invalid_rate']:.3f}", "60", "60"] in rows(ood)
+    assert {r[0] for r in rows(train)} == {"other"}  # Model A has no train predictions
+    assert [r[2] for r in rows(ood)] == ["base", "sft", "base"]
     assert dict(zip(tidy.run, tidy.synthetic)) == {"default": True, "other": False}
 
     page = bk.write_comparison(tmp_path / "runs", tmp_path / "out", image_prefix="chapters/")
