@@ -235,16 +235,23 @@ def write_comparison(runs_root: str | Path, out_dir: str | Path, image_prefix: s
     plots.use_book_style()
     ood = acc.assign(model=acc["model"].astype(str))
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.5 * max(1, ood["model"].nunique())))
-    sns.barplot(data=ood, y="model", x="value", hue="tag", ax=ax, orient="h")
+    order = [t for t in ("zeroshot", "base", "sft") if t in set(ood["tag"])]
+    order += sorted(set(ood["tag"]) - set(order))
+    sns.barplot(data=ood, y="model", x="value", hue="tag", hue_order=order, ax=ax, orient="h")
     ax.set(xlabel="OOD accuracy (modal answer matched)", ylabel="", xlim=(0, 1),
            title="Structured evaluation on unseen subgroups")
+    # beside the axes, not over the longest bars
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), title="Model state", frameon=False)
     fig_path = plots.save_figure(fig, out_dir / "figures" / "model_comparison.png")
     plt.close(fig)
     parts += ["```{figure} " + image_prefix + fig_path.relative_to(out_dir).as_posix(),
-              ":name: fig-model-comparison", ":alt: OOD accuracy per model, base and fine-tuned", "",
-              "OOD accuracy of every run, base and fine-tuned.", "```", "",
-              "**Figure.** Each bar is one model state on the subgroups held out of training; "
-              "compare the two bars of a model to see what fine-tuning bought."]
+              ":name: fig-model-comparison", ":alt: OOD accuracy per model and model state", "",
+              "OOD accuracy of every run: zero-shot over the whole split, base and fine-tuned on "
+              "the fine-tuned questions.", "```", "",
+              "**Figure.** Each bar is one model state on the subgroups held out of training. "
+              "Compare a model's *base* and *sft* bars (the same questions) to see what fine-tuning "
+              "bought, and the *zeroshot* bars across models to rank them as released; the tables "
+              "above give the samples behind each bar."]
     page.write_text("\n".join(parts) + "\n")
     return page
 
