@@ -191,8 +191,8 @@ def _run_label(run_dir: Path) -> str | None:
 def load_run_predictions(runs_root: str | Path = "runs") -> pd.DataFrame:
     """Every predictions table of every run under ``runs_root``, stacked.
 
-    Reads ``<runs_root>/<run>/predictions/<tag>_<split>.csv`` (tag ``base`` or ``sft``, split
-    ``ood`` or ``train``) and adds ``run`` (the folder name), ``tag`` and ``label`` (the
+    Reads ``<runs_root>/<run>/predictions/<tag>_<split>.csv`` (tag ``zeroshot``, ``base`` or
+    ``sft``, split ``ood`` or ``train``; other files, such as ``base-unseen_ood.csv``, are skipped) and adds ``run`` (the folder name), ``tag`` and ``label`` (the
     model's ``display_name`` or ``name`` from ``<run>/params.yaml``, else the predictions'
     ``model`` column, else the run name). Returns an empty table with those columns when no
     run has predictions yet.
@@ -203,7 +203,7 @@ def load_run_predictions(runs_root: str | Path = "runs") -> pd.DataFrame:
         label = _run_label(run_dir)
         for f in sorted((run_dir / "predictions").glob("*_*.csv")):
             tag, _, split = f.stem.partition("_")
-            if tag not in ("base", "sft") or split not in ("ood", "train"):
+            if tag not in ("zeroshot", "base", "sft") or split not in ("ood", "train"):
                 continue
             df = pd.read_csv(f, keep_default_na=True)
             missing = [c for c in ("sample_id", "question_id", "subgroup", "target", "prediction") if c not in df.columns]

@@ -220,7 +220,7 @@ def test_permutation_monte_carlo_agrees_with_exact_sign_test():
 
 
 def test_load_run_predictions_labels_and_permutation_tests(tmp_path):
-    for run, label, tags in (("m1", "Model One", ("base", "sft")), ("m2", None, ("base",))):
+    for run, label, tags in (("m1", "Model One", ("base", "sft", "base-unseen")), ("m2", None, ("base", "zeroshot"))):
         d = tmp_path / run / "predictions"
         d.mkdir(parents=True)
         if label:
@@ -231,10 +231,14 @@ def test_load_run_predictions_labels_and_permutation_tests(tmp_path):
             p.drop(columns=["run", "label", "tag"]).assign(model=f"hub/{run}").to_csv(d / f"{tag}_ood.csv", index=False)
     (tmp_path / "m1" / "predictions" / "notes_x.csv").write_text("ignored\n")
     preds = fx.load_run_predictions(tmp_path)
+    # zeroshot (notebook 05) is read; notebook 04's base-unseen probe is not a model state here
     assert sorted(preds.groupby(["run", "label", "tag"]).size().index.tolist()) == [
-        ("m1", "Model One", "base"), ("m1", "Model One", "sft"), ("m2", "hub/m2", "base")]
+        ("m1", "Model One", "base"), ("m1", "Model One", "sft"), ("m2", "hub/m2", "base"),
+        ("m2", "hub/m2", "zeroshot")]
     pt = fx.permutation_tests(fx.score_samples(preds)).set_index("metric")
-    assert list(pt["run"].unique()) == ["m1"]
+    assert list(pt["run"].unique()) == ["m1"]  # base vs sft only: m2 has no sft
+    ablation = fx.ablation_table(fx.fairness_table(fx.subgroup_scores(fx.score_samples(preds))), split="ood")
+    assert set(ablation["run"]) == {"m1"}
     # base right on odd i (5/10), sft always right: 5 positive differences -> exact p = 2 / 2^5
     assert pt.loc["accuracy", "change"] == pytest.approx(0.5)
     assert pt.loc["accuracy", "p_value"] == pytest.approx(2 / 32)
