@@ -192,9 +192,10 @@ def load_run_predictions(runs_root: str | Path = "runs") -> pd.DataFrame:
     """Every predictions table of every run under ``runs_root``, stacked.
 
     Reads ``<runs_root>/<run>/predictions/<tag>_<split>.csv`` (tag ``zeroshot``, ``base`` or
-    ``sft``, split ``ood`` or ``train``; other files, such as ``base-unseen_ood.csv``, are skipped) and adds ``run`` (the folder name), ``tag`` and ``label`` (the
-    model's ``display_name`` or ``name`` from ``<run>/params.yaml``, else the predictions'
-    ``model`` column, else the run name). Returns an empty table with those columns when no
+    ``sft``, split ``ood`` or ``train``; other files, such as ``base-unseen_ood.csv``, are
+    skipped) and adds ``run`` (the folder name), ``tag`` and ``label`` (the model's
+    ``display_name`` or ``name`` from ``<run>/params.yaml``, else the predictions' ``model``
+    column, else the run name). Returns an empty table with those columns when no
     run has predictions yet.
     """
     root = Path(runs_root)
