@@ -25,6 +25,27 @@ def test_cached_copy_gives_the_same_logits_as_the_gguf():
     assert len(tok("10", add_special_tokens=False).input_ids) == 2
 
 
+@pytest.mark.slow
+def test_conversion_is_silent_and_deterministic(tmp_path, capfd):
+    """A first conversion prints no progress bars (they would land in the book as stderr)
+    and writes the same weights as the machine's cached copy."""
+    from safetensors.torch import load_file
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    from sgvalues.models.embedded import embedded_model_dir
+
+    cached = embedded_model_dir()
+    capfd.readouterr()
+    before = gguf_utils.tqdm
+    fresh = embedded_model_dir(tmp_path)
+    err = capfd.readouterr().err
+    assert fresh == tmp_path / "smollm2-135m"
+    assert "Converting" not in err and "Loading weights" not in err and "Writing model shards" not in err, err[:300]
+    assert gguf_utils.tqdm is before  # the reader's own bar is silenced for the conversion only
+    a, b = load_file(fresh / "model.safetensors"), load_file(cached / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_missing_package_message_says_how_to_install(monkeypatch):
     import importlib.util
 

@@ -12,6 +12,8 @@ and the loaded state dict.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import os
 from pathlib import Path
@@ -58,6 +60,25 @@ def quiet_transformers() -> None:
         pass
 
 
+@contextlib.contextmanager
+def _quiet_gguf_conversion():
+    """transformers' GGUF reader draws its own tqdm bar, outside its logging switch: silence it
+    for the one conversion (a module attribute, restored on exit)."""
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    original = getattr(gguf_utils, "tqdm", None)
+    if original is not None:
+        gguf_utils.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        if original is not None:
+            gguf_utils.tqdm = original
+
+
 def embedded_model_dir(cache_dir: str | Path | None = None) -> Path:
     """Return a local folder with the embedded model as safetensors, converting once if needed.
 
@@ -79,7 +100,8 @@ def embedded_model_dir(cache_dir: str | Path | None = None) -> Path:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        with _quiet_gguf_conversion():
+            loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
         fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         missing, unexpected = fresh.load_state_dict(loaded.state_dict(), strict=False)
