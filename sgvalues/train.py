@@ -979,9 +979,12 @@ def evaluate_questions(params, run_dir: str | Path, split: str, tag: str,
 
     if split not in ("ood", "train"):
         raise TrainError(f"split = {split!r}: expected 'ood' or 'train'")
-    samples = _load_split_samples(params, run_dir, split)  # prepares a fresh run folder
+    if not (Path(run_dir) / "data" / f"samples_{split}.jsonl").is_file():
+        from sgvalues.prepare import ensure_prepared
+
+        ensure_prepared(params, run_dir)  # a fresh run folder (evaluate_run reads the samples once)
     if questions is None and limit is None:
-        limit = len(samples)  # the whole split, not evaluation.limit
+        limit = sys.maxsize  # the whole split, not evaluation.limit
     return evaluate_run(params, run_dir, split=split, tag=tag, adapter=adapter, limit=limit,
                         cache=cache, model=model, log=log,
                         questions=None if questions is None else list(questions))
