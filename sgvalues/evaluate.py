@@ -70,6 +70,7 @@ __all__ = [
 PREDICTION_COLUMNS = [
     "sample_id", "split", "question_id", "theme", "stratum", "subgroup", "levels", "target",
     "scale_min", "scale_max", "prediction", "status", "probs", "raw_output", "model", "adapter",
+    "distribution",
 ]
 STATUSES = ("ok", "refused", "unparseable", "failed")
 _SAMPLE_KEYS = ("sample_id", "question_id", "options", "system", "user_shared", "user_persona", "target",
@@ -197,6 +198,8 @@ def evaluate_samples(samples: Sequence[dict], model, mode: str = "logprob", batc
             "levels": json.dumps(s.get("levels", {}), sort_keys=True) if not isinstance(s.get("levels"), str)
             else s["levels"],
             "target": int(s["target"]), "scale_min": s["scale_min"], "scale_max": s["scale_max"],
+            # the subgroup's answer distribution, for the distributional scores (metrics)
+            "distribution": _distribution_json(s.get("distribution")),
         }
         row.update(prediction_row(answers[k], list(r.option_codes), mode))
         row["model"] = model.model_id
@@ -242,6 +245,15 @@ def stratified_limit(samples: Sequence[dict], limit: int | None, seed: int = 0) 
     return [samples[i] for i in sorted(chosen)]
 
 
+def _distribution_json(distribution) -> str:
+    """A sample's answer distribution as JSON code -> share (``""`` when it has none)."""
+    if distribution is None or (isinstance(distribution, float) and np.isnan(distribution)):
+        return ""
+    if isinstance(distribution, str):
+        return distribution
+    return json.dumps({str(k): float(v) for k, v in distribution.items()}) if distribution else ""
+
+
 def predictions_path(run_dir: str | Path, tag: str, split: str) -> Path:
     """``<run_dir>/predictions/<tag>_<split>.csv``."""
     return Path(run_dir) / "predictions" / f"{tag}_{split}.csv"
@@ -250,8 +262,11 @@ def predictions_path(run_dir: str | Path, tag: str, split: str) -> Path:
 def load_predictions(path: str | Path) -> pd.DataFrame:
     """Read a predictions table, checking its columns."""
     path = Path(path)
-    df = pd.read_csv(path, dtype={"sample_id": str, "raw_output": str, "probs": str, "adapter": str},
+    df = pd.read_csv(path, dtype={"sample_id": str, "raw_output": str, "probs": str, "adapter": str,
+                                  "distribution": str},
                      keep_default_na=False, na_values={"prediction": [""]})
+    if "distribution" not in df.columns:  # written before the column existed: no distribution
+        df["distribution"] = ""
     missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected {PREDICTION_COLUMNS}")
