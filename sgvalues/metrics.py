@@ -1,8 +1,14 @@
-"""Accuracy, normalised MAE and refusal rate of structured predictions, and their aggregation.
+"""Accuracy, normalised MAE and refusal rate of structured predictions, distributional scores,
+and their aggregation.
 
 Pure functions on array-likes; a prediction that is missing (``NaN``/``None``: refused,
 unparseable or failed) counts as wrong for accuracy and as the largest error, 1.0, for NMAE,
 so a model cannot improve its scores by declining to answer.
+
+The modal answer mutes minority views, so where a predictor gives a distribution over the
+options (``probs``: logprob mode, every baseline) it is also scored against the subgroup's
+answer distribution (``distribution``): Jensen-Shannon distance, 1-Wasserstein distance on
+the codes scaled to [0, 1], and the NMAE of the expected answer (:func:`distribution_scores`).
 
 Example
 -------
@@ -20,10 +26,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["accuracy", "nmae", "refusal_rate", "aggregate", "aggregate_by_level", "METRIC_COLUMNS"]
+__all__ = ["accuracy", "nmae", "refusal_rate", "distribution_scores", "aggregate", "aggregate_by_level",
+           "METRIC_COLUMNS", "DISTRIBUTION_COLUMNS"]
+
+#: the distributional scores (:func:`distribution_scores`), lower is better
+DISTRIBUTION_COLUMNS = ["jsd", "wasserstein", "nmae_expected"]
 
 #: the columns :func:`aggregate` adds
-METRIC_COLUMNS = ["accuracy", "nmae", "refusal_rate", "n"]
+METRIC_COLUMNS = ["accuracy", "nmae", "refusal_rate", "n"] + DISTRIBUTION_COLUMNS
 
 
 def _floats(values, name: str) -> np.ndarray:
@@ -98,12 +108,107 @@ def refusal_rate(statuses) -> float:
     return float((s == "refused").mean()) if len(s) else float("nan")
 
 
+def _shares(value) -> dict[int, float] | None:
+    """A JSON/mapping code -> share as ``{int code: float}``; ``None`` for missing or empty."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        value = json.loads(value)
+    if not value:
+        return None
+    return {int(float(k)): float(v) for k, v in dict(value).items()}
+
+
+def distribution_scores(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per-sample distance between the predicted and the observed answer distribution.
+
+    Parameters
+    ----------
+    predictions : DataFrame
+        A predictions table with ``probs`` (predicted code -> probability, JSON), ``distribution``
+        (the subgroup's answer shares, JSON), ``target``, ``scale_min``, ``scale_max``.
+
+    Returns
+    -------
+    DataFrame
+        ``jsd``, ``wasserstein``, ``nmae_expected``, aligned with ``predictions``' index; NaN in
+        a row without ``probs`` or ``distribution`` (generate mode, a failed answer, a table
+        written before the column existed), and in every row when either column is absent.
+
+    Notes
+    -----
+    With predicted :math:`q` and observed :math:`p` over the codes :math:`x` of a question on
+    the scale :math:`[c_{min}, c_{max}]` (both renormalised to sum to 1),
+
+    * Jensen-Shannon distance, base 2, in [0, 1]: :math:`\\sqrt{\\tfrac12 KL(p, m) + \\tfrac12
+      KL(q, m)}`, :math:`m = (p + q)/2` (``scipy.spatial.distance.jensenshannon``);
+    * 1-Wasserstein on the scaled codes :math:`u = (x - c_{min}) / (c_{max} - c_{min})`, in [0, 1]:
+      :math:`\\int |F_p(u) - F_q(u)|\\,du` (``scipy.stats.wasserstein_distance``);
+    * NMAE of the expected answer: :math:`|\\sum_x q(x)\\,x - t| / (c_{max} - c_{min})` for the
+      modal target :math:`t`.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"probs": ['{"1": 0.5, "2": 0.5}', ""], "distribution": ['{"1": 1.0, "2": 0.0}'] * 2,
+    ...                    "target": [1, 1], "scale_min": 1, "scale_max": 2})
+    >>> distribution_scores(df).round(4).to_dict("list")
+    {'jsd': [0.5579, nan], 'wasserstein': [0.5, nan], 'nmae_expected': [0.5, nan]}
+    """
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import wasserstein_distance
+
+    out = pd.DataFrame(np.nan, index=predictions.index, columns=DISTRIBUTION_COLUMNS)
+    if not {"probs", "distribution"} <= set(predictions.columns) or predictions.empty:
+        return out
+    target = _floats(predictions["target"], "target")
+    lo = _floats(predictions["scale_min"], "scale_min")
+    hi = _floats(predictions["scale_max"], "scale_max")
+    by_codes: dict[tuple, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+    for i, (q_raw, p_raw) in enumerate(zip(predictions["probs"], predictions["distribution"])):
+        q, p = _shares(q_raw), _shares(p_raw)
+        if q is None or p is None:
+            continue
+        codes = tuple(sorted(set(q) | set(p)))
+        qv = np.array([q.get(c, 0.0) for c in codes])
+        pv = np.array([p.get(c, 0.0) for c in codes])
+        if not (qv.sum() > 0 and pv.sum() > 0):
+            continue
+        by_codes.setdefault(codes, []).append((i, qv / qv.sum(), pv / pv.sum()))
+    jsd = np.full(len(predictions), np.nan)
+    w1 = np.full(len(predictions), np.nan)
+    ex = np.full(len(predictions), np.nan)
+    for codes, rows in by_codes.items():
+        idx = np.array([r[0] for r in rows])
+        qm = np.stack([r[1] for r in rows])
+        pm = np.stack([r[2] for r in rows])
+        x = np.asarray(codes, dtype=float)
+        jsd[idx] = jensenshannon(pm, qm, base=2, axis=1)
+        width = hi[idx] - lo[idx]
+        if not (width > 0).all():
+            bad = int(idx[np.argmin(width > 0)])
+            raise ValueError(f"predictions: row {bad} has scale_min={lo[bad]}, scale_max={hi[bad]}; "
+                             "expected scale_max > scale_min")
+        for j, (qv, pv) in enumerate(zip(qm, pm)):
+            u = (x - lo[idx[j]]) / width[j]
+            w1[idx[j]] = wasserstein_distance(u, u, pv, qv)
+        ex[idx] = np.abs(qm @ x - target[idx]) / width
+    # float error can leave a distance of identical distributions a hair above 0 (sqrt of ~1e-17)
+    out["jsd"] = np.clip(jsd, 0.0, 1.0)
+    out["wasserstein"] = w1
+    out["nmae_expected"] = ex
+    return out
+
+
 def _summary(g: pd.DataFrame) -> pd.Series:
     return pd.Series({
         "accuracy": accuracy(g["prediction"], g["target"]),
         "nmae": nmae(g["prediction"], g["target"], g["scale_min"], g["scale_max"]),
         "refusal_rate": refusal_rate(g["status"]),
         "n": int(len(g)),
+        # mean over the rows that have both distributions; NaN when none has
+        **{c: float(g[c].mean()) if g[c].notna().any() else float("nan") for c in DISTRIBUTION_COLUMNS},
     })
 
 
@@ -111,7 +216,9 @@ def aggregate(predictions: pd.DataFrame, by: Sequence[str] | str | None = ("stra
     """Accuracy, NMAE, refusal rate and ``n`` per group of the predictions table.
 
     ``by=None`` or ``[]`` gives one overall row. Needs columns ``prediction``, ``target``,
-    ``scale_min``, ``scale_max``, ``status`` plus the ``by`` columns.
+    ``scale_min``, ``scale_max``, ``status`` plus the ``by`` columns. The distributional scores
+    ``jsd``, ``wasserstein``, ``nmae_expected`` (:func:`distribution_scores`) are the means over
+    the group's rows that have ``probs`` and ``distribution``; NaN when none has.
 
     Examples
     --------
@@ -126,6 +233,8 @@ def aggregate(predictions: pd.DataFrame, by: Sequence[str] | str | None = ("stra
     missing = sorted(need - set(predictions.columns))
     if missing:
         raise ValueError(f"predictions table lacks column(s) {missing}; expected the evaluate.PREDICTION_COLUMNS")
+    scores = distribution_scores(predictions)
+    predictions = predictions.assign(**{c: scores[c].to_numpy() for c in DISTRIBUTION_COLUMNS})
     if not by:
         out = _summary(predictions).to_frame().T
     else:

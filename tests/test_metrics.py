@@ -72,3 +72,58 @@ def test_pair_subgroups_count_towards_both_levels():
     # Male rows: correct (2==2) and refused -> 0.5; Female: wrong (1 vs 2), wrong (3 vs 1)
     assert lv.loc[("sex", "Male"), "accuracy"] == 0.5 and lv.loc[("sex", "Female"), "accuracy"] == 0.0
     assert lv.loc[("sex", "Female"), "nmae"] == pytest.approx((0.5 + 1.0) / 2)
+
+
+def _dist_json(v):
+    return json.dumps({str(i + 1): float(x) for i, x in enumerate(v)})
+
+
+def test_distribution_scores_against_scipy_on_random_cases():
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import wasserstein_distance
+
+    rng = np.random.default_rng(7)
+    rows = []
+    for _ in range(60):
+        k = int(rng.integers(2, 11))
+        q, p = rng.dirichlet(np.ones(k)), rng.dirichlet(np.ones(k) * 0.5)
+        p[rng.integers(0, k)] = 0.0  # a share of zero
+        p = p / p.sum()
+        rows.append({"probs": _dist_json(q), "distribution": _dist_json(p), "target": int(np.argmax(p)) + 1,
+                     "scale_min": 1, "scale_max": k, "_q": q, "_p": p})
+    df = pd.DataFrame(rows)
+    got = metrics.distribution_scores(df)
+    for i, r in df.iterrows():
+        k = len(r["_q"])
+        u = np.arange(k) / (k - 1)
+        assert got.at[i, "jsd"] == pytest.approx(jensenshannon(r["_p"], r["_q"], base=2), abs=1e-9)
+        assert got.at[i, "wasserstein"] == pytest.approx(wasserstein_distance(u, u, r["_p"], r["_q"]), abs=1e-9)
+        # hand formula: |E_q[x] - target| / (k - 1)
+        assert got.at[i, "nmae_expected"] == pytest.approx(abs(r["_q"] @ np.arange(1, k + 1) - r["target"]) / (k - 1))
+
+
+def test_distribution_scores_by_hand_and_missing():
+    df = pd.DataFrame({"probs": ['{"1": 1.0, "2": 0.0, "3": 0.0}', '{"1": 0.0, "2": 0.0, "3": 1.0}', "", None],
+                       "distribution": ['{"1": 1.0, "2": 0.0, "3": 0.0}', '{"1": 1.0, "2": 0.0, "3": 0.0}',
+                                        '{"1": 1.0}', '{"1": 1.0}'],
+                       "target": [1, 1, 1, 1], "scale_min": 1, "scale_max": 3})
+    got = metrics.distribution_scores(df)
+    # identical distributions: 0; disjoint point masses: JSD 1 (base 2), W1 = whole scale, E[x] = 3
+    assert got.iloc[0].tolist() == pytest.approx([0.0, 0.0, 0.0], abs=1e-12)
+    assert got.iloc[1].tolist() == pytest.approx([1.0, 1.0, 1.0])
+    assert got.iloc[2:].isna().all().all()
+    # no probs column at all (generate mode): NaN, and aggregate keeps its other columns
+    assert metrics.distribution_scores(df.drop(columns="probs")).isna().all().all()
+
+
+def test_aggregate_adds_distributional_means_over_rows_that_have_them():
+    df = pd.DataFrame({"stratum": ["s", "s", "s"], "prediction": [1, 3, None], "target": [1, 1, 1],
+                       "scale_min": 1, "scale_max": 3, "status": ["ok", "ok", "failed"],
+                       "probs": ['{"1": 1.0, "2": 0.0, "3": 0.0}', '{"1": 0.0, "2": 0.0, "3": 1.0}', ""],
+                       "distribution": ['{"1": 1.0, "2": 0.0, "3": 0.0}'] * 3})
+    row = metrics.aggregate(df, "stratum").iloc[0]
+    assert row["accuracy"] == pytest.approx(1 / 3) and row["n"] == 3
+    assert row["jsd"] == pytest.approx(0.5) and row["wasserstein"] == pytest.approx(0.5)
+    assert row["nmae_expected"] == pytest.approx(0.5)
+    assert list(metrics.aggregate(df, None).columns) == metrics.METRIC_COLUMNS
+    assert np.isnan(metrics.aggregate(df.drop(columns="probs"), None).iloc[0]["jsd"])
