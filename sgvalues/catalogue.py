@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,9 @@ __all__ = [
     "SCALE_KINDS",
     "WVS_MISSING_CODES",
     "load_catalogue",
+    "QUESTION_RULES",
+    "PAPER_DROPPED_ITEMS",
+    "question_rule",
     "select_questions",
 ]
 
@@ -61,6 +65,30 @@ SCALE_KINDS: tuple[str, ...] = ("ordinal", "scale_1_10", "binary", "mentioned", 
 WVS_MISSING_CODES: tuple[int, ...] = (-1, -2, -3, -4, -5)
 
 _NOT_ASKED = -4
+
+#: Named question rules for ``data.questions`` (or pass a file listing question ids instead):
+#: the scale kinds each keeps and a one-line description.
+QUESTION_RULES: dict[str, dict] = {
+    "default": {
+        "kinds": ("ordinal", "scale_1_10", "binary", "mentioned"),
+        "description": "every item with ordered answer codes, multi-select 'mentioned' items included "
+                       "(nominal items have no order and are left out)",
+    },
+    "paper": {
+        "kinds": ("ordinal", "scale_1_10", "binary"),
+        "description": "a reconstruction of Tan et al.'s 214: ordered single-answer items only (no "
+                       "'mentioned' multi-select items, no nominal items), without the country-specific "
+                       "items and the electoral block (PAPER_DROPPED_ITEMS)",
+    },
+}
+
+#: Items the ``paper`` rule drops although their scale is ordered, with the reason.
+PAPER_DROPPED_ITEMS: dict[str, str] = {
+    "Q82": "country-specific item (regional organisation, combined from country-specific lists)",
+    "Q105": "country-specific item ('other organisation', named per country)",
+    **{f"Q{n}": "electoral block (turnout)" for n in (221, 222)},
+    **{f"Q{n}": "electoral block (how often in this country's elections)" for n in range(224, 234)},
+}
 _JSON_COLUMNS = ("options", "raw_options", "missing_codes", "adjustment")
 
 
@@ -111,12 +139,92 @@ def load_catalogue() -> pd.DataFrame:
     return cat
 
 
+def _read_id_file(path: Path, catalogue: pd.DataFrame) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ValueError(f"data.questions = {str(path)!r}: cannot read the question list "
+                         f"({exc.strerror})") from exc
+    ids, seen = [], set()
+    known = set(catalogue["question_id"])
+    for i, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip().strip(",")
+        if not text or (i == 1 and text == "question_id"):
+            continue
+        if text not in known:
+            raise ValueError(f"{path}, line {i}: {text!r} is not a question id of the catalogue "
+                             f"(expected Q1..Q259, one per line)")
+        if text in seen:
+            raise ValueError(f"{path}, line {i}: question {text} is listed twice")
+        seen.add(text)
+        ids.append(text)
+    if not ids:
+        raise ValueError(f"{path}: lists no question ids (expected one id such as Q1 per line)")
+    return ids
+
+
+def question_rule(catalogue: pd.DataFrame, questions: str | Path = "default") -> tuple[tuple[str, ...], pd.Series]:
+    """The scale kinds a question rule keeps and the items it drops by name, before any data.
+
+    Parameters
+    ----------
+    catalogue : DataFrame
+        From :func:`load_catalogue`.
+    questions : str or path
+        A name in :data:`QUESTION_RULES` (``"default"``, ``"paper"``) or a text file listing
+        question ids, one per line (``#`` starts a comment; a first line ``question_id`` is a
+        header, so a one-column CSV works too).
+
+    Returns
+    -------
+    kinds, dropped : tuple of str, Series
+        The scale kinds to keep and, indexed by question id, the reason each named item is
+        dropped. A file keeps exactly its ids (every scale kind; reason ``"not in <file>"``).
+
+    Notes
+    -----
+    ``paper``: Tan et al. (2026) report 214 "value-based" questions for Singapore without
+    listing them. The rule reconstructs them from the catalogue: keep ordered single-answer
+    items (``ordinal``, ``scale_1_10``, ``binary``: 161 + 51 + 16 = 228), drop the 20
+    multi-select "mentioned" items (child qualities Q7-Q17, neighbours Q18-Q26), whose
+    answer is a tick not a position on a scale, and the 11 nominal ones; then drop the two
+    country-specific items (Q82, Q105: neither WorldValuesBench nor IndieValue has a
+    questionnaire wording for them) and the electoral block (turnout Q221-Q222 and the
+    "how often in this country's elections" battery Q224-Q233: reports on one country's
+    elections, not values). 228 - 2 - 12 = 214. Q234 (do honest elections matter) is an
+    attitude and stays. Other rules tried on the catalogue: ``default`` keeps 248; ordered
+    items alone keep 228; also dropping the whole Q221-Q234 range with Q82 only gives 214
+    as well, but then the synthetic sample (where Q105 is "not asked") gives 213. On a data
+    file the data rules of :func:`select_questions` (not asked, too few valid answers) may
+    remove more: the count is then below 214, and ``excluded_questions.csv`` says why.
+
+    Examples
+    --------
+    >>> cat = load_catalogue()
+    >>> kinds, dropped = question_rule(cat, "paper")
+    >>> int(cat["scale_kind"].isin(kinds).sum() - cat.index.isin(dropped.index).sum())
+    214
+    """
+    if isinstance(questions, str) and questions in QUESTION_RULES:
+        kinds = QUESTION_RULES[questions]["kinds"]
+        dropped = PAPER_DROPPED_ITEMS if questions == "paper" else {}
+        return tuple(kinds), pd.Series(dropped, dtype="object")
+    path = Path(questions)
+    if isinstance(questions, str) and not (path.suffix or "/" in questions):
+        raise ValueError(f"data.questions = {questions!r}: expected one of {sorted(QUESTION_RULES)} "
+                         f"or the path of a file listing question ids")
+    keep = set(_read_id_file(path, catalogue))
+    rest = [q for q in catalogue["question_id"] if q not in keep]
+    return SCALE_KINDS, pd.Series({q: f"not in {path.name}" for q in rest}, dtype="object")
+
+
 def select_questions(
     catalogue: pd.DataFrame,
     respondents: pd.DataFrame | None = None,
-    kinds: tuple[str, ...] | list[str] = ("ordinal", "scale_1_10", "binary", "mentioned"),
+    kinds: tuple[str, ...] | list[str] | None = None,
     min_valid_share: float = 0.5,
     country_asked: bool = True,
+    questions: str | Path = "default",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split the catalogue into the questions a study uses and those it leaves out.
 
@@ -126,14 +234,17 @@ def select_questions(
         From :func:`load_catalogue` (or a subset of its rows).
     respondents : DataFrame, optional
         From :func:`sgvalues.data.load_wvs`. Without it only the scale-kind rule applies.
-    kinds : sequence of str
-        Scale kinds to keep (see :data:`SCALE_KINDS`); nominal items have no order, so the
-        default leaves them out.
+    kinds : sequence of str, optional
+        Scale kinds to keep (see :data:`SCALE_KINDS`); ``None`` = the rule's kinds (the
+        ``default`` rule: every kind but ``nominal``, whose items have no order).
     min_valid_share : float
         Keep a question only if at least this share of respondents gave a substantive answer
         (a non-missing value after recoding).
     country_asked : bool
         Drop questions not asked in the respondents' country.
+    questions : str or path
+        The question rule (``params.data.questions``): ``"default"``, ``"paper"`` or a file
+        listing question ids; see :func:`question_rule`.
 
     Returns
     -------
@@ -145,6 +256,8 @@ def select_questions(
     -----
     Rules, in the order they are checked (the first that fails is the reason):
 
+    0. Named by the question rule: the ``paper`` rule's :data:`PAPER_DROPPED_ITEMS` (their
+       reason), or, for a file, every id it does not list (reason ``"not in <file>"``).
     1. ``scale_kind`` in ``kinds``, else reason ``"<kind> scale"`` (e.g. ``"nominal scale"``).
     2. Asked in the country (when ``country_asked`` and respondents are given): a question is
        *not asked* when its column is absent from ``respondents`` (reason ``"not in the data
@@ -155,8 +268,9 @@ def select_questions(
        :math:`n_\\text{valid}` counts non-NaN answers and :math:`N` all respondents
        (unweighted); else reason ``"fewer than 50% valid answers"`` (with the threshold).
 
-    Tan et al. (2026) kept 214 questions for Singapore under this kind of rule; the count
-    here depends on which items the data file marks as not asked.
+    Tan et al. (2026) kept 214 questions for Singapore; the ``paper`` rule reconstructs them
+    (214 on the catalogue); on a data file the count also depends on which items the file
+    marks as not asked.
 
     Examples
     --------
@@ -164,7 +278,11 @@ def select_questions(
     >>> selected, excluded = select_questions(cat)
     >>> len(selected) + len(excluded) == len(cat), sorted(excluded["reason"].unique())
     (True, ['nominal scale'])
+    >>> len(select_questions(cat, questions="paper")[0])
+    214
     """
+    rule_kinds, dropped = question_rule(catalogue, questions)
+    kinds = rule_kinds if kinds is None else kinds
     unknown = set(kinds) - set(SCALE_KINDS)
     if unknown:
         raise ValueError(f"unknown scale kinds {sorted(unknown)}; expected some of {SCALE_KINDS}")
@@ -172,7 +290,9 @@ def select_questions(
         raise ValueError(f"min_valid_share must lie in [0, 1], got {min_valid_share}")
 
     reasons = pd.Series(pd.NA, index=catalogue.index, dtype="object")
-    bad_kind = ~catalogue["scale_kind"].isin(list(kinds))
+    named = catalogue["question_id"].map(dropped)
+    reasons[named.notna().to_numpy()] = named[named.notna()]
+    bad_kind = reasons.isna() & ~catalogue["scale_kind"].isin(list(kinds))
     reasons[bad_kind] = catalogue.loc[bad_kind, "scale_kind"] + " scale"
 
     if respondents is not None:

@@ -95,10 +95,20 @@ class DataParams:
     country: int = 702
     min_n: int = 30
     weighted: bool = False
+    #: which questions: a rule name (``default``: every ordered item; ``paper``: the
+    #: reconstruction of the paper's 214, see ``catalogue.question_rule``) or the path of a
+    #: file listing question ids, one per line (relative paths from the repository root)
+    questions: str = "default"
 
     def __post_init__(self):
         if self.min_n < 1:
             raise ValueError("min_n must be >= 1")
+        from sgvalues.catalogue import QUESTION_RULES
+
+        if self.questions not in QUESTION_RULES and not (Path(self.questions).suffix or "/" in self.questions):
+            raise ValueError(f"questions = {self.questions!r}: expected a rule name "
+                             f"({', '.join(sorted(QUESTION_RULES))}) or the path of a file listing "
+                             f"question ids (e.g. params/questions.txt)")
         if self.synthetic_n < 1:
             raise ValueError("synthetic_n must be >= 1")
 

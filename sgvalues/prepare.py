@@ -66,7 +66,7 @@ OUTPUT_FILES = ("questions.csv", "excluded_questions.csv", "subgroups.csv", "mod
 #: bump when the folder's layout or meaning changes, so old folders are rebuilt
 FORMAT_VERSION = 1
 # Modules (and the catalogue) whose code decides the tables' contents: their hash is an input.
-_CODE_MODULES = ("sgvalues.data", "sgvalues.catalogue", "sgvalues.subgroups", "sgvalues.modal",
+_CODE_MODULES = ("sgvalues.data", "sgvalues.countries", "sgvalues.catalogue", "sgvalues.subgroups", "sgvalues.modal",
                  "sgvalues.diversity", "sgvalues.prompts", "sgvalues.split", "sgvalues.prepare")
 _JSON_COLUMNS = ("options", "raw_options", "missing_codes", "adjustment")
 
@@ -122,6 +122,8 @@ def _code_sha256() -> str:
     cat = Path(importlib.import_module("sgvalues").__file__).parent / "resources" / "catalogue.csv"
     if cat.is_file():
         h.update(cat.read_bytes())
+    for profile in sorted((cat.parent / "countries").glob("*.yaml")):  # country profiles are inputs too
+        h.update(profile.name.encode() + profile.read_bytes())
     return h.hexdigest()
 
 
@@ -168,8 +170,27 @@ def _csv_text(df: pd.DataFrame) -> str:
     return buf.getvalue()
 
 
+def _questions_label(questions: str | Path) -> str:
+    """A rule's name, or a question-list file's name."""
+    from sgvalues.catalogue import QUESTION_RULES
+
+    return questions if isinstance(questions, str) and questions in QUESTION_RULES else Path(questions).name
+
+
+def _questions_inputs(questions: str | Path) -> dict:
+    """Inputs of the question rule for the up-to-date check ({} for ``default``, so folders
+    prepared before the rule existed stay valid); a list file counts by its bytes."""
+    if questions == "default":
+        return {}
+    label = _questions_label(questions)
+    if label != questions:
+        return {"questions": label, "questions_sha256": file_sha256(questions)}
+    return {"questions": label}
+
+
 def prepare(wvs_path: str | Path, out_dir: str | Path, country: int = 702, min_n: int = 30,
-            weighted: bool = False, *, _extra_inputs: dict | None = None) -> Prepared:
+            weighted: bool = False, *, questions: str | Path = "default",
+            _extra_inputs: dict | None = None) -> Prepared:
     """Build every table of the study from one WVS-7 file and write them into ``out_dir``.
 
     Parameters
@@ -179,11 +200,15 @@ def prepare(wvs_path: str | Path, out_dir: str | Path, country: int = 702, min_n
     out_dir : path
         Folder to write (created if needed; existing files are replaced atomically).
     country : int
-        ``B_COUNTRY`` code (702 = Singapore).
+        ``B_COUNTRY`` code (702 = Singapore, 458 = Malaysia); its shipped country profile
+        (:mod:`sgvalues.countries`) gives the axes, strata and persona wording.
     min_n : int
         Keep a subgroup with at least this many respondents.
     weighted : bool
         Modal answers and distributions with ``W_WEIGHT``.
+    questions : str or path
+        Question rule (``"default"``, ``"paper"``) or a file listing question ids
+        (:func:`sgvalues.catalogue.question_rule`).
 
     Returns
     -------
@@ -200,18 +225,20 @@ def prepare(wvs_path: str | Path, out_dir: str | Path, country: int = 702, min_n
     from sgvalues.data import load_wvs
     from sgvalues.diversity import diversity_table
     from sgvalues.modal import modal_answers
+    from sgvalues.countries import load_profile
     from sgvalues.subgroups import build_subgroups
 
     t0 = time.perf_counter()
     wvs_path, out_dir = Path(wvs_path), Path(out_dir)
     respondents = load_wvs(wvs_path, country=country)
-    selected, excluded = select_questions(load_catalogue(), respondents)
+    profile = load_profile(respondents.attrs["profile"])
+    selected, excluded = select_questions(load_catalogue(), respondents, questions=questions)
     selected = selected.sort_values("number", kind="stable").reset_index(drop=True)
     excluded = excluded.sort_values("number", kind="stable").reset_index(drop=True)
-    subgroups = build_subgroups(respondents, min_n=min_n)
+    subgroups = build_subgroups(respondents, min_n=min_n, profile=profile)
     modal = modal_answers(respondents, selected, subgroups, weighted=weighted)
     diversity = diversity_table(modal, selected)
-    samples = build_samples(selected, subgroups, modal)
+    samples = build_samples(selected, subgroups, modal, profile=profile)
     train = [s for s in samples if s["split"] == "train"]
     ood = [s for s in samples if s["split"] == "ood"]
     leakage = assert_no_leakage(train, ood)
@@ -228,6 +255,7 @@ def prepare(wvs_path: str | Path, out_dir: str | Path, country: int = 702, min_n
         "country": int(country),
         "min_n": int(min_n),
         "weighted": bool(weighted),
+        "questions_rule": _questions_label(questions),
         "n_respondents": int(len(respondents)),
         "n_questions": int(len(selected)),
         "n_excluded_questions": int(len(excluded)),
@@ -307,8 +335,14 @@ def prepare_run_data(params, run_dir: str | Path) -> Path:
     """
     from filelock import FileLock
 
+    from sgvalues.catalogue import QUESTION_RULES
+    from sgvalues.runs import repo_path
+
     data = params.data
     out_dir = Path(run_dir) / "data"
+    questions = data.questions if data.questions in QUESTION_RULES else repo_path(data.questions)
+    if isinstance(questions, Path) and not questions.is_file():
+        raise FileNotFoundError(f"data.questions = {data.questions!r}: no such file (looked at {questions})")
     out_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(out_dir / ".prepare.lock")):
         if data.wvs_file is None:
@@ -318,7 +352,8 @@ def prepare_run_data(params, run_dir: str | Path) -> Path:
             extra = {"synthetic_seed": int(data.synthetic_seed), "synthetic_n": int(data.synthetic_n),
                      "synthetic_code_sha256": file_sha256(synthetic.__file__),
                      "synthetic_reference_sha256": file_sha256(
-                         Path(synthetic.__file__).parent / "resources" / "singapore_reference.json")}
+                         Path(synthetic.__file__).parent / "resources" / "singapore_reference.json"),
+                     **_questions_inputs(questions)}
             source = out_dir / SYNTHETIC_FILENAME
             if source.is_file():
                 inputs = _inputs(file_sha256(source), data.country, data.min_n, data.weighted, extra)
@@ -332,12 +367,12 @@ def prepare_run_data(params, run_dir: str | Path) -> Path:
             source = run_source(params, run_dir)
             if not source.is_file():
                 raise FileNotFoundError(f"data.wvs_file = {data.wvs_file!r}: no such file (looked at {source})")
-            extra = {}
+            extra = _questions_inputs(questions)
             inputs = _inputs(file_sha256(source), data.country, data.min_n, data.weighted, extra)
             if _up_to_date(out_dir, inputs):
                 return out_dir
         prepare(source, out_dir, country=data.country, min_n=data.min_n, weighted=data.weighted,
-                _extra_inputs=extra)
+                questions=questions, _extra_inputs=extra)
     return out_dir
 
 
@@ -346,16 +381,21 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wvs", required=True, metavar="FILE",
                         help="WVS-7 file (.csv .csv.gz .sav .dta .rds), official or synthetic")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write the tables into")
-    parser.add_argument("--country", type=int, default=702, help="B_COUNTRY code (default 702, Singapore)")
+    parser.add_argument("--country", type=int, default=702,
+                        help="B_COUNTRY code with a country profile (default 702, Singapore; 458 Malaysia)")
     parser.add_argument("--min-n", type=int, default=30, dest="min_n",
                         help="keep subgroups with at least this many respondents (default 30)")
     parser.add_argument("--weighted", action="store_true", help="weight answers by W_WEIGHT")
+    parser.add_argument("--questions", default="default", metavar="RULE_OR_FILE",
+                        help="question rule: 'default', 'paper' (the paper's 214, reconstructed) or a "
+                             "file listing question ids, one per line")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``sgvalues prepare``; prints a one-paragraph summary. Exit 2 on bad input."""
     try:
-        p = prepare(args.wvs, args.out, country=args.country, min_n=args.min_n, weighted=args.weighted)
+        p = prepare(args.wvs, args.out, country=args.country, min_n=args.min_n, weighted=args.weighted,
+                    questions=args.questions)
     except (FileNotFoundError, ValueError) as exc:
         print(f"sgvalues prepare: error: {exc}", file=sys.stderr)
         return 2
