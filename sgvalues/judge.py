@@ -126,66 +126,9 @@ ANNOTATION_COLUMNS = ("sample_id", "dimension", "order", "annotator", "verdict")
 # refusals
 # --------------------------------------------------------------------------------------------
 
-# "I cannot" alone would flag in-character answers such as "I cannot imagine life without
-# faith", so the inability phrases need a verb of answering/opining after them.
-_SPEECH = (
-    r"(?:answer|provide|share|express|give|offer|state|say|tell|respond|reply|comment|help|assist|"
-    r"comply|fulfil+|engage|speak|pretend|role-?play|adopt|impersonate|take (?:a |any )?(?:side|position|stance)|"
-    r"hold|have|form|make (?:a )?(?:judg(?:e)?ments?|choices?)|choose|pick|select|rate|support|endorse|"
-    r"generate|write|discuss|represent|predict|speculate|determine|decide|know)"
-)
-_REFUSAL_PATTERNS = [
-    rf"\bI\s*(?:cannot|can ?not|can't|can’t|am unable to|'m unable to|’m unable to|am not able to|"
-    rf"'m not able to|’m not able to|won't|won’t|will not|must decline to|do not feel comfortable|"
-    rf"don't feel comfortable|don’t feel comfortable)\s+(?:\w+\s+){{0,2}}?{_SPEECH}\b",
-    r"\bas an? (?:AI|artificial intelligence|language model|large language model|LLM|"
-    r"AI language model|AI assistant|assistant|chatbot|machine)\b",
-    r"\bI(?:'m| am|’m) (?:just |only )?an? (?:AI|artificial intelligence|language model|"
-    r"large language model|chatbot|AI assistant|virtual assistant)\b",
-    r"\bI (?:do not|don't|don’t) (?:have|hold|possess) (?:any )?(?:personal |own )?"
-    r"(?:opinions?|beliefs?|views?|preferences?|feelings?|values|experiences?|political views)\b",
-    r"\bI (?:do not|don't|don’t) have the ability to (?:hold|have|form|express)\b",
-    r"\bI(?:'m| am|’m) sorry,? but I\b",
-    r"\bI must (?:respectfully )?decline\b",
-    r"\b(?:it is|it's|it’s) not (?:appropriate|possible) for me to\b",
-    r"\bnot (?:able|allowed|permitted) to (?:share|express|give|provide) (?:my )?(?:own |personal )?"
-    r"(?:opinions?|views?|beliefs?)\b",
-]
-_REFUSAL_RE = re.compile("|".join(f"(?:{p})" for p in _REFUSAL_PATTERNS), re.IGNORECASE)
-
-
-def is_refusal(text: str | None) -> bool:
-    """Whether an open-ended answer declines to answer as the persona.
-
-    Parameters
-    ----------
-    text : str or None
-        The model's answer. Empty or missing text is *not* a refusal (it is a failed
-        generation and is counted separately by the caller).
-
-    Returns
-    -------
-    bool
-
-    Notes
-    -----
-    A refusal is any of: an inability phrase followed within two words by a verb of answering
-    or opining ("I cannot provide", "I'm not able to share personal opinions", "I won't take
-    sides"); the model naming itself an AI ("As an AI", "I am a language model"); disclaiming
-    opinions ("I don't have personal beliefs"); or an apology-decline ("I'm sorry, but I",
-    "I must decline"). Bare "I cannot" is not enough: "I cannot imagine life without my faith"
-    is an in-character answer.
-
-    Examples
-    --------
-    >>> is_refusal("As an AI, I don't have personal opinions on religion.")
-    True
-    >>> is_refusal("I cannot imagine my life without my temple community.")
-    False
-    """
-    if text is None or (isinstance(text, float) and np.isnan(text)):
-        return False
-    return bool(_REFUSAL_RE.search(str(text)))
+# One detector for structured and open-ended answers: ``sgvalues.models.base.is_refusal``
+# (re-exported here, so ``judge.is_refusal`` keeps working).
+from sgvalues.models.base import is_refusal  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------

@@ -131,3 +131,16 @@ def test_adapter_identity_hashes_the_weights(tmp_path):
     assert adapter_identity(None) == ""
     with pytest.raises(FileNotFoundError, match="adapter"):
         adapter_identity(tmp_path / "missing")
+
+
+def test_one_refusal_detector_for_structured_and_open_ended_answers():
+    from sgvalues import judge
+    from sgvalues.models import base
+
+    assert judge.is_refusal is base.is_refusal
+    # an open-ended refusal with no code is a structured refusal too; a code wins over phrasing
+    assert classify_text("As an AI language model, I cannot share personal opinions.", CODES10) == ("refused", None)
+    assert classify_text("I cannot imagine answering anything but 7", CODES10) == ("ok", "7")
+    # in-character "I cannot" without a code is unparseable, not a refusal
+    assert classify_text("I cannot imagine life without my faith.", CODES10) == ("unparseable", None)
+    assert base.is_refusal(float("nan")) is False

@@ -85,19 +85,36 @@ class Answer:
         return cls(probs=d.get("probs"), text=d.get("text"), error=d.get("error"), info=d.get("info") or {})
 
 
-#: phrases that open a refusal; matched case-insensitively at the start of the answer or
-#: anywhere in it for the longer, unambiguous ones
-REFUSAL_PATTERNS: tuple[str, ...] = (
-    r"\bI (?:cannot|can't|can not|won't|will not|am unable to|am not able to|'m unable to|'m not able to)\b",
-    r"\bI(?:'m| am) (?:sorry|afraid)\b",
-    r"\bAs an AI\b",
-    r"\bAs a (?:language model|large language model|AI)\b",
-    r"\bI do not have (?:personal|opinions|beliefs)\b",
-    r"\bI don't have (?:personal|opinions|beliefs)\b",
-    r"\bI (?:must|have to) (?:decline|refrain)\b",
-    r"\bnot (?:able|appropriate) (?:to|for me to) (?:answer|provide|share)\b",
+# "I cannot" alone would flag in-character answers such as "I cannot imagine life without
+# faith", so the inability phrases need a verb of answering/opining after them.
+_SPEECH = (
+    r"(?:answer|provide|share|express|give|offer|state|say|tell|respond|reply|comment|help|assist|"
+    r"comply|fulfil+|engage|speak|pretend|role-?play|adopt|impersonate|take (?:a |any )?(?:side|position|stance)|"
+    r"hold|have|form|make (?:a )?(?:judg(?:e)?ments?|choices?)|choose|pick|select|rate|support|endorse|"
+    r"generate|write|discuss|represent|predict|speculate|determine|decide|know)"
 )
-_REFUSAL_RE = re.compile("|".join(REFUSAL_PATTERNS), re.IGNORECASE)
+
+#: The one refusal detector of the package, for structured and open-ended answers alike
+#: (``evaluate`` and ``judge`` both call :func:`is_refusal`). Matched case-insensitively
+#: anywhere in the answer; see :func:`is_refusal` for what each pattern catches.
+REFUSAL_PATTERNS: tuple[str, ...] = (
+    rf"\bI\s*(?:cannot|can ?not|can't|can’t|am unable to|'m unable to|’m unable to|am not able to|"
+    rf"'m not able to|’m not able to|won't|won’t|will not|must decline to|do not feel comfortable|"
+    rf"don't feel comfortable|don’t feel comfortable)\s+(?:\w+\s+){{0,2}}?{_SPEECH}\b",
+    r"\bas an? (?:AI|artificial intelligence|language model|large language model|LLM|"
+    r"AI language model|AI assistant|assistant|chatbot|machine)\b",
+    r"\bI(?:'m| am|’m) (?:just |only )?an? (?:AI|artificial intelligence|language model|"
+    r"large language model|chatbot|AI assistant|virtual assistant)\b",
+    r"\bI (?:do not|don't|don’t) (?:have|hold|possess) (?:any )?(?:personal |own )?"
+    r"(?:opinions?|beliefs?|views?|preferences?|feelings?|values|experiences?|political views)\b",
+    r"\bI (?:do not|don't|don’t) have the ability to (?:hold|have|form|express)\b",
+    r"\bI(?:'m| am|’m) (?:sorry|afraid),? but\b",
+    r"\bI must (?:respectfully )?decline\b",
+    r"\b(?:it is|it's|it’s) not (?:appropriate|possible) for me to\b",
+    r"\bnot (?:able|allowed|permitted) to (?:share|express|give|provide) (?:my )?(?:own |personal )?"
+    r"(?:opinions?|views?|beliefs?)\b",
+)
+_REFUSAL_RE = re.compile("|".join(f"(?:{p})" for p in REFUSAL_PATTERNS), re.IGNORECASE)
 # a whole integer: not part of a longer number or a decimal ("2.5" has no code in it)
 _NUMBER_RE = re.compile(r"(?<![\d.])-?\d+(?!\d|\.\d)")
 
@@ -135,12 +152,38 @@ def parse_option(text: str | None, option_codes: Sequence[str]) -> str | None:
 
 
 def is_refusal(text: str | None) -> bool:
-    """Whether ``text`` reads as a refusal ("I cannot", "As an AI", ...; see ``REFUSAL_PATTERNS``).
+    """Whether an answer declines to answer (as the persona, or with a code).
 
+    Parameters
+    ----------
+    text : str or None
+        The model's answer, structured or open-ended. Empty or missing text (``None``, NaN) is
+        *not* a refusal: it is a failed generation, counted separately by the caller.
+
+    Returns
+    -------
+    bool
+
+    Notes
+    -----
+    A refusal is any of (:data:`REFUSAL_PATTERNS`): an inability phrase followed within two
+    words by a verb of answering or opining ("I cannot provide", "I'm not able to share
+    personal opinions", "I won't take sides"); the model naming itself an AI ("As an AI",
+    "I am a language model"); disclaiming opinions ("I don't have personal beliefs"); or an
+    apology-decline ("I'm sorry, but", "I must decline"). Bare "I cannot" is not enough:
+    "I cannot imagine life without my faith" is an in-character answer. For structured
+    answers :func:`classify_text` checks for a valid code first.
+
+    Examples
+    --------
     >>> is_refusal("I'm sorry, but I can't share personal opinions."), is_refusal("4")
     (True, False)
+    >>> is_refusal("I cannot imagine my life without my temple community.")
+    False
     """
-    return bool(text) and _REFUSAL_RE.search(text) is not None
+    if text is None or not isinstance(text, str) or not text:
+        return False  # None, NaN (a missing cell) or ""
+    return _REFUSAL_RE.search(text) is not None
 
 
 def classify_text(text: str | None, option_codes: Sequence[str]) -> tuple[str, str | None]:
