@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .catalogue import WVS_MISSING_CODES, load_catalogue
+from .countries import Q289_LABELS, CountryProfile, ProfileError, load_profile, resolve_profile
 
 __all__ = [
     "WVSFormatError",
@@ -55,14 +56,12 @@ SYNTHETIC_FLAG = "SGV_SYNTHETIC"
 AGE_GROUPS = ("16-24", "25-34", "35-44", "45-54", "55-64", "65+")
 SEX_LABELS = {1: "Male", 2: "Female"}
 #: Singapore's Q290 ethnic-group codes (codebook: 702004 Chinese, 702006 Malay, 702003 South
-#: Asian Indian); every other code is missing on the ethnicity axis.
-ETHNICITY_LABELS = {702004: "Chinese", 702006: "Malay", 702003: "Indian"}
-#: Q289 major religious groups. The seven-level axis is None ... Other; 3, 4, 8 keep their
-#: codebook label and fall off that axis.
-RELIGION_LABELS = {
-    0: "None", 1: "Roman Catholic", 2: "Protestant", 3: "Orthodox", 4: "Jew", 5: "Muslim",
-    6: "Hindu", 7: "Buddhist", 8: "Other Christian", 9: "Other",
-}
+#: Asian Indian), from its profile; each country's come from its own profile
+#: (:mod:`sgvalues.countries`), and every other code is missing on the ethnicity axis.
+ETHNICITY_LABELS = dict(load_profile(702).axes["ethnicity"].codes)
+#: Q289 major religious groups. Singapore's seven-level axis is None ... Other; 3, 4, 8 keep
+#: their codebook label and fall off that axis.
+RELIGION_LABELS = dict(Q289_LABELS)
 
 # Q223 (party vote) uses country-specific codes (country * 1000 + k, e.g. 702001) on top of
 # the generic answers the catalogue lists, so any non-negative integer is a valid code there.
@@ -105,10 +104,10 @@ def _extension(path: Path) -> str:
     )
 
 
-def _wanted(columns: list[str], question_ids: list[str]) -> dict[str, str]:
+def _wanted(columns: list[str], question_ids: list[str], extra: tuple[str, ...] = ()) -> dict[str, str]:
     """Map canonical upper-case names to the file's own spelling, for the columns we use."""
     wanted = {*REQUIRED_COLUMNS, "X003R", "Q262", "D_INTERVIEW", "W_WEIGHT", SYNTHETIC_FLAG,
-              *question_ids}
+              *question_ids, *extra}
     found: dict[str, str] = {}
     for col in columns:
         key = str(col).strip().upper()
@@ -150,23 +149,23 @@ def _check_csv_tail(path: Path, sep: str, n_header: int) -> None:
         )
 
 
-def _read_csv(path: Path, question_ids: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
+def _read_csv(path: Path, question_ids: list[str], extra=()) -> tuple[pd.DataFrame, dict[str, str]]:
     compressed = path.name.lower().endswith(".gz")
     # The header via the csv module: pandas' nrows=0 read costs ~0.1 s on 600 columns.
     sep, header = _csv_header(path, compressed)
-    found = _wanted(header, question_ids)
+    found = _wanted(header, question_ids, extra)
     if not compressed:
         _check_csv_tail(path, sep, len(header))
     df = pd.read_csv(path, sep=sep, usecols=list(found.values()), low_memory=False)
     return df, found
 
 
-def _read_readstat(path: Path, ext: str, question_ids: list[str]):
+def _read_readstat(path: Path, ext: str, question_ids: list[str], extra=()):
     import pyreadstat
 
     reader = pyreadstat.read_dta if ext == ".dta" else pyreadstat.read_sav
     _, meta = reader(str(path), metadataonly=True)
-    found = _wanted(meta.column_names, question_ids)
+    found = _wanted(meta.column_names, question_ids, extra)
     kwargs = {"usecols": list(found.values()), "apply_value_formats": False}
     if ext != ".dta":
         # SPSS files may declare -1..-5 as user-missing; keep the codes (pyreadstat would
@@ -176,7 +175,7 @@ def _read_readstat(path: Path, ext: str, question_ids: list[str]):
     return df, found
 
 
-def _read_r(path: Path, question_ids: list[str]):
+def _read_r(path: Path, question_ids: list[str], extra=()):
     import pyreadr
 
     result = pyreadr.read_r(str(path))
@@ -184,11 +183,11 @@ def _read_r(path: Path, question_ids: list[str]):
     if not frames:
         raise WVSFormatError(f"{path}: holds no data frame")
     df = frames[0]
-    found = _wanted(df.columns.tolist(), question_ids)
+    found = _wanted(df.columns.tolist(), question_ids, extra)
     return df[list(found.values())], found
 
 
-def _read(path: Path, question_ids: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
+def _read(path: Path, question_ids: list[str], extra=()) -> tuple[pd.DataFrame, dict[str, str]]:
     ext = _extension(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -196,11 +195,11 @@ def _read(path: Path, question_ids: list[str]) -> tuple[pd.DataFrame, dict[str, 
         raise WVSFormatError(f"{path}: the file is empty")
     try:
         if ext in (".csv", ".csv.gz"):
-            df, found = _read_csv(path, question_ids)
+            df, found = _read_csv(path, question_ids, extra)
         elif ext in (".sav", ".zsav", ".dta"):
-            df, found = _read_readstat(path, ext, question_ids)
+            df, found = _read_readstat(path, ext, question_ids, extra)
         else:
-            df, found = _read_r(path, question_ids)
+            df, found = _read_r(path, question_ids, extra)
     except WVSFormatError:
         raise
     except Exception as exc:  # each reader has its own error types; all mean "unreadable"
@@ -296,7 +295,8 @@ def _labels(codes: np.ndarray, mapping: dict) -> np.ndarray:
     return out
 
 
-def load_wvs(path: str | os.PathLike, country: int = 702) -> pd.DataFrame:
+def load_wvs(path: str | os.PathLike, country: int = 702,
+             profile: CountryProfile | int | str | None = None) -> pd.DataFrame:
     """Load one country of the WVS-7 file as a tidy respondents table.
 
     Parameters
@@ -306,7 +306,10 @@ def load_wvs(path: str | os.PathLike, country: int = 702) -> pd.DataFrame:
         ``.zsav``, ``.dta``, ``.rds``, ``.rdata``) or a synthetic file in the same format.
         Column names are matched case-insensitively.
     country : int
-        ``B_COUNTRY`` code to keep (ISO 3166 numeric; 702 = Singapore).
+        ``B_COUNTRY`` code to keep (ISO 3166 numeric; 702 = Singapore, 458 = Malaysia).
+    profile : CountryProfile, int or str, optional
+        Country profile giving each axis's source variable and code -> level map
+        (:mod:`sgvalues.countries`); default: the shipped profile of ``country``.
 
     Returns
     -------
@@ -318,13 +321,16 @@ def load_wvs(path: str | os.PathLike, country: int = 702) -> pd.DataFrame:
         ``source`` (path), ``country``, ``synthetic`` (the file has a ``SGV_SYNTHETIC``
         column), ``n_rows_file`` (rows in the file, all countries) and ``missing_counts``
         ({question_id: {code: count}} for codes -1..-5 before recoding, a read-only
-        :class:`MissingCounts`; used by :func:`sgvalues.catalogue.select_questions`).
+        :class:`MissingCounts`; used by :func:`sgvalues.catalogue.select_questions`) and
+        ``profile`` (the profile's name, which :mod:`sgvalues.subgroups` then uses).
 
     Raises
     ------
     WVSFormatError
         Unknown extension, unreadable or truncated file, missing required columns, country
         absent, non-numeric codes, or codes outside a question's codebook codes.
+    ProfileError
+        ``country`` has rows but no shipped profile (the message names those available).
     FileNotFoundError
         No file at ``path``.
 
@@ -335,8 +341,10 @@ def load_wvs(path: str | os.PathLike, country: int = 702) -> pd.DataFrame:
     ``adjustment`` (identity where not listed; codes mapped to ``None`` become NaN, e.g.
     Q221 4 "not allowed to vote"). ``age_group`` comes from X003R (bands 1..6); where X003R
     is absent or missing it is derived from Q262 (age in years) with the same bands
-    (16-24, 25-34, 35-44, 45-54, 55-64, 65+; ages under 16 give NaN). Ethnicity uses
-    Singapore's Q290 codes. Codes are checked only on the rows of ``country``.
+    (16-24, 25-34, 35-44, 45-54, 55-64, 65+; ages under 16 give NaN). Each axis's levels
+    come from the profile's code -> level map (ethnicity from the country's own Q290 codes);
+    a Q289 code off the religion axis keeps its codebook label. Codes are checked only on the
+    rows of ``country``.
     """
     path = Path(path)
     catalogue = load_catalogue()
@@ -344,9 +352,17 @@ def load_wvs(path: str | os.PathLike, country: int = 702) -> pd.DataFrame:
     # Plain dicts: .at lookups on the catalogue cost ~0.2 ms each, x 259 questions.
     raw_codes = dict(zip(qids, catalogue["raw_options"]))
     adjustments = dict(zip(qids, catalogue["adjustment"]))
-    df, found = _read(path, qids)
+    # An absent profile is reported after the country check, so a wrong code still lists the
+    # countries the file holds.
+    try:
+        prof, profile_error = (resolve_profile(profile) if profile is not None else load_profile(country)), None
+    except ProfileError as exc:
+        prof, profile_error = None, exc
+    sources = tuple(ax.source for ax in prof.axes.values()) if prof else ()
+    df, found = _read(path, qids, sources)
 
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    missing = [c for c in dict.fromkeys((*REQUIRED_COLUMNS, *(s for s in sources if s != "X003R")))
+               if c not in df.columns]
     if "X003R" not in df.columns and "Q262" not in df.columns:
         missing.append("X003R or Q262")
     if missing:
@@ -363,13 +379,15 @@ def load_wvs(path: str | os.PathLike, country: int = 702) -> pd.DataFrame:
             f"{path}: no respondents with B_COUNTRY == {country}; countries present: "
             + (", ".join(map(str, present)) if present else "none (the file has no rows)")
         )
+    if profile_error is not None:
+        raise profile_error
     df = df.loc[keep].reset_index(drop=True)
     n = len(df)
 
     # Demographic codes, checked like the questions.
     problems = []
     demo = {}
-    for col in ("Q260", "Q289", "Q290", "X003R", "Q262", "W_WEIGHT", "D_INTERVIEW"):
+    for col in dict.fromkeys(("Q260", "Q289", "Q290", "X003R", "Q262", "W_WEIGHT", "D_INTERVIEW", *sources)):
         if col in df.columns:
             demo[col] = _numeric(df, col, path)
     for col, allowed in _DEMOGRAPHIC_CODES.items():
@@ -417,21 +435,28 @@ def load_wvs(path: str | os.PathLike, country: int = 702) -> pd.DataFrame:
         respondent_id = (np.flatnonzero(keep) + 1).astype(np.int64)
     weight = demo.get("W_WEIGHT", np.ones(n))
 
-    band = demo["X003R"].copy() if "X003R" in demo else np.full(n, np.nan)
+    age_source = prof.axes["age_group"].source
+    band = demo[age_source].copy() if age_source in demo else np.full(n, np.nan)
     band[band < 0] = np.nan
-    if "Q262" in demo:
+    if "Q262" in demo and age_source == "X003R":
         age = demo["Q262"].copy()
         age[age < 0] = np.nan
         fill = np.isnan(band)
         band[fill] = _age_band(age[fill])
 
+    def axis_labels(axis: str, codes: np.ndarray) -> np.ndarray:
+        ax = prof.axes[axis]
+        # off the religion axis, a Q289 code keeps its codebook label ("Jew")
+        off = Q289_LABELS if ax.open and ax.source == "Q289" else {}
+        return _labels(codes, {**off, **ax.codes})
+
     out = pd.DataFrame({
         "respondent_id": respondent_id,
         "weight": weight,
-        "sex": _labels(demo["Q260"], SEX_LABELS),
-        "age_group": _labels(band, dict(zip(range(1, 7), AGE_GROUPS))),
-        "ethnicity": _labels(demo["Q290"], ETHNICITY_LABELS),
-        "religion": _labels(demo["Q289"], RELIGION_LABELS),
+        "sex": axis_labels("sex", demo[prof.axes["sex"].source]),
+        "age_group": axis_labels("age_group", band),
+        "ethnicity": axis_labels("ethnicity", demo[prof.axes["ethnicity"].source]),
+        "religion": axis_labels("religion", demo[prof.axes["religion"].source]),
     })
     answers_df = pd.DataFrame(answers, columns=present)
     out = pd.concat([out, answers_df], axis=1)
@@ -441,5 +466,6 @@ def load_wvs(path: str | os.PathLike, country: int = 702) -> pd.DataFrame:
         "synthetic": SYNTHETIC_FLAG in df.columns,
         "missing_counts": missing_counts,
         "n_rows_file": int(n_file),
+        "profile": prof.name,
     }
     return out

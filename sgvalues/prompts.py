@@ -2,7 +2,9 @@
 
 A **persona sentence** describes a subgroup in plain English, e.g. "You are a Malay woman living
 in Singapore." It is built from the subgroup's levels (any subset of the four axes), so every
-single-axis and pair subgroup reads naturally.
+single-axis and pair subgroup reads naturally. Its words (the place, the nouns for each sex, the
+religion words and clauses) come from the country profile (:mod:`sgvalues.countries`;
+``profile=``, default Singapore's).
 
 A **structured prompt** is three chat parts:
 
@@ -31,6 +33,8 @@ Example
 'You are a Buddhist aged 25 to 34 living in Singapore.'
 >>> persona_sentence({"religion": "None"})
 'You live in Singapore and have no religion.'
+>>> persona_sentence({"ethnicity": "Chinese", "religion": "Christian"}, profile=458)
+'You are a Chinese Christian living in Malaysia.'
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import json
 from collections.abc import Mapping
 from functools import lru_cache
 
-from sgvalues.subgroups import AXES
+from sgvalues.countries import CountryProfile, resolve_profile
 
 __all__ = [
     "SYSTEM_PROMPT",
@@ -69,13 +73,6 @@ OPEN_SYSTEM_PROMPT = (
 ANSWER_INSTRUCTION = "Answer as the person described below would, with the number of one option only."
 OPEN_INSTRUCTION = "Answer in two or three sentences."
 
-_SEX_NOUN = {"Male": "man", "Female": "woman"}
-# Religions that work both as an adjective ("a Hindu woman") and a noun ("a Hindu").
-_RELIGION_WORD = {"Roman Catholic": "Roman Catholic", "Protestant": "Protestant", "Muslim": "Muslim",
-                  "Hindu": "Hindu", "Buddhist": "Buddhist"}
-# The two religion levels that are not a denomination get their own clause. WVS codes Taoists as
-# "Other" (Q289 = 9); they are most of that group in Singapore, so the example helps the model.
-_RELIGION_CLAUSE = {"None": "have no religion", "Other": "follow another religion, such as Taoism"}
 
 
 def _age_phrase(level: str) -> str:
@@ -89,15 +86,17 @@ def _article(word: str) -> str:
     return "an" if word[0].lower() in "aeiou" else "a"
 
 
-def _check_levels(levels: Mapping[str, str]) -> None:
+def _check_levels(levels: Mapping[str, str], profile: CountryProfile) -> None:
+    axes = profile.axis_levels
     for axis, level in levels.items():
-        if axis not in AXES:
-            raise ValueError(f"persona: unknown axis {axis!r}; expected one of {list(AXES)}")
-        if level not in AXES[axis]:
-            raise ValueError(f"persona: axis {axis!r} has no level {level!r}; expected one of {AXES[axis]}")
+        if axis not in axes:
+            raise ValueError(f"persona: unknown axis {axis!r}; expected one of {list(axes)}")
+        if level not in axes[axis]:
+            raise ValueError(f"persona: axis {axis!r} has no level {level!r}; expected one of {axes[axis]} "
+                             f"({profile.name} profile)")
 
 
-def persona_sentence(levels: Mapping[str, str]) -> str:
+def persona_sentence(levels: Mapping[str, str], profile: CountryProfile | int | str | None = None) -> str:
     """One or two English sentences describing a person with these axis levels.
 
     Parameters
@@ -105,11 +104,13 @@ def persona_sentence(levels: Mapping[str, str]) -> str:
     levels : mapping
         axis -> level, any subset of ``sex``, ``age_group``, ``ethnicity``, ``religion``
         (e.g. the ``levels`` of a subgroup).
+    profile : CountryProfile, int or str, optional
+        Country profile whose levels and words to use (default Singapore's).
 
     Returns
     -------
     str
-        "You are <noun phrase> living in Singapore." where the noun phrase is
+        "You are <noun phrase> living in <place>." where the noun phrase is
         ``[article] [ethnicity] [religion] (man|woman|<religion>|person) [aged ...]``;
         ``religion`` ``None`` / ``Other`` become a clause ("... and have no religion" /
         "You have no religion.") since they are not denominations.
@@ -125,25 +126,27 @@ def persona_sentence(levels: Mapping[str, str]) -> str:
     >>> persona_sentence({"age_group": "65+"})
     'You are a person aged 65 or older living in Singapore.'
     """
-    return _persona(tuple(sorted(levels.items())))
+    return _persona(tuple(sorted(levels.items())), resolve_profile(profile))
 
 
 @lru_cache(maxsize=4096)
-def _persona(items: tuple[tuple[str, str], ...]) -> str:
+def _persona(items: tuple[tuple[str, str], ...], profile: CountryProfile) -> str:
     # cached: prepare builds ~25,000 prompts from ~100 personas
     levels = dict(items)
-    _check_levels(levels)
+    _check_levels(levels, profile)
+    words_of = profile.persona
+    place = words_of.place
     sex, age = levels.get("sex"), levels.get("age_group")
     eth, rel = levels.get("ethnicity"), levels.get("religion")
-    clause = _RELIGION_CLAUSE.get(rel) if rel else None
+    clause = words_of.religion_clause.get(rel) if rel else None
     words = []
     if eth:
-        words.append(eth)
-    rel_word = _RELIGION_WORD.get(rel) if rel else None
+        words.append(words_of.ethnicity_word.get(eth, eth))
+    rel_word = words_of.religion_word.get(rel) if rel else None
     if sex:
         if rel_word:
             words.append(rel_word)
-        words.append(_SEX_NOUN[sex])
+        words.append(words_of.sex_noun[sex])
     elif rel_word:
         words.append(rel_word)          # "a Chinese Buddhist", "a Buddhist aged 25 to 34"
     elif eth or age or not clause:
@@ -152,11 +155,11 @@ def _persona(items: tuple[tuple[str, str], ...]) -> str:
         phrase = f"{_article(words[0])} {' '.join(words)}"
         if age:
             phrase += f" {_age_phrase(age)}"
-        text = f"You are {phrase} living in Singapore."
+        text = f"You are {phrase} living in {place}."
         if clause:
             text += f" You {clause}."
         return text
-    return f"You live in Singapore and {clause}."
+    return f"You live in {place} and {clause}."
 
 
 def _options_dict(options) -> dict[str, str]:
@@ -186,16 +189,17 @@ def _field(row, name: str):
         return getattr(row, name)
 
 
-def user_persona(levels: Mapping[str, str]) -> str:
+def user_persona(levels: Mapping[str, str], profile: CountryProfile | int | str | None = None) -> str:
     """The persona-specific end of the user turn: the persona sentence (the instruction is shared).
 
     >>> user_persona({"sex": "Male"})
     'You are a man living in Singapore.'
     """
-    return persona_sentence(levels)
+    return persona_sentence(levels, profile)
 
 
-def structured_prompt(question_row, levels: Mapping[str, str]) -> dict[str, str]:
+def structured_prompt(question_row, levels: Mapping[str, str],
+                      profile: CountryProfile | int | str | None = None) -> dict[str, str]:
     """The three chat parts of the structured prompt for one question and one persona.
 
     Parameters
@@ -204,6 +208,8 @@ def structured_prompt(question_row, levels: Mapping[str, str]) -> dict[str, str]
         A catalogue row with ``wording`` and ``options`` (JSON or mapping code -> label).
     levels : mapping
         The persona's axis -> level.
+    profile : CountryProfile, int or str, optional
+        Country profile of the persona's words (default Singapore's).
 
     Returns
     -------
@@ -232,17 +238,17 @@ def structured_prompt(question_row, levels: Mapping[str, str]) -> dict[str, str]
     """
     wording = str(_field(question_row, "wording")).strip()
     shared = f"{wording}\n\nOptions:\n{format_options(_field(question_row, 'options'))}\n\n{ANSWER_INSTRUCTION}\n\n"
-    return {"system": SYSTEM_PROMPT, "user_shared": shared, "user_persona": user_persona(levels)}
+    return {"system": SYSTEM_PROMPT, "user_shared": shared, "user_persona": user_persona(levels, profile)}
 
 
-def open_prompt(question_row, levels: Mapping[str, str]) -> str:
+def open_prompt(question_row, levels: Mapping[str, str], profile: CountryProfile | int | str | None = None) -> str:
     """The open-ended user turn: persona sentence, the question (no options), the length ask.
 
     >>> open_prompt({"wording": "How important is family in your life?"}, {"ethnicity": "Chinese"})
     'You are a Chinese person living in Singapore.\\n\\nHow important is family in your life?\\n\\nAnswer in two or three sentences.'
     """
     wording = str(_field(question_row, "wording")).strip()
-    return f"{persona_sentence(levels)}\n\n{wording}\n\n{OPEN_INSTRUCTION}"
+    return f"{persona_sentence(levels, profile)}\n\n{wording}\n\n{OPEN_INSTRUCTION}"
 
 
 def structured_messages(sample: Mapping) -> list[dict[str, str]]:

@@ -30,7 +30,8 @@ import pandas as pd
 
 from sgvalues.atomic import atomic_write_text
 from sgvalues.prompts import open_prompt, structured_prompt, user_persona
-from sgvalues.subgroups import AXES, STRATA, STRATUM_NAMES, _split_colors
+from sgvalues.countries import resolve_profile
+from sgvalues.subgroups import STRATUM_NAMES, _split_colors
 
 __all__ = [
     "SPLITS",
@@ -63,7 +64,8 @@ def _json(value):
     return json.loads(value) if isinstance(value, str) else dict(value)
 
 
-def build_samples(questions: pd.DataFrame, subgroups: pd.DataFrame, modal: pd.DataFrame) -> list[dict]:
+def build_samples(questions: pd.DataFrame, subgroups: pd.DataFrame, modal: pd.DataFrame,
+                  profile=None) -> list[dict]:
     """One sample per (question, subgroup) row of ``modal``, with target and prompt parts.
 
     Parameters
@@ -75,6 +77,9 @@ def build_samples(questions: pd.DataFrame, subgroups: pd.DataFrame, modal: pd.Da
         Kept subgroups (``stratum, subgroup, split, levels``).
     modal : DataFrame
         ``modal.modal_answers`` output; pairs without a valid answer have no row, hence no sample.
+    profile : CountryProfile, int or str, optional
+        Country profile (stratum order, persona wording; :mod:`sgvalues.countries`); default
+        Singapore's.
 
     Returns
     -------
@@ -96,7 +101,8 @@ def build_samples(questions: pd.DataFrame, subgroups: pd.DataFrame, modal: pd.Da
     if unknown_q or unknown_g:
         raise ValueError(f"modal_answers: question(s) {unknown_q[:5]} / subgroup(s) {unknown_g[:5]} "
                          "are not in questions / subgroups")
-    stratum_rank = {s: i for i, s in enumerate(STRATUM_NAMES)}
+    prof = resolve_profile(profile)
+    stratum_rank = {s: i for i, s in enumerate(prof.stratum_names)}
     sg = subgroups.reset_index(drop=True)
     sub_rank = {sid: (stratum_rank[s], i) for i, (s, sid) in enumerate(zip(sg["stratum"], sg["subgroup"]))}
     sub_info = {r.subgroup: (r.stratum, r.split, _json(r.levels)) for r in sg.itertuples(index=False)}
@@ -108,7 +114,7 @@ def build_samples(questions: pd.DataFrame, subgroups: pd.DataFrame, modal: pd.Da
     records = [dict(zip(cols, vals)) for vals in zip(*(modal[c].tolist() for c in cols))]
     records.sort(key=lambda r: (qinfo[r["question_id"]]["number"], sub_rank[r["subgroup"]]))
     shared_cache: dict[str, tuple[dict, dict]] = {}
-    persona_cache = {sid: user_persona(info[2]) for sid, info in sub_info.items()}
+    persona_cache = {sid: user_persona(info[2], prof) for sid, info in sub_info.items()}
     samples = []
     for row in records:
         qid, sid = row["question_id"], row["subgroup"]
@@ -134,7 +140,7 @@ def build_samples(questions: pd.DataFrame, subgroups: pd.DataFrame, modal: pd.Da
             "system": shared["system"],
             "user_shared": shared["user_shared"],
             "user_persona": persona_cache[sid],
-            "open_user": open_prompt(qrow, levels),
+            "open_user": open_prompt(qrow, levels, prof),
         })
     return samples
 
@@ -289,20 +295,22 @@ def example_prompts(samples, question_id: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot_split_design(subgroups: pd.DataFrame | None = None):
+def plot_split_design(subgroups: pd.DataFrame | None = None, profile=None):
     """The design as an axis x axis grid: diagonal = single axes, upper triangle = pairs.
 
     Each cell is coloured by its split and says how many subgroups the stratum has (kept /
-    possible when ``subgroups`` is given). Returns the matplotlib figure.
+    possible when ``subgroups`` is given). ``profile``: the country profile (default
+    Singapore's). Returns the matplotlib figure.
     """
+    prof = resolve_profile(profile)
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch, Rectangle
 
-    axes_ = list(AXES)
+    axes_ = list(prof.axes)
     colors = dict(zip(SPLITS, _split_colors()))
     kept = subgroups["stratum"].value_counts().to_dict() if subgroups is not None else {}
     fig, ax = plt.subplots(figsize=(6.4, 5.4))
-    for st in STRATA:
+    for st in prof.strata:
         i = axes_.index(st.axes[0])
         j = axes_.index(st.axes[-1])
         row, col = min(i, j), max(i, j)
@@ -325,11 +333,12 @@ def plot_split_design(subgroups: pd.DataFrame | None = None):
     return fig
 
 
-def strata_table(subgroups: pd.DataFrame) -> pd.DataFrame:
+def strata_table(subgroups: pd.DataFrame, profile=None) -> pd.DataFrame:
     """One row per stratum: ``stratum, axes, split, possible, kept`` (subgroups before / after min_n)."""
+    prof = resolve_profile(profile)
     kept = subgroups["stratum"].value_counts().to_dict()
     return pd.DataFrame([{"stratum": st.name, "axes": " x ".join(st.axes), "split": st.split,
-                          "possible": st.n_levels, "kept": int(kept.get(st.name, 0))} for st in STRATA])
+                          "possible": st.n_levels, "kept": int(kept.get(st.name, 0))} for st in prof.strata])
 
 
 def plot_split_counts(counts: pd.DataFrame, label_published: str = "published"):

@@ -1,5 +1,11 @@
 """Demographic axes, strata, subgroup membership and the ``min_n`` rule.
 
+The axes' levels, the strata and their split come from a country profile
+(:mod:`sgvalues.countries`); every function takes ``profile=`` (a profile, a ``B_COUNTRY`` code
+or a name). Without it, a respondents table uses the profile :func:`sgvalues.data.load_wvs` read
+it with (``attrs["profile"]``), anything else Singapore's, whose levels and strata are also the
+module constants :data:`AXES` and :data:`STRATA`.
+
 Four **axes** describe a respondent: ``sex``, ``age_group``, ``ethnicity`` and ``religion``.
 A **stratum** is one axis or a pair of axes; its **subgroups** are the combinations of levels,
 e.g. stratum ``sex_x_age_group`` holds ``sex_x_age_group:Female|25-34``. The compositional
@@ -28,11 +34,12 @@ Example
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from itertools import product
 
 import numpy as np
 import pandas as pd
+
+from sgvalues.countries import CountryProfile, Stratum, load_profile, resolve_profile
 
 __all__ = [
     "AXES",
@@ -55,77 +62,50 @@ __all__ = [
     "plot_composition",
 ]
 
-#: axis -> its levels, in the order used everywhere (ids, tables, figures)
-AXES: dict[str, tuple[str, ...]] = {
-    "sex": ("Male", "Female"),
-    "age_group": ("16-24", "25-34", "35-44", "45-54", "55-64", "65+"),
-    "ethnicity": ("Chinese", "Malay", "Indian"),
-    "religion": ("None", "Roman Catholic", "Protestant", "Muslim", "Hindu", "Buddhist", "Other"),
-}
-
-# Respondents' ``religion`` may hold other codebook labels (e.g. "Jew"): they are simply off this
-# axis. The other three columns may only hold the axis levels or missing; anything else means the
-# loader and this module disagree, which must not pass silently.
-_OPEN_AXES = {"religion"}
+_SINGAPORE = load_profile(702)
+#: axis -> its levels, in the order used everywhere (ids, tables, figures): Singapore's profile
+AXES: dict[str, tuple[str, ...]] = _SINGAPORE.axis_levels
+#: every stratum of Singapore's profile, in table order: single axes, pairs with sex (train),
+#: then the ood pairs
+STRATA: tuple[Stratum, ...] = _SINGAPORE.strata
+STRATUM_NAMES: tuple[str, ...] = _SINGAPORE.stratum_names
+TRAIN_STRATA: tuple[str, ...] = _SINGAPORE.train_strata
+OOD_STRATA: tuple[str, ...] = _SINGAPORE.ood_strata
 
 
-@dataclass(frozen=True)
-class Stratum:
-    """One stratum: its ``name``, its ``axes`` (in id order) and its ``split``."""
-
-    name: str
-    axes: tuple[str, ...]
-    split: str
-
-    @property
-    def n_levels(self) -> int:
-        """Number of possible subgroups (product of the axes' level counts)."""
-        return int(np.prod([len(AXES[a]) for a in self.axes]))
+def _profile(profile=None, respondents: pd.DataFrame | None = None) -> CountryProfile:
+    """The profile asked for, else the one the respondents were loaded with, else Singapore's."""
+    if profile is None and respondents is not None and respondents.attrs.get("profile"):
+        return load_profile(respondents.attrs["profile"])
+    return resolve_profile(profile)
 
 
-#: every stratum, in table order: single axes, pairs with sex (train), then the ood pairs
-STRATA: tuple[Stratum, ...] = (
-    Stratum("sex", ("sex",), "train"),
-    Stratum("age_group", ("age_group",), "train"),
-    Stratum("ethnicity", ("ethnicity",), "train"),
-    Stratum("religion", ("religion",), "train"),
-    Stratum("sex_x_age_group", ("sex", "age_group"), "train"),
-    Stratum("sex_x_religion", ("sex", "religion"), "train"),
-    Stratum("sex_x_ethnicity", ("sex", "ethnicity"), "train"),
-    Stratum("age_group_x_religion", ("age_group", "religion"), "ood"),
-    Stratum("age_group_x_ethnicity", ("age_group", "ethnicity"), "ood"),
-    Stratum("ethnicity_x_religion", ("ethnicity", "religion"), "ood"),
-)
-STRATUM_NAMES: tuple[str, ...] = tuple(s.name for s in STRATA)
-TRAIN_STRATA: tuple[str, ...] = tuple(s.name for s in STRATA if s.split == "train")
-OOD_STRATA: tuple[str, ...] = tuple(s.name for s in STRATA if s.split == "ood")
-_BY_NAME = {s.name: s for s in STRATA}
-
-
-def get_stratum(name: str) -> Stratum:
+def get_stratum(name: str, profile=None) -> Stratum:
     """The :class:`Stratum` called ``name``; a clear error for unknown names."""
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        raise ValueError(f"unknown stratum {name!r}; expected one of: {', '.join(STRATUM_NAMES)}") from None
+    return _profile(profile).stratum(name)
 
 
-def subgroup_id(stratum: str, levels: dict[str, str]) -> str:
+def subgroup_id(stratum: str, levels: dict[str, str], profile=None) -> str:
     """Subgroup id ``<stratum>:<level>[|<level>]``, levels in the order of the stratum's axes.
 
     >>> subgroup_id("sex_x_age_group", {"age_group": "25-34", "sex": "Female"})
     'sex_x_age_group:Female|25-34'
+    >>> subgroup_id("religion", {"religion": "Christian"}, profile=458)
+    'religion:Christian'
     """
-    st = get_stratum(stratum)
+    prof = _profile(profile)
+    st = prof.stratum(stratum)
     if set(levels) != set(st.axes):
         raise ValueError(f"stratum {stratum!r} needs levels for axes {st.axes}, got {sorted(levels)}")
+    axes = prof.axis_levels
     for axis in st.axes:
-        if levels[axis] not in AXES[axis]:
-            raise ValueError(f"axis {axis!r}: level {levels[axis]!r} is not one of {AXES[axis]}")
+        if levels[axis] not in axes[axis]:
+            raise ValueError(f"axis {axis!r}: level {levels[axis]!r} is not one of {axes[axis]} "
+                             f"({prof.name} profile)")
     return f"{stratum}:" + "|".join(levels[a] for a in st.axes)
 
 
-def parse_subgroup_id(sid: str) -> tuple[str, dict[str, str]]:
+def parse_subgroup_id(sid: str, profile=None) -> tuple[str, dict[str, str]]:
     """Inverse of :func:`subgroup_id`: ``(stratum, {axis: level})``.
 
     >>> parse_subgroup_id("ethnicity_x_religion:Indian|None")
@@ -134,54 +114,60 @@ def parse_subgroup_id(sid: str) -> tuple[str, dict[str, str]]:
     stratum, sep, rest = sid.partition(":")
     if not sep:
         raise ValueError(f"subgroup id {sid!r}: expected '<stratum>:<level>[|<level>]'")
-    st = get_stratum(stratum)
+    st = get_stratum(stratum, profile)
     parts = rest.split("|")
     if len(parts) != len(st.axes):
         raise ValueError(f"subgroup id {sid!r}: stratum {stratum!r} has {len(st.axes)} axes, got {len(parts)} levels")
     levels = dict(zip(st.axes, parts))
-    subgroup_id(stratum, levels)  # validates the levels
+    subgroup_id(stratum, levels, profile)  # validates the levels
     return stratum, levels
 
 
-def all_subgroups() -> pd.DataFrame:
+def all_subgroups(profile=None) -> pd.DataFrame:
     """Every possible subgroup (before the ``min_n`` rule): ``stratum, subgroup, split, levels``."""
+    prof = _profile(profile)
+    axes = prof.axis_levels
     rows = []
-    for st in STRATA:
-        for combo in product(*(AXES[a] for a in st.axes)):
+    for st in prof.strata:
+        for combo in product(*(axes[a] for a in st.axes)):
             levels = dict(zip(st.axes, combo))
-            rows.append({"stratum": st.name, "subgroup": subgroup_id(st.name, levels),
+            rows.append({"stratum": st.name, "subgroup": subgroup_id(st.name, levels, prof),
                          "split": st.split, "levels": json.dumps(levels, ensure_ascii=False)})
     return pd.DataFrame(rows)
 
 
-def validate_axes(respondents: pd.DataFrame, source: str = "respondents") -> None:
+def validate_axes(respondents: pd.DataFrame, source: str = "respondents", profile=None) -> None:
     """Check the four axis columns exist and hold only axis levels (or missing).
 
     ``religion`` may also hold other labels (off the axis). Raises ``ValueError`` naming the
     column, the unexpected values and the levels expected.
     """
-    for axis, levels in AXES.items():
+    prof = _profile(profile, respondents)
+    for axis, ax in prof.axes.items():
+        levels = ax.levels
         if axis not in respondents.columns:
             raise ValueError(f"{source}: missing column {axis!r} (expected levels {levels})")
-        if axis in _OPEN_AXES:
+        if ax.open:
             continue
         col = respondents[axis]
         bad = sorted({str(v) for v in col[col.notna()].unique()} - set(levels))
         if bad:
-            raise ValueError(f"{source}: column {axis!r} holds {bad}; expected one of {levels} or missing")
+            raise ValueError(f"{source}: column {axis!r} holds {bad}; expected one of {levels} or missing "
+                             f"({prof.name} profile)")
 
 
-def stratum_codes(respondents: pd.DataFrame, stratum: str) -> np.ndarray:
+def stratum_codes(respondents: pd.DataFrame, stratum: str, profile=None) -> np.ndarray:
     """Index of each respondent's subgroup within ``stratum`` (``-1`` = in none of them).
 
     The index enumerates :func:`all_subgroups` of the stratum, i.e. the product of the axes'
-    levels in :data:`AXES` order (last axis fastest).
+    levels in the profile's order (last axis fastest).
     """
-    st = get_stratum(stratum)
+    prof = _profile(profile, respondents)
+    st = prof.stratum(stratum)
     code = np.zeros(len(respondents), dtype=np.int64)
     known = np.ones(len(respondents), dtype=bool)
     for axis in st.axes:
-        levels = AXES[axis]
+        levels = prof.axis_levels[axis]
         # Off-axis labels and missing values map to -1 in one vectorised pass.
         pos = respondents[axis].map({lv: i for i, lv in enumerate(levels)}).fillna(-1).to_numpy(np.int64)
         known &= pos >= 0
@@ -189,7 +175,7 @@ def stratum_codes(respondents: pd.DataFrame, stratum: str) -> np.ndarray:
     return np.where(known, code, -1)
 
 
-def build_subgroups(respondents: pd.DataFrame, min_n: int = 30) -> pd.DataFrame:
+def build_subgroups(respondents: pd.DataFrame, min_n: int = 30, profile=None) -> pd.DataFrame:
     """The kept subgroups of every stratum, with their sizes.
 
     Parameters
@@ -199,6 +185,9 @@ def build_subgroups(respondents: pd.DataFrame, min_n: int = 30) -> pd.DataFrame:
         ``religion``.
     min_n : int
         Keep a subgroup when at least this many respondents belong to it.
+    profile : CountryProfile, int or str, optional
+        Country profile (axes, levels, strata); default: the respondents' own
+        (``attrs["profile"]``), else Singapore's.
 
     Returns
     -------
@@ -214,11 +203,12 @@ def build_subgroups(respondents: pd.DataFrame, min_n: int = 30) -> pd.DataFrame:
     """
     if min_n < 1:
         raise ValueError(f"min_n must be >= 1, got {min_n}")
-    validate_axes(respondents)
+    prof = _profile(profile, respondents)
+    validate_axes(respondents, profile=prof)
     frames = []
-    candidates = all_subgroups()
-    for st in STRATA:
-        codes = stratum_codes(respondents, st.name)
+    candidates = all_subgroups(prof)
+    for st in prof.strata:
+        codes = stratum_codes(respondents, st.name, prof)
         counts = np.bincount(codes[codes >= 0], minlength=st.n_levels)
         part = candidates[candidates["stratum"] == st.name].copy()
         part["n_respondents"] = counts.astype(np.int64)
@@ -227,27 +217,29 @@ def build_subgroups(respondents: pd.DataFrame, min_n: int = 30) -> pd.DataFrame:
     return out[["stratum", "subgroup", "n_respondents", "split", "levels"]].reset_index(drop=True)
 
 
-def membership_pairs(respondents: pd.DataFrame, subgroups: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def membership_pairs(respondents: pd.DataFrame, subgroups: pd.DataFrame,
+                     profile=None) -> tuple[np.ndarray, np.ndarray]:
     """All (respondent row, subgroup row) memberships, as two aligned integer arrays.
 
     ``subgroups`` is a table from :func:`build_subgroups` (any subset, any order); each respondent
     belongs to at most one subgroup per stratum, so there are at most ``len(respondents) x 10``
     pairs. Used to tally answers for every subgroup at once.
     """
-    validate_axes(respondents)
+    prof = _profile(profile, respondents)
+    validate_axes(respondents, profile=prof)
     rows, groups = [], []
     sub_index = {sid: i for i, sid in enumerate(subgroups["subgroup"])}
-    for st in STRATA:
+    possible_all = all_subgroups(prof)
+    for st in prof.strata:
         mine = subgroups[subgroups["stratum"] == st.name]
         if mine.empty:
             continue
         # position of each possible level combination -> row in `subgroups` (or -1 if not kept)
         lookup = np.full(st.n_levels, -1, dtype=np.int64)
-        possible = all_subgroups()
-        possible = possible.loc[possible["stratum"] == st.name, "subgroup"].tolist()
+        possible = possible_all.loc[possible_all["stratum"] == st.name, "subgroup"].tolist()
         for k, sid in enumerate(possible):
             lookup[k] = sub_index.get(sid, -1)
-        codes = stratum_codes(respondents, st.name)
+        codes = stratum_codes(respondents, st.name, prof)
         g = np.where(codes >= 0, lookup[np.maximum(codes, 0)], -1)
         keep = g >= 0
         rows.append(np.flatnonzero(keep))
@@ -273,7 +265,8 @@ def plot_subgroup_sizes(subgroups: pd.DataFrame, min_n: int | None = None, title
 
     df = subgroups.copy()
     df["label"] = df["subgroup"].str.partition(":")[2].str.replace("|", " · ", regex=False)
-    strata = [s for s in STRATUM_NAMES if s in set(df["stratum"])]
+    strata = ([s for s in STRATUM_NAMES if s in set(df["stratum"])]
+              + [s for s in dict.fromkeys(df["stratum"]) if s not in STRATUM_NAMES])
     heights = [max(1, (df["stratum"] == s).sum()) for s in strata]
     fig, axes = plt.subplots(len(strata), 1, figsize=(8, 0.16 * sum(heights) + 0.55 * len(strata) + 0.6),
                              gridspec_kw={"height_ratios": heights}, sharex=True, squeeze=False)

@@ -104,11 +104,21 @@ def test_each_format_gives_the_hand_computed_table(tmp_path, ext):
 
 
 def test_other_country(tmp_path):
-    out = load_wvs(write(RAW, tmp_path / "wvs.csv"), country=156)
+    # China has no shipped profile: read its rows with Singapore's axes, asked for explicitly
+    out = load_wvs(write(RAW, tmp_path / "wvs.csv"), country=156, profile=702)
     assert out["respondent_id"].tolist() == [1, 2]
     assert out["Q1"].tolist() == [3.0, 3.0]
     assert out["age_group"].tolist() == ["25-34", "35-44"]
     assert out["ethnicity"].isna().all()  # Q290 codes outside Singapore's three groups
+    assert out.attrs["profile"] == "singapore"
+
+
+def test_country_without_profile_names_the_profiles_available(tmp_path):
+    from sgvalues.countries import ProfileError
+
+    with pytest.raises(ProfileError, match=r"no country profile for 156; profiles available: 458 \(malaysia\), "
+                                           r"702 \(singapore\)"):
+        load_wvs(write(RAW, tmp_path / "wvs.csv"), country=156)
 
 
 def test_column_names_match_ignoring_case(tmp_path):
