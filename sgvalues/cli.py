@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("sgvalues.prepare", "WVS file -> questions, subgroups, modal answers, diversity, samples"),
     "evaluate": ("sgvalues.evaluate", "structured evaluation of a model -> predictions table"),
     "train": ("sgvalues.train", "LoRA SFT on the train samples -> adapter"),
+    "baselines": ("sgvalues.baselines", "no-model baselines and the survey-noise reference for a prepared folder"),
     "judge": ("sgvalues.judge", "open-ended generation and pairwise LLM judging"),
     "run": ("sgvalues.runs", "execute every notebook with papermill for one params file"),
     "book": ("sgvalues.book", "gather the runs present into the Jupyter Book and build it"),
