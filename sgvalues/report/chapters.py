@@ -1,0 +1,712 @@
+"""What chapters 04, 05 and 07 show: their set-up, compact tables and computed sentences.
+
+Stage modules (``train``, ``evaluate``, ``fairness``) compute; the functions here turn their
+tidy tables into what a reader sees, so a notebook cell reads like a sentence:
+
+- :func:`open_chapter` - the set-up cell of a chapter (params, run folder, prepared data, the
+  data-source note), one call;
+- :func:`relative` - a path as the reader should see it: relative to the run folder, never the
+  building machine's absolute path;
+- :func:`predictions_preview` - the few columns of a predictions table that mean something;
+- :func:`change_sentence` and :func:`trained_vs_unseen` - base -> SFT changes said in words,
+  computed from the run's own tables;
+- :func:`gap_table` and :func:`interval_sentence` - chapter 07's persona gaps in a table that
+  fits the text column, and what the bootstrap intervals say about their estimates.
+
+Every number goes through :mod:`sgvalues.report.format`.
+
+Example
+-------
+>>> import pandas as pd
+>>> t = pd.DataFrame({"split": "ood", "tag": ["base", "sft"], "accuracy": [0.25, 0.5], "n": 40})
+>>> change_sentence(t, "accuracy")
+'accuracy 0.250 → 0.500 (+0.250)'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from sgvalues.report.format import MISSING, fmt_count, fmt_delta, fmt_rate
+
+__all__ = [
+    "Chapter",
+    "open_chapter",
+    "relative",
+    "predictions_preview",
+    "floor_table",
+    "state_row",
+    "size_sentence",
+    "evaluation_sentence",
+    "questions_sentence",
+    "training_summary",
+    "plot_before_after",
+    "change_sentence",
+    "trained_vs_unseen",
+    "gap_table",
+    "interval_sentence",
+    "FairnessInputs",
+    "fairness_inputs",
+    "headline_table",
+    "stratum_range_table",
+    "bootstrap_table",
+    "permutation_sentence",
+    "plot_level_bars",
+    "plot_intervals",
+]
+
+def _n(count, word: str) -> str:
+    """``"1 question"``, ``"12,300 samples"``: a count and its noun, pluralised by adding *s*."""
+    return f"{fmt_count(count)} {word}{'' if count == 1 else 's'}"
+
+
+#: the columns of a predictions table a reader needs to see what happened to a sample
+PREVIEW_COLUMNS = ["subgroup", "question_id", "target", "prediction", "status"]
+
+
+@dataclass
+class Chapter:
+    """What a chapter's cells share: the params, the run folder and its prepared data."""
+
+    params: object
+    run: Path
+    figures: Path
+    data: object
+    note: str
+
+    def rel(self, path: str | Path) -> str:
+        """``path`` relative to the run folder (see :func:`relative`)."""
+        return relative(path, self.run)
+
+    def save(self, fig, name: str) -> None:
+        """Save ``fig`` as ``<run>/figures/<name>`` (the notebook still shows it inline)."""
+        from sgvalues import plots
+
+        plots.save_figure(fig, self.figures / name)
+
+
+def open_chapter(params_file: str | Path, run_dir: str | Path, show: bool = True) -> Chapter:
+    """Load the params, prepare (or reuse) the run's data and show where the numbers come from.
+
+    Parameters
+    ----------
+    params_file, run_dir : str or Path
+        As in the notebooks' parameters cell; relative paths are taken from the repository.
+    show : bool
+        Display the data-source note (synthetic or WVS-7) as Markdown.
+
+    Returns
+    -------
+    Chapter
+        ``params``, ``run`` (absolute), ``figures`` (``<run>/figures``), ``data``
+        (:func:`sgvalues.prepare.load_prepared`) and ``note`` (the data-source sentence).
+    """
+    from sgvalues import plots
+    from sgvalues.params import load_params
+    from sgvalues.prepare import ensure_prepared, load_prepared, source_note
+    from sgvalues.runs import repo_path
+
+    plots.use_book_style()
+    params = load_params(repo_path(params_file))
+    run = repo_path(run_dir)
+    data = load_prepared(ensure_prepared(params, run))
+    chapter = Chapter(params=params, run=run, figures=run / "figures", data=data,
+                      note=source_note(data.summary))
+    if show:
+        from IPython.display import Markdown, display
+
+        display(Markdown(chapter.note))
+    return chapter
+
+
+def relative(path: str | Path, run_dir: str | Path) -> str:
+    """``path`` as the book shows it: relative to the run folder, in POSIX form.
+
+    A path outside the run folder keeps only its file name, so no page prints the building
+    machine's folders.
+
+    Examples
+    --------
+    >>> relative("/home/me/sgvalues/runs/default/predictions/base_ood.csv", "/home/me/sgvalues/runs/default")
+    'predictions/base_ood.csv'
+    >>> relative("/tmp/elsewhere/x.csv", "/home/me/runs/default")
+    'x.csv'
+    """
+    path, run_dir = Path(path), Path(run_dir)
+    if not path.is_absolute():
+        return path.as_posix()
+    try:
+        return path.relative_to(run_dir).as_posix()
+    except ValueError:
+        try:
+            return path.resolve().relative_to(run_dir.resolve()).as_posix()
+        except ValueError:
+            return path.name
+
+
+def predictions_preview(predictions: pd.DataFrame, n: int = 5):
+    """The first ``n`` rows of a predictions table, only the columns a reader needs.
+
+    Shows ``subgroup, question_id, target, prediction, status`` and, in logprob mode, ``p(pred)``:
+    the probability the model gave its own prediction (from the ``probs`` JSON).
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"sample_id": ["Q1_s:a"], "subgroup": ["s:a"], "question_id": ["Q1"],
+    ...                   "target": [2], "prediction": [3], "status": ["ok"], "probs": ['{"2": 0.3, "3": 0.7}'],
+    ...                   "raw_output": ["3"], "scale_min": [1], "scale_max": [4]})
+    >>> predictions_preview(p).data.columns.tolist()
+    ['subgroup', 'question_id', 'target', 'prediction', 'status', 'p(pred)']
+    """
+    import json
+
+    from sgvalues.report.format import format_table
+
+    head = predictions.head(n)
+    out = head[[c for c in PREVIEW_COLUMNS if c in head.columns]].copy()
+    if "probs" in head.columns:
+        def p_of_prediction(row) -> float:
+            try:
+                probs = json.loads(row["probs"]) if isinstance(row["probs"], str) and row["probs"] else {}
+            except json.JSONDecodeError:
+                return float("nan")
+            if pd.isna(row["prediction"]):
+                return float("nan")
+            return float(probs.get(str(int(row["prediction"])), float("nan")))
+
+        out["p(pred)"] = [p_of_prediction(r) for _, r in head.iterrows()]
+    for col in ("target", "prediction"):
+        if col in out.columns:
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype("Int64")
+    return format_table(out, counts=[c for c in ("target", "prediction") if c in out.columns])
+
+
+def floor_table(predictions: pd.DataFrame, overall: dict | None = None) -> pd.DataFrame:
+    """The model beside two floors on the same samples: always the first option, and uniform.
+
+    ``uniform`` is the *expected* score of a predictor picking one of a question's k options at
+    random: accuracy :math:`\\frac1N \\sum_i 1/k_i`, NMAE
+    :math:`\\frac1N \\sum_i \\frac1{k_i} \\sum_x |x - y_i| / (b_i - a_i)` over the options
+    :math:`x` (the codes in ``scale_min .. scale_max`` or, when present, the sample's ``probs``).
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"prediction": [1, 2], "target": [1, 3], "scale_min": 1, "scale_max": 3,
+    ...                   "status": "ok"})
+    >>> floor_table(p).round(3).to_dict("records")  # doctest: +NORMALIZE_WHITESPACE
+    [{'predictor': 'model', 'accuracy': 0.5, 'nmae': 0.25, 'n': 2},
+     {'predictor': 'always the first option', 'accuracy': 0.5, 'nmae': 0.5, 'n': 2},
+     {'predictor': 'uniform at random (expected)', 'accuracy': 0.333, 'nmae': 0.5, 'n': 2}]
+    """
+    from sgvalues import metrics
+
+    def row(name, df):
+        r = metrics.aggregate(df, None).iloc[0]
+        return {"predictor": name, "accuracy": float(r["accuracy"]), "nmae": float(r["nmae"]), "n": int(r["n"])}
+
+    first = predictions.assign(prediction=predictions["scale_min"], status="ok")
+    acc, err = [], []
+    for lo, hi, y in zip(predictions["scale_min"], predictions["scale_max"], predictions["target"]):
+        codes = range(int(lo), int(hi) + 1)
+        acc.append(1 / len(codes))
+        err.append(sum(abs(x - float(y)) for x in codes) / len(codes) / (float(hi) - float(lo)))
+    uniform = {"predictor": "uniform at random (expected)", "accuracy": float(sum(acc) / len(acc)) if acc else float("nan"),
+               "nmae": float(sum(err) / len(err)) if err else float("nan"), "n": len(acc)}
+    return pd.DataFrame([row("model", predictions), row("always the first option", first), uniform])
+
+
+def state_row(predictions: pd.DataFrame, state: str, rests_on: str) -> pd.DataFrame:
+    """One row ``state, accuracy, nmae, n, rests_on`` for :func:`sgvalues.report.paper.results_beside_paper`.
+
+    >>> p = pd.DataFrame({"prediction": [1, 2], "target": [1, 3], "scale_min": 1, "scale_max": 3, "status": "ok"})
+    >>> state_row(p, "zeroshot", "OOD split").to_dict("records")
+    [{'state': 'zeroshot', 'accuracy': 0.5, 'nmae': 0.25, 'n': 2, 'rests_on': 'OOD split'}]
+    """
+    from sgvalues import metrics
+
+    r = metrics.aggregate(predictions, None).iloc[0]
+    return pd.DataFrame([{"state": state, "accuracy": float(r["accuracy"]), "nmae": float(r["nmae"]),
+                          "n": int(r["n"]), "rests_on": rests_on}])
+
+
+def size_sentence(predictions: pd.DataFrame) -> str:
+    """Markdown: the samples, questions and subgroups behind our rows beside the paper's counts.
+
+    >>> p = pd.DataFrame({"question_id": ["Q1", "Q2"], "subgroup": ["s:a", "s:a"]})
+    >>> print(size_sentence(p))
+    Ours rest on 2 samples (2 questions, 1 subgroup); the paper's OOD split holds 10,177 samples (214 questions, 48 subgroups; published (Tan et al. 2026)).
+    """
+    from sgvalues.published import PUBLISHED_LABEL, published
+
+    c = published()["counts"]
+    n_sub = predictions["subgroup"].nunique()
+    return (f"Ours rest on {_n(len(predictions), 'sample')} ({_n(predictions['question_id'].nunique(), 'question')}, "
+            f"{_n(n_sub, 'subgroup')}); the paper's OOD split holds "
+            f"{fmt_count(c['ood_samples'])} samples ({fmt_count(c['questions'])} questions, "
+            f"{fmt_count(c['ood_subgroups'])} subgroups; {PUBLISHED_LABEL}).")
+
+
+def evaluation_sentence(predictions: pd.DataFrame, split: str, model: str, seconds: float, written: str) -> str:
+    """Markdown: what was evaluated, with which model, how long it took and where it was written.
+
+    ``written`` is the path relative to the run folder (:func:`relative`).
+
+    >>> p = pd.DataFrame({"question_id": ["Q1", "Q1"], "subgroup": ["s:a", "s:b"]})
+    >>> evaluation_sentence(p, "ood", "m", 3.2, "predictions/zeroshot_ood.csv")
+    '2 samples of the **ood** split (1 question, 2 subgroups) evaluated with `m` in 3 s (cached answers included); written to `predictions/zeroshot_ood.csv` in the run folder.'
+    """
+    return (f"{_n(len(predictions), 'sample')} of the **{split}** split "
+            f"({_n(predictions['question_id'].nunique(), 'question')}, {_n(predictions['subgroup'].nunique(), 'subgroup')}) "
+            f"evaluated with `{model}` in {seconds:.0f} s (cached answers included); written to `{written}` in the "
+            "run folder.")
+
+
+def questions_sentence(trained: list[str] | None, unseen: list[str], limit: int | None) -> str:
+    """Markdown: which questions chapter 04 trains on and which it keeps unseen.
+
+    Examples
+    --------
+    >>> questions_sentence(["Q1", "Q2"], ["Q9"], None)
+    'Fine-tuning uses 2 questions (Q1, Q2); 1 question training never sees (Q9) shows the limit of the recipe. Every sample of these questions is evaluated.'
+    """
+    def n_q(qs) -> str:
+        return f"{fmt_count(len(qs))} question{'s' if len(qs) != 1 else ''}"
+
+    used = (f"Fine-tuning uses {n_q(trained)} ({', '.join(trained)})" if trained
+            else "Fine-tuning uses every question")
+    kept = (f"{n_q(unseen)} training never sees ({', '.join(unseen)}) shows the limit of the recipe"
+            if unseen else "no question is kept unseen")
+    cap = ("Every sample of these questions is evaluated." if limit is None
+           else f"At most {fmt_count(limit)} samples per split are evaluated (stratified by question).")
+    return f"{used}; {kept}. {cap}"
+
+
+#: what the training summary shows, in order, with each value's format
+_TRAINING_FIELDS = [("samples trained on", "n_samples", "count"), ("optimizer steps", "n_steps", "count"),
+                    ("final loss", "final_loss", "rate"), ("answer tokens", "tokens", "count"),
+                    ("training time (s)", "train_seconds", "seconds"), ("tokens per second", "tokens_per_s", "seconds"),
+                    ("device / dtype", ("device", "dtype"), "text"),
+                    ("trainable parameters", "trainable_parameters", "count"),
+                    ("resumed from checkpoint", "resumed_from", "text")]
+
+
+def training_summary(summary: dict) -> pd.DataFrame:
+    """``train_summary.json`` as a two-column table a reader can scan (book number format).
+
+    Examples
+    --------
+    >>> s = {"n_samples": 1200, "n_steps": 16, "final_loss": 0.51234, "tokens": 9000, "train_seconds": 61.27,
+    ...      "tokens_per_s": 146.9, "device": "cpu", "dtype": "float32", "trainable_parameters": 230400,
+    ...      "resumed_from": None}
+    >>> training_summary(s).set_index("setting")["value"].to_dict()["trainable parameters"]
+    '230,400'
+    >>> training_summary(s).set_index("setting")["value"].to_dict()["resumed from checkpoint"]
+    'no'
+    """
+    rows = []
+    for name, key, kind in _TRAINING_FIELDS:
+        if isinstance(key, tuple):
+            value = " / ".join(str(summary.get(k, MISSING)) for k in key)
+        else:
+            v = summary.get(key)
+            value = {"count": fmt_count, "rate": fmt_rate,
+                     "seconds": lambda x: MISSING if x is None else f"{float(x):,.1f}",
+                     "text": lambda x: "no" if x is None else str(Path(str(x)).name)}[kind](v)
+        rows.append({"setting": name, "value": value})
+    return pd.DataFrame(rows)
+
+
+def plot_before_after(table: pd.DataFrame, by: str = "stratum"):
+    """Accuracy and NMAE per ``by`` group, base against fine-tuned, one row of panels per split.
+
+    Horizontal bars, the legend below the panels (never over a bar). ``table`` is
+    :func:`sgvalues.train.before_after` without its ``all`` rows.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    splits = list(dict.fromkeys(table["split"]))
+    n_groups = max(1, table[by].nunique())
+    fig, axes = plt.subplots(len(splits), 2, figsize=(8, 0.9 + len(splits) * (0.8 + 0.28 * n_groups)),
+                             squeeze=False, sharex="col")
+    for r, split in enumerate(splits):
+        sub = table[table["split"] == split]
+        for c, metric in enumerate(("accuracy", "nmae")):
+            ax = axes[r, c]
+            sns.barplot(data=sub, y=by, x=metric, hue="tag", hue_order=["base", "sft"], ax=ax, orient="h",
+                        palette=["0.65", sns.color_palette()[0]])
+            ax.set_title(f"{split}: {'accuracy (higher is better)' if c == 0 else 'NMAE (lower is better)'}",
+                         fontsize=9)
+            ax.set(xlim=(0, 1), xlabel="", ylabel="" if c else by)
+            if c:
+                ax.set_yticklabels([])
+            if ax.get_legend():
+                ax.get_legend().remove()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(handles, ["base (untuned)", "sft (fine-tuned)"][:len(handles)], loc="lower center", ncol=2,
+               frameon=False, bbox_to_anchor=(0.5, 0.0))
+    return fig
+
+
+def _value(table: pd.DataFrame, tag: str, metric: str) -> float:
+    rows = table[table["tag"] == tag]
+    return float(rows[metric].iloc[0]) if len(rows) else float("nan")
+
+
+def change_sentence(table: pd.DataFrame, metric: str = "accuracy") -> str:
+    """``"<metric> base → sft (change)"`` from a ``tag`` / ``metric`` table of one split.
+
+    ``table`` holds one ``base`` and one ``sft`` row (e.g. :func:`sgvalues.train.before_after`
+    filtered to a split and ``stratum == "all"``).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"tag": ["base", "sft"], "nmae": [0.3, 0.2]})
+    >>> change_sentence(t, "nmae")
+    'NMAE 0.300 → 0.200 (-0.100)'
+    """
+    base, sft = _value(table, "base", metric), _value(table, "sft", metric)
+    name = "NMAE" if metric == "nmae" else metric
+    return f"{name} {fmt_rate(base)} → {fmt_rate(sft)} ({fmt_delta(sft - base)})"
+
+
+def _overall(table: pd.DataFrame, split: str = "ood") -> pd.DataFrame:
+    rows = table[table["split"] == split] if "split" in table.columns else table
+    if "stratum" in rows.columns:
+        rows = rows[rows["stratum"] == "all"]
+    return rows
+
+
+def trained_vs_unseen(trained: pd.DataFrame, unseen: pd.DataFrame, n_trained: int, n_unseen: int) -> str:
+    """Markdown: the OOD base -> SFT accuracy change on the trained questions and on unseen ones.
+
+    ``trained`` and ``unseen`` are :func:`sgvalues.train.before_after` tables; the sentence
+    says which change is larger, so it stays true whatever the run measured.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"split": "ood", "tag": ["base", "sft"], "accuracy": [0.2, 0.6], "n": 80})
+    >>> u = pd.DataFrame({"split": "ood", "tag": ["base", "sft"], "accuracy": [0.1, 0.05], "n": 40})
+    >>> print(trained_vs_unseen(t, u, 8, 4))  # doctest: +NORMALIZE_WHITESPACE
+    On the OOD subgroups of the 8 trained questions (80 samples): accuracy 0.200 → 0.600 (+0.400).
+    On 4 questions training never saw (40 samples): accuracy 0.100 → 0.050 (-0.050).
+    Fine-tuning did better on the trained questions than on the unseen ones; on the unseen questions fine-tuning lowered accuracy.
+    """
+    t, u = _overall(trained), _overall(unseen)
+    dt = _value(t, "sft", "accuracy") - _value(t, "base", "accuracy")
+    du = _value(u, "sft", "accuracy") - _value(u, "base", "accuracy")
+    n_t = fmt_count(t["n"].iloc[0]) if len(t) else MISSING
+    n_u = fmt_count(u["n"].iloc[0]) if len(u) else MISSING
+    lines = [f"On the OOD subgroups of the {n_trained} trained question{'s' if n_trained != 1 else ''} ({n_t} samples): "
+             f"{change_sentence(t)}.",
+             f"On {n_unseen} questions training never saw ({n_u} samples): {change_sentence(u)}."]
+    if pd.isna(dt) or pd.isna(du):
+        return "\n".join(lines)
+    which = ("Fine-tuning did better on the trained questions than on the unseen ones" if dt > du else
+             "Fine-tuning did as well or better on the unseen questions")
+    effect = ("fine-tuning lowered accuracy" if du < 0 else
+              "accuracy did not move" if du == 0 else "accuracy rose")
+    lines.append(f"{which}; on the unseen questions {effect}.")
+    return "\n".join(lines)
+
+
+def gap_table(gaps: pd.DataFrame, metric: str = "accuracy", run: str | None = None) -> pd.DataFrame:
+    """Chapter 07's persona gaps, narrow enough for the text column.
+
+    One row per attribute: the gap between its best and worst level for each model state
+    (``zeroshot``, ``base``, ``sft`` where evaluated), ``sft − base``, and the best and worst
+    level of the latest state. Input: :func:`sgvalues.fairness.attribute_gaps` (one run).
+
+    Examples
+    --------
+    >>> g = pd.DataFrame({"run": "r", "tag": ["base", "sft"], "attribute": "sex", "metric": "accuracy",
+    ...                   "best_level": ["Male", "Female"], "worst_level": ["Female", "Male"],
+    ...                   "gap": [0.2, 0.05]})
+    >>> gap_table(g).to_dict("records")
+    [{'attribute': 'sex', 'base': 0.2, 'sft': 0.05, 'sft − base': -0.15000000000000002, 'best (sft)': 'Female', 'worst (sft)': 'Male'}]
+    """
+    g = gaps[gaps["metric"] == metric]
+    if run is not None and "run" in g.columns:
+        g = g[g["run"] == run]
+    if g.empty:
+        return pd.DataFrame(columns=["attribute"])
+    tags = [t for t in ("zeroshot", "base", "sft") if t in set(g["tag"])]
+    wide = g.pivot_table(index="attribute", columns="tag", values="gap", aggfunc="first", sort=False)
+    out = pd.DataFrame({"attribute": wide.index})
+    for t in tags:
+        out[t] = wide[t].to_numpy()
+    if {"base", "sft"} <= set(tags):
+        out["sft − base"] = out["sft"] - out["base"]
+    last = tags[-1]
+    best = g[g["tag"] == last].set_index("attribute")
+    out[f"best ({last})"] = out["attribute"].map(best["best_level"])
+    out[f"worst ({last})"] = out["attribute"].map(best["worst_level"])
+    return out.reset_index(drop=True)
+
+
+def interval_sentence(boot: pd.DataFrame, statistics=("accuracy_norm_range", "nmae_norm_range")) -> str:
+    """Markdown: where each Norm. Range estimate lies relative to its bootstrap interval.
+
+    Counts, over the rows of :func:`sgvalues.fairness.bootstrap_fairness` for ``statistics``
+    (tags ``base``/``sft``/``zeroshot``, not the change), the estimates below, inside and above
+    their interval, and the mean bootstrap bias, so the text matches the table whatever the run.
+
+    Examples
+    --------
+    >>> b = pd.DataFrame({"tag": ["base", "sft"], "statistic": "accuracy_norm_range",
+    ...                   "estimate": [0.2, 0.3], "lo": [0.25, 0.1], "hi": [0.5, 0.4], "bias": [0.1, 0.02]})
+    >>> interval_sentence(b)
+    'Of 2 Norm. Range estimates, 1 lie(s) below its bootstrap interval, 1 inside it and 0 above it; the mean bootstrap bias (mean of the draws minus the estimate) is +0.060.'
+    """
+    rows = boot[boot["statistic"].isin(list(statistics)) & (boot["tag"] != "sft - base")]
+    rows = rows.dropna(subset=["estimate", "lo", "hi"])
+    if rows.empty:
+        return "No bootstrap interval to read."
+    below = int((rows["estimate"] < rows["lo"]).sum())
+    above = int((rows["estimate"] > rows["hi"]).sum())
+    inside = len(rows) - below - above
+    return (f"Of {len(rows)} Norm. Range estimates, {below} lie(s) below its bootstrap interval, "
+            f"{inside} inside it and {above} above it; the mean bootstrap bias (mean of the draws minus "
+            f"the estimate) is {fmt_delta(rows['bias'].mean())}.")
+
+
+# ----------------------------------------------------------------------------- chapter 07
+
+
+@dataclass
+class FairnessInputs:
+    """Chapter 07's inputs: every run's predictions, scored, and where they came from."""
+
+    predictions: pd.DataFrame
+    scored: pd.DataFrame
+    root: Path
+    synthetic_note: str
+
+    @property
+    def have(self) -> bool:
+        return not self.predictions.empty
+
+
+def fairness_inputs(ch: Chapter, runs_root: str | Path = "runs", show: bool = True) -> FairnessInputs:
+    """Gather every run's predictions beside ``ch.run``, score them and say which data they used.
+
+    The note names the runs computed on the synthetic sample (from each run's manifest) and
+    those that do not record their source; with ``show`` it is displayed.
+    """
+    from sgvalues import fairness
+    from sgvalues.runs import repo_path, run_synthetic
+
+    predictions, root = fairness.gather_predictions(ch.run, repo_path(runs_root))
+    scored = fairness.score_samples(predictions) if not predictions.empty else predictions
+    runs = sorted(set(predictions.get("run", [])) | {ch.run.name})
+    source = {r: run_synthetic(root / r) for r in runs}
+    source[ch.run.name] = bool(source[ch.run.name]) or ch.params.data.wvs_file is None
+    synthetic = [r for r, syn in source.items() if syn]
+    unknown = [r for r, syn in source.items() if syn is None]
+    note = ((f"**Synthetic data** (run(s) {', '.join(synthetic)}): the synthetic Singapore-like sample stands in "
+             "for the World Values Survey, so these numbers show how the analysis works, not how fair a model "
+             "is to real Singaporeans." if synthetic else "Data: the WVS-7 Singapore sample.")
+            + (f" Run(s) {', '.join(unknown)} do not record their data source." if unknown else ""))
+    if show:
+        from IPython.display import Markdown, display
+
+        display(Markdown(f"Runs gathered from `{root.name}/`: {', '.join(f'`{r}`' for r in runs)}. " + note))
+    return FairnessInputs(predictions=predictions, scored=scored, root=root, synthetic_note=note)
+
+
+_SPREAD = {"mean": "", "norm_range": " NR", "cv": " CV"}
+
+
+def _model_names(df: pd.DataFrame) -> pd.Series:
+    """Each row's model label, with the run name added where several runs share the label.
+
+    >>> _model_names(pd.DataFrame({"run": ["a", "b", "c"], "label": ["M", "M", "N"]})).tolist()
+    ['M (a)', 'M (b)', 'N']
+    """
+    if "run" not in df.columns:
+        return df["label"].astype(str)
+    shared = df.groupby("label")["run"].nunique()
+    return pd.Series([f"{lab} ({run})" if shared.get(lab, 1) > 1 else str(lab)
+                      for lab, run in zip(df["label"], df["run"])], index=df.index)
+
+
+def headline_table(fair: pd.DataFrame, stratum: str = "all") -> pd.DataFrame:
+    """Mean, Norm. Range and CV of accuracy and NMAE per model, state and split, one row each.
+
+    Input: :func:`sgvalues.fairness.fairness_table`. Columns ``model, state, split, accuracy,
+    acc NR, acc CV, NMAE, NMAE NR, NMAE CV`` (short headers, so the table fits the column).
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"label": "M", "tag": "base", "split": "ood", "stratum": "all",
+    ...                   "metric": ["accuracy", "nmae"], "mean": [0.5, 0.2], "norm_range": [0.4, 0.3],
+    ...                   "cv": [0.1, 0.2]})
+    >>> headline_table(f).columns.tolist()
+    ['model', 'state', 'split', 'accuracy', 'acc NR', 'acc CV', 'NMAE', 'NMAE NR', 'NMAE CV']
+    >>> float(headline_table(f)["NMAE NR"].iloc[0])
+    0.3
+    """
+    f = fair[fair["stratum"] == stratum]
+    f = f.assign(label=_model_names(f))
+    rows = []
+    for (label, tag, split), g in f.groupby(["label", "tag", "split"], sort=False):
+        row = {"model": label, "state": tag, "split": split}
+        for metric, head in (("accuracy", "acc"), ("nmae", "NMAE")):
+            m = g[g["metric"] == metric]
+            for col, suffix in _SPREAD.items():
+                name = (("accuracy" if metric == "accuracy" else "NMAE") if col == "mean" else head + suffix)
+                row[name] = float(m[col].iloc[0]) if len(m) else float("nan")
+        rows.append(row)
+    order = {"zeroshot": 0, "base": 1, "sft": 2}
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["_o"] = out["state"].map(lambda t: order.get(t, 9))
+    return out.sort_values(["model", "split", "_o"], kind="stable").drop(columns="_o").reset_index(drop=True)
+
+
+def stratum_range_table(fair: pd.DataFrame, run: str, metric: str = "accuracy") -> pd.DataFrame:
+    """Norm. Range of ``metric`` per stratum (rows) and model state (columns) for one run.
+
+    Missing cells (a state not evaluated on a stratum) stay NaN; the book prints them as "–".
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"run": "r", "stratum": ["sex", "sex", "all"], "tag": ["base", "sft", "base"],
+    ...                   "metric": "accuracy", "norm_range": [0.2, 0.1, 0.3]})
+    >>> stratum_range_table(f, "r").to_dict("records")
+    [{'stratum': 'sex', 'base': 0.2, 'sft': 0.1}]
+    """
+    f = fair[(fair["run"] == run) & (fair["stratum"] != "all") & (fair["metric"] == metric)]
+    wide = f.pivot_table(index="stratum", columns="tag", values="norm_range", aggfunc="first", sort=False)
+    tags = [t for t in ("zeroshot", "base", "sft") if t in wide.columns]
+    wide = wide[tags].reset_index()
+    wide.columns.name = None
+    return wide
+
+
+_STAT_LABELS = {"accuracy": "accuracy", "nmae": "NMAE", "accuracy_norm_range": "acc NR",
+                "accuracy_cv": "acc CV", "nmae_norm_range": "NMAE NR", "nmae_cv": "NMAE CV"}
+
+
+def bootstrap_table(boot: pd.DataFrame, statistics=None) -> pd.DataFrame:
+    """Bootstrap results in long form: ``model, statistic, state, estimate, interval, bias``.
+
+    ``interval`` is the text ``[lo, hi]`` in the book's number format; the narrow long form
+    fits the text column where a wide pivot would not.
+
+    Examples
+    --------
+    >>> b = pd.DataFrame({"label": "M", "tag": ["base"], "statistic": ["accuracy"], "estimate": [0.5],
+    ...                   "lo": [0.4], "hi": [0.61], "bias": [0.001]})
+    >>> bootstrap_table(b).to_dict("records")
+    [{'model': 'M', 'statistic': 'accuracy', 'state': 'base', 'estimate': 0.5, 'interval': '[0.400, 0.610]', 'bias': 0.001}]
+    """
+    b = boot if statistics is None else boot[boot["statistic"].isin(list(statistics))]
+    return pd.DataFrame({
+        "model": _model_names(b).to_numpy(), "statistic": b["statistic"].map(lambda s: _STAT_LABELS.get(s, s)).to_numpy(),
+        "state": b["tag"].to_numpy(), "estimate": b["estimate"].to_numpy(float),
+        "interval": [f"[{fmt_rate(lo)}, {fmt_rate(hi)}]" for lo, hi in zip(b["lo"], b["hi"])],
+        "bias": b["bias"].to_numpy(float)})
+
+
+def permutation_sentence(tests: pd.DataFrame, alpha: float = 0.05) -> str:
+    """Markdown: for each run and split, SFT's change in accuracy and whether it is significant.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"label": ["M"], "split": "ood", "metric": "accuracy", "base": 0.2, "sft": 0.5,
+    ...                   "change": 0.3, "p_value": 0.001, "n": 40})
+    >>> permutation_sentence(t)
+    '- M, ood: accuracy 0.200 → 0.500 (+0.300) on 40 paired samples, p = 0.001: significant at 0.05.'
+    """
+    rows = tests[tests["metric"] == "accuracy"]
+    if rows.empty:
+        return "No run has both base and SFT predictions: no paired test."
+    rows = rows.assign(label=_model_names(rows))
+    lines = []
+    for r in rows.itertuples():
+        sig = "significant" if r.p_value < alpha else "not significant"
+        lines.append(f"- {r.label}, {r.split}: accuracy {fmt_rate(r.base)} → {fmt_rate(r.sft)} "
+                     f"({fmt_delta(r.change)}) on {fmt_count(r.n)} paired samples, p = {fmt_rate(r.p_value)}: "
+                     f"{sig} at {alpha:g}.")
+    return "\n".join(lines)
+
+
+def plot_level_bars(levels: pd.DataFrame, run: str, metric: str = "accuracy"):
+    """Persona levels as horizontal bars, one row of panels per attribute, states side by side.
+
+    Readable at the text column's width whatever the number of levels: labels are on the
+    y axis, never rotated. Input: :func:`sgvalues.fairness.level_scores` (``run`` selects one).
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from sgvalues.fairness import ATTRIBUTES
+
+    d = levels[levels["run"] == run]
+    attrs = [a for a in ATTRIBUTES if a in set(d["attribute"])]
+    if d.empty or not attrs:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no predictions for this run", ha="center", va="center", color="0.4")
+        return fig
+    sizes = [d.loc[d["attribute"] == a, "level"].nunique() for a in attrs]
+    tags = [t for t in ("zeroshot", "base", "sft") if t in set(d["tag"])]
+    fig, axes = plt.subplots(len(attrs), 1, figsize=(6.5, 0.9 + 0.32 * sum(sizes) * max(1, len(tags)) / 2 + 0.4 * len(attrs)),
+                             sharex=True, gridspec_kw={"height_ratios": sizes}, squeeze=False)
+    palette = dict(zip(("zeroshot", "base", "sft"), ["0.75", "0.5", sns.color_palette()[0]]))
+    for ax, a in zip(axes[:, 0], attrs):
+        sns.barplot(data=d[d["attribute"] == a], y="level", x=metric, hue="tag", hue_order=tags, ax=ax,
+                    orient="h", errorbar=None, palette=palette)
+        ax.set_ylabel(a.replace("_", " "), fontsize=9)
+        ax.set_xlabel("")
+        ax.tick_params(axis="y", labelsize=8)
+        if ax.get_legend():
+            ax.get_legend().remove()
+    axes[-1, 0].set_xlabel("accuracy (higher is better)" if metric == "accuracy" else "NMAE (lower is better)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=len(tags), frameon=False, bbox_to_anchor=(0.5, 0.0))
+    return fig
+
+
+def plot_intervals(boot: pd.DataFrame, statistics, tags=("base", "sft")):
+    """Estimates and bootstrap intervals, a 2-column grid of panels (one per statistic).
+
+    Each panel lists the model states on the y axis with short labels, so it stays legible at
+    the text column's width. Input: :func:`sgvalues.fairness.bootstrap_fairness`.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    b = boot[boot["tag"].isin(list(tags)) & boot["statistic"].isin(list(statistics))]
+    stats = [s for s in statistics if s in set(b["statistic"])]
+    if b.empty or not stats:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no bootstrap results", ha="center", va="center", color="0.4")
+        return fig
+    n_rows_panel = b[["label", "tag"]].drop_duplicates().shape[0]
+    ncols = 2 if len(stats) > 1 else 1
+    nrows = -(-len(stats) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7, nrows * (0.9 + 0.3 * n_rows_panel)), squeeze=False)
+    b = b.assign(label=_model_names(b))
+    multi = b["label"].nunique() > 1
+    for ax, stat in zip(axes.ravel(), stats):
+        e = b[b["statistic"] == stat].reset_index(drop=True)
+        y = np.arange(len(e))
+        names = [f"{r.label} · {r.tag}" if multi else r.tag for r in e.itertuples()]
+        ax.errorbar(e["estimate"], y, xerr=[np.maximum(0, e["estimate"] - e["lo"]), np.maximum(0, e["hi"] - e["estimate"])],
+                    fmt="o", color="C0", ms=4, capsize=3)
+        ax.set_yticks(y, names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(_STAT_LABELS.get(stat, stat), fontsize=9)
+    for ax in axes.ravel()[len(stats):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
