@@ -136,7 +136,10 @@ def comparison_table(runs_root: str | Path) -> pd.DataFrame:
     ``n`` and ``n_questions`` say what each row was scored on: runs and tags cover different
     samples (``base``/``sft`` the questions fine-tuning used, ``zeroshot`` the whole split).
     """
+    from sgvalues.baselines import BASELINES
+
     preds = gather_predictions(runs_root)
+    preds = preds[~preds["tag"].isin(BASELINES)]  # the no-model yardsticks are shown beside, not as models
     rows = []
     for (run, tag, split), df in preds.groupby(["run", "tag", "split"], sort=True):
         label, synthetic = _run_label(Path(runs_root) / run)
@@ -150,110 +153,18 @@ def comparison_table(runs_root: str | Path) -> pd.DataFrame:
                                        "n_questions"])
 
 
-def _fmt(value, spec: str = "{:.3f}") -> str:
-    """A table cell: missing values as an en dash, not ``nan``.
-
-    >>> _fmt(0.12345), _fmt(float("nan")), _fmt(None), _fmt(400, "{:,.0f}")
-    ('0.123', '–', '–', '400')
-    """
-    return "–" if value is None or pd.isna(value) else spec.format(value)
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
-    for _, r in df.iterrows():
-        lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
-    return "\n".join(lines)
-
-
 def write_comparison(runs_root: str | Path, out_dir: str | Path, image_prefix: str = "") -> Path:
     """Write ``model_comparison_table.md`` (+ figure) gathering every run; return the page path.
 
+    The page (:func:`sgvalues.report.comparison.write_comparison_page`): every run's model
+    states beside the no-model baselines and the survey-noise reference on the same samples,
+    every paper model with its published figures and ours where a run exists, and the figure.
     ``image_prefix`` is the folder of ``out_dir`` seen from the page that includes the table
     (``"chapters/"`` for ``book/model_comparison.md``): included text keeps the includer's paths.
     """
-    from sgvalues import plots
-    from sgvalues.published import PUBLISHED_LABEL, published
+    from sgvalues.report.comparison import write_comparison_page
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tidy = comparison_table(runs_root)
-    tidy.to_csv(out_dir / "model_comparison.csv", index=False)
-    page = out_dir / "model_comparison_table.md"
-    runs = sorted(p.name for p in Path(runs_root).iterdir() if (p / "manifest.json").is_file()) \
-        if Path(runs_root).is_dir() else []
-    parts = [f"Runs found: {', '.join(f'`{r}`' for r in runs) or 'none'}.", ""]
-    if tidy.empty:
-        parts.append("No run has predictions yet: run `sgvalues run --params params/<model>.yaml`.")
-        page.write_text("\n".join(parts) + "\n")
-        return page
-    if tidy["synthetic"].fillna(True).any():
-        parts += ["```{warning}",
-                  "Rows marked *synthetic* were computed on the synthetic sample, not on WVS-7: "
-                  "they show that the pipeline works, not how the models behave.", "```", ""]
-    # one table per split, each row on what that model state was scored on
-    what = {"ood": "unseen (OOD) subgroups", "train": "training subgroups"}
-    for split in ("ood", "train"):
-        part = tidy[tidy["split"] == split]
-        if part.empty:
-            continue
-        part = part.assign(synthetic=part["synthetic"].map({True: "synthetic", False: "WVS-7"}).fillna("unknown"))
-        keys = ["model", "synthetic", "tag"]
-        value = part.set_index([*keys, "metric"])["value"].unstack("metric")
-        counts = part.groupby(keys)[["n", "n_questions"]].first().reindex(value.index)
-        table = pd.DataFrame({
-            "accuracy": value["accuracy"].map(_fmt), "NMAE": value["nmae"].map(_fmt),
-            "invalid": value["invalid_rate"].map(_fmt),
-            "n": counts["n"].map(lambda v: _fmt(v, "{:,.0f}")),
-            "questions": counts["n_questions"].map(lambda v: _fmt(v, "{:,.0f}")),
-        }, index=value.index).reset_index()
-        table = table.rename(columns={"model": "Model", "synthetic": "Data", "tag": "Model state"})
-        # no backticks in the caption: a fence's info string may not hold any
-        parts += ["```{table} Structured evaluation on the " + what[split] + " of every run "
-                  "(accuracy: higher is better; NMAE and invalid rate: lower is better). *zeroshot* = "
-                  "the model as released, over the whole split; *base* and *sft* = the model before and "
-                  "after LoRA fine-tuning, on the questions fine-tuning used; n and questions = what "
-                  "each row was scored on.",
-                  f":name: tbl-model-comparison-{split}", "", _md_table(table), "```", ""]
-
-    # The paper reports SFT gains on OOD accuracy; show ours beside the published figure.
-    acc = tidy[(tidy.metric == "accuracy") & (tidy.split == "ood")]
-    gains = acc.pivot_table(index="model", columns="tag", values="value", aggfunc="first")
-    if {"base", "sft"} <= set(gains.columns):
-        g = (gains["sft"] - gains["base"]).dropna() * 100
-        sft = published()["sft"]
-        lines = [f"- {m}: {v:+.1f} points" for m, v in g.items()]
-        parts += ["OOD accuracy gain from fine-tuning (SFT − base), ours:", "", *lines, "",
-                  f"For comparison, {PUBLISHED_LABEL}: mean gain {sft['mean_ood_accuracy_gain_points']} "
-                  f"points over their models, largest {sft['largest_gain_points']} points "
-                  f"({sft['largest_gain_model']}).", ""]
-
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    plots.use_book_style()
-    ood = acc.assign(model=acc["model"].astype(str))
-    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.5 * max(1, ood["model"].nunique())))
-    order = [t for t in ("zeroshot", "base", "sft") if t in set(ood["tag"])]
-    order += sorted(set(ood["tag"]) - set(order))
-    sns.barplot(data=ood, y="model", x="value", hue="tag", hue_order=order, ax=ax, orient="h")
-    ax.set(xlabel="OOD accuracy (modal answer matched)", ylabel="", xlim=(0, 1),
-           title="Structured evaluation on unseen subgroups")
-    # beside the axes, not over the longest bars
-    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), title="Model state", frameon=False)
-    fig_path = plots.save_figure(fig, out_dir / "figures" / "model_comparison.png")
-    plt.close(fig)
-    parts += ["```{figure} " + image_prefix + fig_path.relative_to(out_dir).as_posix(),
-              ":name: fig-model-comparison", ":alt: OOD accuracy per model and model state", "",
-              "OOD accuracy of every run: zero-shot over the whole split, base and fine-tuned on "
-              "the fine-tuned questions.", "```", "",
-              "**Figure.** Each bar is one model state on the subgroups held out of training. "
-              "Compare a model's *base* and *sft* bars (the same questions) to see what fine-tuning "
-              "bought, and the *zeroshot* bars across models to rank them as released; the tables "
-              "above give the samples behind each bar."]
-    page.write_text("\n".join(parts) + "\n")
-    return page
+    return write_comparison_page(runs_root, out_dir, image_prefix=image_prefix)
 
 
 # ----------------------------------------------------------------------------- assembly

@@ -434,18 +434,21 @@ def test_comparison_gathers_every_run(tmp_path):
     page = bk.write_comparison(tmp_path / "runs", tmp_path / "out").read_text()
     assert "nan" not in page.lower().replace("nmae", "")
     ood, train = page.split(":name: tbl-model-comparison-ood")[1].split(":name: tbl-model-comparison-train")
+    train = train.split("```")[0]  # the train table only, not the published table after it
     rows = lambda text: [[c.strip() for c in line.strip("|").split("|")]  # noqa: E731
-                         for line in text.splitlines() if line.startswith("| ") and not line.startswith("| Model |")]
+                         for line in text.splitlines()
+                         if line.startswith("| ") and not line.startswith(("| model |", "| ---"))]
     s = bk.score_predictions(frames_a["sft_ood.csv"])
-    assert ["Model A (default)", "synthetic", "sft", f"{s['accuracy']:.3f}", f"{s['nmae']:.3f}",
+    # no data folder in these runs: no baseline or noise reference beside them ("–")
+    assert ["Model A (default) (synthetic)", "sft", f"{s['accuracy']:.3f}", f"{s['nmae']:.3f}", "–", "–", "–",
             f"{s['invalid_rate']:.3f}", "60", "60"] in rows(ood)
-    assert {r[0] for r in rows(train)} == {"other"}  # Model A has no train predictions
-    assert [r[2] for r in rows(ood)] == ["base", "sft", "base"]
+    assert {r[0] for r in rows(train)} == {"other (WVS-7)"}  # Model A has no train predictions
+    assert [r[1] for r in rows(ood)] == ["base", "sft", "base"]
     assert dict(zip(tidy.run, tidy.synthetic)) == {"default": True, "other": False}
 
     page = bk.write_comparison(tmp_path / "runs", tmp_path / "out", image_prefix="chapters/")
     text = page.read_text()
-    assert "Model A (default)" in text and "| other |" in text
+    assert "Model A (default)" in text and "| other (WVS-7) |" in text
     assert "```{figure} chapters/figures/model_comparison.png" in text
     assert (tmp_path / "out" / "figures" / "model_comparison.png").stat().st_size > 1000
     # the SFT gain (points) of the run that has both states, beside the published mean gain

@@ -1,0 +1,109 @@
+"""The model-comparison page's pieces (sgvalues.report.comparison), checked by hand."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sgvalues.published import PAPER_PARAMS_NAMES, paper_results
+from sgvalues.report import comparison as cmp
+
+
+def _table(ids, targets, preds, name=None):
+    df = pd.DataFrame({"sample_id": ids, "split": "ood", "question_id": [i.split("_")[0] for i in ids],
+                       "stratum": "sex", "subgroup": [i.split("_", 1)[1] for i in ids], "target": targets,
+                       "scale_min": 1, "scale_max": 4, "prediction": preds, "status": "ok"})
+    return df.assign(baseline=name) if name else df
+
+
+def test_yardsticks_are_scored_on_the_model_states_samples_only(tmp_path):
+    ids = [f"Q{q}_sex:{s}" for q in range(4) for s in ("Male", "Female")]
+    targets = [1, 2, 3, 4, 1, 2, 3, 4]
+    pop = _table(ids, targets, [1, 1, 3, 3, 1, 1, 3, 3], "population_mode")
+    marg = _table(ids, targets, [1, 2, 3, 4, 4, 4, 4, 4], "marginal_product")
+    model = _table(ids[:4], targets[:4], [2, 2, 2, 2])  # a state that answered only Q0 and Q1
+    samples = [{"sample_id": i, "target": t, "subgroup": i.split("_", 1)[1], "question_id": i.split("_")[0],
+                "n_valid": 40, "distribution": ({str(t): 1.0} if k % 2 == 0 else {str(t): 0.5, str(t % 4 + 1): 0.5})}
+               for k, (i, t) in enumerate(zip(ids, targets))]
+    ys = cmp.yardstick_scores(tmp_path, "ood", model, tables=pd.concat([pop, marg]), samples=samples)
+    ys = ys.set_index("predictor")
+    # by hand on the model's four samples (targets 1, 2, 3, 4): population mode predicts 1, 1, 3, 3
+    assert ys.loc["population_mode", "accuracy"] == pytest.approx(2 / 4)
+    assert ys.loc["marginal_product", "accuracy"] == pytest.approx(4 / 4)
+    assert ys.loc["population_mode", "n"] == 4
+    # noise over the model's four samples: two unanimous subgroups keep their mode always; two
+    # split evenly between the target and the next code keep it when the target wins or ties
+    # (ties go to the lower code, the target): 1/2 + P(tie)/2 with 40 answers
+    from math import comb
+
+    p_even = 0.5 + 0.5 * comb(40, 20) / 2 ** 40
+    noise = ys.loc[cmp.NOISE, "accuracy"]
+    assert noise == pytest.approx((2 * 1.0 + 2 * p_even) / 4, abs=0.05)
+    assert np.isnan(ys.loc[cmp.NOISE, "nmae"])
+
+
+def test_beats_sentence_says_plainly_when_population_mode_is_not_beaten():
+    c = pd.DataFrame({"state": "zeroshot", "baseline": ["population_mode", "marginal_product"], "metric": "accuracy",
+                      "difference": [-0.4, -0.5], "ci_low": [-0.5, -0.6], "ci_high": [-0.3, -0.4],
+                      "p_value": [0.001, 0.001]})
+    s = cmp.beats_sentence(c, "zeroshot")
+    assert s.startswith("*zeroshot* does not beat population_mode (-0.400")
+    assert "does not beat marginal_product" in s
+    c2 = c.assign(difference=[0.1, 0.02], p_value=[0.01, 0.3], ci_low=[0.05, -0.01], ci_high=[0.15, 0.05])
+    s2 = cmp.beats_sentence(c2, "zeroshot")
+    assert "beats population_mode by +0.100" in s2 and "significant)" in s2
+    assert "beats marginal_product by +0.020" in s2 and "not significant" in s2
+    assert cmp.beats_sentence(c, "sft") == "*sft*: no baseline shares its samples."
+
+
+def test_published_table_lists_every_paper_model_and_ours_where_run():
+    ours = pd.DataFrame({"params_name": ["qwen2.5-7b", "qwen2.5-7b", "qwen2.5-7b", "smollm2-135m"],
+                         "run": ["q", "q", "q", "default"], "tag": ["zeroshot", "base", "sft", "zeroshot"],
+                         "accuracy": [0.41, 0.5, 0.63, 0.2], "nmae": [0.2, 0.19, 0.15, 0.4]})
+    t = cmp.published_table(ours)
+    pub = paper_results()
+    assert set(t["model"]) == set(pub["model"])
+    assert len(set(t["model"])) == len(PAPER_PARAMS_NAMES) + 1  # and the open-source average
+    q = t[t["model"] == "Qwen2.5-7B"].set_index("state")
+    # the paper's base is compared with our zeroshot, its SFT with our sft
+    assert q.loc["base", "our accuracy"] == pytest.approx(0.41) and q.loc["base", "our run"] == "q (zeroshot)"
+    assert q.loc["sft", "our accuracy"] == pytest.approx(0.63)
+    exp = pub[(pub["model"] == "Qwen2.5-7B") & (pub["state"] == "sft") & (pub["metric"] == "accuracy")]["value"]
+    assert q.loc["sft", "published accuracy"] == pytest.approx(float(exp.iloc[0]))
+    others = t[t["model"] != "Qwen2.5-7B"]
+    assert others["our accuracy"].isna().all() and (others["our run"] == "–").all()
+
+
+def test_seed_spread_mean_and_range_by_hand(tmp_path):
+    pd.DataFrame({"seed": [0, 1, 2], "base": [0.3, 0.3, 0.32], "sft": [0.8, 0.7, 0.75]}).to_csv(
+        tmp_path / "seeds.csv", index=False)
+    s = cmp._seed_spread(tmp_path)
+    gains = [50.0, 40.0, 43.0]
+    assert s["n"] == 3
+    assert s["mean"] == pytest.approx(np.mean(gains))
+    assert (s["min"], s["max"]) == (pytest.approx(40.0), pytest.approx(50.0))
+    lines = cmp._gain_lines([{"params_name": "x", "run": "r", "tag": "base", "accuracy": 0.3, "nmae": 0.3},
+                             {"params_name": "x", "run": "r", "tag": "sft", "accuracy": 0.8, "nmae": 0.1}],
+                            {"r": ("Model (r)", "x", True, str(tmp_path))})
+    text = "\n".join(lines)
+    assert "- Model (r): +50.0 points in this run; over 3 training seeds a mean of +44.3 points" in text
+    assert "(range +40.0 to +50.0)" in text
+
+
+def test_plot_comparison_one_panel_per_model_legend_below():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = pd.DataFrame([{"model": m, "state": s, "predictor": p, "accuracy": a}
+                         for m in ("A", "B") for s in ("zeroshot", "sft")
+                         for p, a in (("model", 0.3), ("population_mode", 0.8), ("marginal_product", 0.85),
+                                      (cmp.NOISE, 0.9))])
+    fig = cmp.plot_comparison(rows)
+    assert [ax.get_title(loc="left") for ax in fig.axes] == ["A", "B"]
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    plt.close(fig)
