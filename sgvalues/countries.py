@@ -52,6 +52,7 @@ __all__ = [
     "load_profile",
     "read_profile",
     "resolve_profile",
+    "profile_for_levels",
 ]
 
 #: the four axes of the design, in id order; a profile gives each its source, levels and codes
@@ -208,6 +209,32 @@ def resolve_profile(profile: CountryProfile | int | str | None = None) -> Countr
     if isinstance(profile, CountryProfile):
         return profile
     return load_profile(DEFAULT_COUNTRY if profile is None else profile)
+
+
+def profile_for_levels(levels) -> CountryProfile:
+    """The shipped profile whose axes hold every ``{axis: level}`` given (Singapore's first).
+
+    For tables that carry levels but not their country (a ``subgroups`` table).
+
+    >>> profile_for_levels([{"religion": "Christian"}, {"sex": "Male"}]).name
+    'malaysia'
+    >>> profile_for_levels([{"religion": "Buddhist"}]).name
+    'singapore'
+    """
+    import json
+
+    pairs = set()
+    for lv in levels:
+        lv = json.loads(lv) if isinstance(lv, str) else lv
+        pairs.update(lv.items())
+    codes = [DEFAULT_COUNTRY] + [c for c in sorted(available_profiles()) if c != DEFAULT_COUNTRY]
+    for code in codes:
+        prof = load_profile(code)
+        axes = prof.axis_levels
+        if all(a in axes and v in axes[a] for a, v in pairs):
+            return prof
+    raise ProfileError(f"no shipped profile holds the levels {sorted(pairs)[:6]}; profiles available: "
+                       f"{_available_text()}")
 
 
 def _need(cond: bool, where: str, message: str) -> None:

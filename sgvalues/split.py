@@ -30,7 +30,7 @@ import pandas as pd
 
 from sgvalues.atomic import atomic_write_text
 from sgvalues.prompts import open_prompt, structured_prompt, user_persona
-from sgvalues.countries import resolve_profile
+from sgvalues.countries import profile_for_levels, resolve_profile
 from sgvalues.subgroups import STRATUM_NAMES, _split_colors
 
 __all__ = [
@@ -295,14 +295,20 @@ def example_prompts(samples, question_id: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _table_profile(subgroups: pd.DataFrame | None, profile):
+    if profile is None and subgroups is not None and "levels" in subgroups.columns and len(subgroups):
+        return profile_for_levels(subgroups["levels"])
+    return resolve_profile(profile)
+
+
 def plot_split_design(subgroups: pd.DataFrame | None = None, profile=None):
     """The design as an axis x axis grid: diagonal = single axes, upper triangle = pairs.
 
     Each cell is coloured by its split and says how many subgroups the stratum has (kept /
     possible when ``subgroups`` is given). ``profile``: the country profile (default
-    Singapore's). Returns the matplotlib figure.
+    the one whose levels ``subgroups`` holds, else Singapore's). Returns the matplotlib figure.
     """
-    prof = resolve_profile(profile)
+    prof = _table_profile(subgroups, profile)
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch, Rectangle
 
@@ -334,8 +340,11 @@ def plot_split_design(subgroups: pd.DataFrame | None = None, profile=None):
 
 
 def strata_table(subgroups: pd.DataFrame, profile=None) -> pd.DataFrame:
-    """One row per stratum: ``stratum, axes, split, possible, kept`` (subgroups before / after min_n)."""
-    prof = resolve_profile(profile)
+    """One row per stratum: ``stratum, axes, split, possible, kept`` (subgroups before / after min_n).
+
+    ``profile``: the country profile (default: the one whose levels ``subgroups`` holds).
+    """
+    prof = _table_profile(subgroups, profile)
     kept = subgroups["stratum"].value_counts().to_dict()
     return pd.DataFrame([{"stratum": st.name, "axes": " x ".join(st.axes), "split": st.split,
                           "possible": st.n_levels, "kept": int(kept.get(st.name, 0))} for st in prof.strata])

@@ -313,9 +313,10 @@ def composition_table(respondents: pd.DataFrame, reference: dict | None = None) 
     respondents : DataFrame
         Respondents table.
     reference : dict, optional
-        ``resources/singapore_reference.json`` (default: read it). Sex and age bands are
-        compared with the real WVS-7 Singapore sample's counts, ethnicity and religion with
-        the 2020 census (residents 15+).
+        ``resources/singapore_reference.json`` (default: read it, for respondents of
+        Singapore's profile). Sex and age bands are compared with the real WVS-7 Singapore
+        sample's counts, ethnicity and religion with the 2020 census (residents 15+). For
+        another country's respondents no reference is shipped: ``reference_share`` is NaN.
 
     Returns
     -------
@@ -328,6 +329,10 @@ def composition_table(respondents: pd.DataFrame, reference: dict | None = None) 
     ``share`` :math:`= 100\\, n_\\ell / N`; ``weighted_share`` :math:`= 100 \\sum_{i \\in \\ell}
     w_i / \\sum_i w_i`.
     """
+    prof = _profile(None, respondents)
+    if reference is None and prof.name != "singapore":
+        return _composition(respondents, prof.axis_levels, {a: {} for a in prof.axes},
+                            {a: f"none shipped for {prof.country}" for a in prof.axes})
     if reference is None:
         from importlib import resources
 
@@ -346,11 +351,14 @@ def composition_table(respondents: pd.DataFrame, reference: dict | None = None) 
     ref["religion"] = {lv: sum(rel[k] for k in keys) for lv, keys in _CENSUS_RELIGION.items()}
     source = {"sex": "WVS-7 Singapore sample (real)", "age_group": "WVS-7 Singapore sample (real)",
               "ethnicity": "Census 2020", "religion": "Census 2020"}
+    return _composition(respondents, AXES, ref, source)
 
+
+def _composition(respondents: pd.DataFrame, axes: dict, ref: dict, source: dict) -> pd.DataFrame:
     w = respondents["weight"].to_numpy(float) if "weight" in respondents.columns else np.ones(len(respondents))
     n_all = len(respondents)
     rows = []
-    for axis, levels in AXES.items():
+    for axis, levels in axes.items():
         col = respondents[axis].astype("object")
         on = col.isin(levels)
         for lv in list(levels) + [OFF_AXIS]:

@@ -209,3 +209,21 @@ def test_persona_wording_from_the_profile():
         "You are a Christian woman living in Malaysia."
     with pytest.raises(ValueError, match=r"no level 'Christian'.*singapore profile"):
         persona_sentence({"religion": "Christian"})
+
+
+def test_tables_follow_the_country_of_their_data(two_countries, tmp_path):
+    from sgvalues.data import load_wvs
+    from sgvalues.split import strata_table
+    from sgvalues.subgroups import composition_table
+
+    p = prepare(two_countries, tmp_path / "t", country=458, min_n=2)
+    table = strata_table(p.subgroups).set_index("stratum")
+    assert table.at["religion", "possible"] == 6 and table.at["ethnicity_x_religion", "possible"] == 18
+    assert table["kept"].sum() == len(_hand_groups(MY_ROWS, 2))
+    comp = composition_table(load_wvs(two_countries, country=458)).set_index(["axis", "level"])
+    # 3 Christians of 9 respondents; weights: 1 + 1 + 1 of a total 11
+    assert comp.at[("religion", "Christian"), "share"] == pytest.approx(100 * 3 / 9)
+    assert comp.at[("religion", "Christian"), "weighted_share"] == pytest.approx(100 * 3 / 11)
+    assert comp.at[("religion", "(other or missing)"), "n"] == 1        # the Jewish respondent
+    assert comp["reference_share"].isna().all()
+    assert comp["reference"].eq("none shipped for Malaysia").all()
