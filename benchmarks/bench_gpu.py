@@ -32,7 +32,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import resource
 import sys
