@@ -46,28 +46,6 @@ def test_relative_keeps_no_machine_path(tmp_path):
 # ----------------------------------------------------------------------------- chapter 05
 
 
-def test_floor_table_matches_enumeration():
-    p = _predictions(1)
-    t = chapters.floor_table(p).set_index("predictor")
-    # model: exact matches and scaled distances, by hand
-    hit = (p["prediction"] == p["target"]).mean()
-    err = (abs(p["prediction"] - p["target"]) / (p["scale_max"] - p["scale_min"])).mean()
-    assert t.loc["model", "accuracy"] == pytest.approx(hit)
-    assert t.loc["model", "nmae"] == pytest.approx(err)
-    # always the lowest code
-    first_hit = (p["target"] == p["scale_min"]).mean()
-    assert t.loc["always the first option", "accuracy"] == pytest.approx(first_hit)
-    # uniform: average over every option of every sample (an explicit enumeration)
-    accs, errs = [], []
-    for r in p.itertuples():
-        opts = np.arange(r.scale_min, r.scale_max + 1)
-        accs.append(np.mean(opts == r.target))
-        errs.append(np.mean(np.abs(opts - r.target)) / (r.scale_max - r.scale_min))
-    assert t.loc["uniform at random (expected)", "accuracy"] == pytest.approx(np.mean(accs))
-    assert t.loc["uniform at random (expected)", "nmae"] == pytest.approx(np.mean(errs))
-    assert set(t["n"]) == {len(p)}
-
-
 def test_predictions_preview_shows_few_columns_and_own_probability():
     p = _predictions(2)
     shown = chapters.predictions_preview(p, n=3).data

@@ -50,7 +50,7 @@ def test_beats_sentence_says_plainly_when_population_mode_is_not_beaten():
                       "difference": [-0.4, -0.5], "ci_low": [-0.5, -0.6], "ci_high": [-0.3, -0.4],
                       "p_value": [0.001, 0.001]})
     s = cmp.beats_sentence(c, "zeroshot")
-    assert s.startswith("*zeroshot* does not beat population_mode (-0.400")
+    assert s.startswith("*zeroshot* does not beat population_mode: it falls significantly below it (-0.400")
     assert "does not beat marginal_product" in s
     c2 = c.assign(difference=[0.1, 0.02], p_value=[0.01, 0.3], ci_low=[0.05, -0.01], ci_high=[0.15, 0.05])
     s2 = cmp.beats_sentence(c2, "zeroshot")
@@ -107,3 +107,36 @@ def test_plot_comparison_one_panel_per_model_legend_below():
     assert [ax.get_title(loc="left") for ax in fig.axes] == ["A", "B"]
     assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
     plt.close(fig)
+
+
+def _full(df: pd.DataFrame) -> pd.DataFrame:
+    """A predictions table with every contract column (evaluate.PREDICTION_COLUMNS)."""
+    from sgvalues.evaluate import PREDICTION_COLUMNS
+
+    out = df.drop(columns=["baseline"], errors="ignore").copy()
+    for col in PREDICTION_COLUMNS:
+        if col not in out.columns:
+            out[col] = "" if col not in ("levels",) else '{"sex": "Male"}'
+    return out[PREDICTION_COLUMNS]
+
+
+def test_chapter_yardsticks_table_and_prose_by_hand(tmp_path):
+    ids = [f"Q{q}_sex:{s}" for q in range(6) for s in ("Male", "Female")]
+    targets = [1, 2] * 6
+    run = tmp_path / "run"
+    (run / "predictions").mkdir(parents=True)
+    pop = _table(ids, targets, [1] * 12)                      # right on every Male sample: 0.5
+    marg = _table(ids, targets, targets)                       # always right: 1.0
+    for name, df in {"population_mode": pop, "marginal_product": marg, "uniform": _table(ids, targets, [3] * 12)}.items():
+        _full(df).to_csv(run / "predictions" / f"{name}_ood.csv", index=False)
+    sft = _table(ids[:8], targets[:8], [1, 2, 1, 2, 1, 2, 1, 1])  # 7 of 8 right, on the first 8 samples only
+    table, text = cmp.chapter_yardsticks(run, "ood", {"sft": sft}, n_boot=200, n_perm=200)
+    t = table.set_index("predictor")
+    assert t.loc["sft", "accuracy"] == pytest.approx(7 / 8)
+    assert t.loc["population_mode", "accuracy"] == pytest.approx(4 / 8) and t.loc["population_mode", "n"] == 8
+    assert t.loc["marginal_product", "accuracy"] == pytest.approx(1.0)
+    assert t.loc["uniform", "accuracy"] == 0.0
+    assert np.isnan(t.loc[cmp.NOISE, "accuracy"])  # no data folder: no noise reference
+    assert "On the same 8 samples of the **ood** split" in text
+    assert "*sft* beats population_mode by +0.375" in text
+    assert "does not beat marginal_product" in text

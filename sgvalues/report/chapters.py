@@ -37,7 +37,6 @@ __all__ = [
     "open_chapter",
     "relative",
     "predictions_preview",
-    "floor_table",
     "state_row",
     "size_sentence",
     "evaluation_sentence",
@@ -48,8 +47,12 @@ __all__ = [
     "trained_vs_unseen",
     "gap_table",
     "interval_sentence",
+    "show_yardsticks",
+    "baselines_like",
+    "spread_sentence",
     "FairnessInputs",
     "fairness_inputs",
+    "model_name",
     "headline_table",
     "stratum_range_table",
     "bootstrap_table",
@@ -62,6 +65,9 @@ def _n(count, word: str) -> str:
     """``"1 question"``, ``"12,300 samples"``: a count and its noun, pluralised by adding *s*."""
     return f"{fmt_count(count)} {word}{'' if count == 1 else 's'}"
 
+
+#: one colour per model state in every figure of the book's chapters; baselines are grey
+STATE_COLOURS = {"zeroshot": "C2", "base": "C1", "sft": "C0"}
 
 #: the columns of a predictions table a reader needs to see what happened to a sample
 PREVIEW_COLUMNS = ["subgroup", "question_id", "target", "prediction", "status"]
@@ -184,40 +190,6 @@ def predictions_preview(predictions: pd.DataFrame, n: int = 5):
     return format_table(out, counts=[c for c in ("target", "prediction") if c in out.columns])
 
 
-def floor_table(predictions: pd.DataFrame, overall: dict | None = None) -> pd.DataFrame:
-    """The model beside two floors on the same samples: always the first option, and uniform.
-
-    ``uniform`` is the *expected* score of a predictor picking one of a question's k options at
-    random: accuracy :math:`\\frac1N \\sum_i 1/k_i`, NMAE
-    :math:`\\frac1N \\sum_i \\frac1{k_i} \\sum_x |x - y_i| / (b_i - a_i)` over the options
-    :math:`x` (the codes in ``scale_min .. scale_max`` or, when present, the sample's ``probs``).
-
-    Examples
-    --------
-    >>> p = pd.DataFrame({"prediction": [1, 2], "target": [1, 3], "scale_min": 1, "scale_max": 3,
-    ...                   "status": "ok"})
-    >>> floor_table(p).round(3).to_dict("records")  # doctest: +NORMALIZE_WHITESPACE
-    [{'predictor': 'model', 'accuracy': 0.5, 'nmae': 0.25, 'n': 2},
-     {'predictor': 'always the first option', 'accuracy': 0.5, 'nmae': 0.5, 'n': 2},
-     {'predictor': 'uniform at random (expected)', 'accuracy': 0.333, 'nmae': 0.5, 'n': 2}]
-    """
-    from sgvalues import metrics
-
-    def row(name, df):
-        r = metrics.aggregate(df, None).iloc[0]
-        return {"predictor": name, "accuracy": float(r["accuracy"]), "nmae": float(r["nmae"]), "n": int(r["n"])}
-
-    first = predictions.assign(prediction=predictions["scale_min"], status="ok")
-    acc, err = [], []
-    for lo, hi, y in zip(predictions["scale_min"], predictions["scale_max"], predictions["target"]):
-        codes = range(int(lo), int(hi) + 1)
-        acc.append(1 / len(codes))
-        err.append(sum(abs(x - float(y)) for x in codes) / len(codes) / (float(hi) - float(lo)))
-    uniform = {"predictor": "uniform at random (expected)", "accuracy": float(sum(acc) / len(acc)) if acc else float("nan"),
-               "nmae": float(sum(err) / len(err)) if err else float("nan"), "n": len(acc)}
-    return pd.DataFrame([row("model", predictions), row("always the first option", first), uniform])
-
-
 def state_row(predictions: pd.DataFrame, state: str, rests_on: str) -> pd.DataFrame:
     """One row ``state, accuracy, nmae, n, rests_on`` for :func:`sgvalues.report.paper.results_beside_paper`.
 
@@ -337,7 +309,7 @@ def plot_before_after(table: pd.DataFrame, by: str = "stratum"):
         for c, metric in enumerate(("accuracy", "nmae")):
             ax = axes[r, c]
             sns.barplot(data=sub, y=by, x=metric, hue="tag", hue_order=["base", "sft"], ax=ax, orient="h",
-                        palette=["0.65", sns.color_palette()[0]])
+                        palette=STATE_COLOURS)
             ax.set_title(f"{split}: {'accuracy (higher is better)' if c == 0 else 'NMAE (lower is better)'}",
                          fontsize=9)
             ax.set(xlim=(0, 1), xlabel="", ylabel="" if c else by)
@@ -474,6 +446,29 @@ def interval_sentence(boot: pd.DataFrame, statistics=("accuracy_norm_range", "nm
             f"the estimate) is {fmt_delta(rows['bias'].mean())}.")
 
 
+def show_yardsticks(ch: Chapter, split: str, states: dict, figure_name: str, title: str) -> pd.DataFrame:
+    """Display the model states beside every baseline and the noise reference: prose, table, figure.
+
+    :func:`sgvalues.report.comparison.chapter_yardsticks` on ``states`` (state -> predictions,
+    the same samples); the figure is saved as ``<run>/figures/<figure_name>``. Displayed in
+    that order, so a loop over splits keeps each figure under its own table. Returns the table.
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import Markdown, display
+
+    from sgvalues.report.comparison import chapter_yardsticks, plot_yardsticks
+    from sgvalues.report.format import format_table
+
+    table, text = chapter_yardsticks(ch.run, split, states)
+    display(Markdown(text))
+    display(format_table(table, counts=["n"]))
+    fig = plot_yardsticks(table, title)
+    ch.save(fig, figure_name)
+    display(fig)
+    plt.close(fig)
+    return table
+
+
 # ----------------------------------------------------------------------------- chapter 07
 
 
@@ -532,6 +527,17 @@ def _model_names(df: pd.DataFrame) -> pd.Series:
     shared = df.groupby("label")["run"].nunique()
     return pd.Series([f"{lab} ({run})" if shared.get(lab, 1) > 1 else str(lab)
                       for lab, run in zip(df["label"], df["run"])], index=df.index)
+
+
+def model_name(df: pd.DataFrame, run: str) -> str:
+    """How :func:`headline_table` names ``run``'s model (its label, plus the run where shared).
+
+    >>> model_name(pd.DataFrame({"run": ["a", "b"], "label": ["M", "M"]}), "b")
+    'M (b)'
+    """
+    names = _model_names(df)
+    hit = names[df["run"] == run]
+    return str(hit.iloc[0]) if len(hit) else run
 
 
 def headline_table(fair: pd.DataFrame, stratum: str = "all") -> pd.DataFrame:
@@ -659,7 +665,7 @@ def plot_level_bars(levels: pd.DataFrame, run: str, metric: str = "accuracy"):
     tags = [t for t in ("zeroshot", "base", "sft") if t in set(d["tag"])]
     fig, axes = plt.subplots(len(attrs), 1, figsize=(6.5, 0.9 + 0.32 * sum(sizes) * max(1, len(tags)) / 2 + 0.4 * len(attrs)),
                              sharex=True, gridspec_kw={"height_ratios": sizes}, squeeze=False)
-    palette = dict(zip(("zeroshot", "base", "sft"), ["0.75", "0.5", sns.color_palette()[0]]))
+    palette = STATE_COLOURS
     for ax, a in zip(axes[:, 0], attrs):
         sns.barplot(data=d[d["attribute"] == a], y="level", x=metric, hue="tag", hue_order=tags, ax=ax,
                     orient="h", errorbar=None, palette=palette)
@@ -691,18 +697,21 @@ def plot_intervals(boot: pd.DataFrame, statistics, tags=("base", "sft")):
         ax.axis("off")
         ax.text(0.5, 0.5, "no bootstrap results", ha="center", va="center", color="0.4")
         return fig
+    b = b.assign(label=_model_names(b))
     n_rows_panel = b[["label", "tag"]].drop_duplicates().shape[0]
-    ncols = 2 if len(stats) > 1 else 1
+    multi = b["label"].nunique() > 1
+    ncols = 2 if len(stats) > 1 and not multi else 1  # long row names get the full width
     nrows = -(-len(stats) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(7, nrows * (0.9 + 0.3 * n_rows_panel)), squeeze=False)
-    b = b.assign(label=_model_names(b))
-    multi = b["label"].nunique() > 1
+    order = {t: i for i, t in enumerate(STATE_COLOURS)}
+    b = b.assign(_o=b["tag"].map(lambda t: order.get(t, 9))).sort_values(["label", "_o"], kind="stable")
     for ax, stat in zip(axes.ravel(), stats):
         e = b[b["statistic"] == stat].reset_index(drop=True)
         y = np.arange(len(e))
         names = [f"{r.label} · {r.tag}" if multi else r.tag for r in e.itertuples()]
-        ax.errorbar(e["estimate"], y, xerr=[np.maximum(0, e["estimate"] - e["lo"]), np.maximum(0, e["hi"] - e["estimate"])],
-                    fmt="o", color="C0", ms=4, capsize=3)
+        for i, r in e.iterrows():
+            ax.errorbar([r["estimate"]], [y[i]], xerr=[[max(0, r["estimate"] - r["lo"])], [max(0, r["hi"] - r["estimate"])]],
+                        fmt="o", color=STATE_COLOURS.get(r["tag"], "0.4"), ms=4, capsize=3)
         ax.set_yticks(y, names, fontsize=8)
         ax.invert_yaxis()
         ax.set_title(_STAT_LABELS.get(stat, stat), fontsize=9)
@@ -710,3 +719,63 @@ def plot_intervals(boot: pd.DataFrame, statistics, tags=("base", "sft")):
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def baselines_like(predictions: pd.DataFrame, run_dir: str | Path,
+                   names=("population_mode", "marginal_product")) -> pd.DataFrame:
+    """The run's baseline predictions on exactly the samples of each of its model states.
+
+    For every ``tag`` and ``split`` of ``run_dir``'s rows in ``predictions`` (chapter 07's
+    gathered table), each baseline in ``names`` restricted to those ``sample_id`` values, with
+    ``run`` = the run, ``label`` = ``"<name> (baseline)"`` and ``tag`` = the state whose samples
+    it answers: its fairness statistics are the reference against which that state's read.
+    """
+    from sgvalues import baselines
+
+    run_dir = Path(run_dir)
+    mine = predictions[predictions["run"] == run_dir.name] if len(predictions) else predictions
+    frames = []
+    for split, g in mine.groupby("split") if len(mine) else []:
+        tables = baselines.load_baseline_predictions(run_dir / "predictions", split)
+        if tables.empty and (run_dir / "data").is_dir():
+            baselines.ensure_run_baselines(run_dir)
+            tables = baselines.load_baseline_predictions(run_dir / "predictions", split)
+        if tables.empty:
+            continue
+        for tag, gt in g.groupby("tag"):
+            ids = set(gt["sample_id"].astype(str))
+            for name in names:
+                b = tables[(tables["baseline"] == name) & tables["sample_id"].astype(str).isin(ids)]
+                if len(b):
+                    frames.append(b.drop(columns="baseline").assign(run=run_dir.name, label=f"{name} (baseline)",
+                                                                    tag=tag, split=split))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def spread_sentence(headline: pd.DataFrame, run_label: str, baseline: str = "population_mode (baseline)",
+                    split: str = "ood") -> str:
+    """Markdown: each model state's accuracy Norm. Range beside a no-persona baseline's, same samples.
+
+    ``headline`` is :func:`headline_table` over the run's states and :func:`baselines_like`.
+
+    Examples
+    --------
+    >>> h = pd.DataFrame({"model": ["M", "M", "population_mode (baseline)"], "state": ["base", "sft", "base"],
+    ...                   "split": "ood", "acc NR": [0.5, 0.3, 0.4]})
+    >>> print(spread_sentence(h, "M"))
+    On the ood split, the spread of accuracy over subgroups (Norm. Range) beside that of the population's modal answer on the same samples, a predictor that ignores the persona: *base* 0.500 against 0.400 (wider); *sft* 0.300 against – (no baseline).
+    """
+    h = headline[headline["split"] == split]
+    ours = h[h["model"] == run_label]
+    ref = h[h["model"] == baseline].set_index("state")
+    if ours.empty:
+        return ""
+    parts = []
+    for _, r in ours.iterrows():
+        mine, other = r["acc NR"], ref["acc NR"].get(r["state"], float("nan"))
+        how = ("no baseline" if pd.isna(other) or pd.isna(mine) else "wider" if mine > other
+               else "narrower" if mine < other else "equal")
+        parts.append(f"*{r['state']}* {fmt_rate(mine)} against {fmt_rate(other)} ({how})")
+    return (f"On the {split} split, the spread of accuracy over subgroups (Norm. Range) beside that of the "
+            "population's modal answer on the same samples, a predictor that ignores the persona: "
+            + "; ".join(parts) + ".")

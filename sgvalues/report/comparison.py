@@ -28,7 +28,7 @@ import pandas as pd
 from sgvalues.report.format import MISSING, fmt_delta, fmt_rate, markdown_table
 
 __all__ = ["STATES", "YARDSTICKS", "state_predictions", "yardstick_scores", "beats_sentence", "published_table",
-           "plot_comparison", "write_comparison_page"]
+           "chapter_yardsticks", "plot_yardsticks", "plot_comparison", "write_comparison_page"]
 
 #: the model states, in pipeline order
 STATES = ("zeroshot", "base", "sft")
@@ -132,9 +132,104 @@ def beats_sentence(comparison: pd.DataFrame, state: str, alpha: float = 0.05) ->
             sig = "significant" if r.p_value < alpha else "not significant"
             parts.append(f"beats {r.baseline} by {fmt_delta(r.difference)} (95 % interval "
                          f"[{fmt_delta(r.ci_low)}, {fmt_delta(r.ci_high)}], p = {fmt_rate(r.p_value)}, {sig})")
+        elif r.difference < 0 and r.p_value < alpha:
+            parts.append(f"does not beat {r.baseline}: it falls significantly below it ({fmt_delta(r.difference)}, "
+                         f"p = {fmt_rate(r.p_value)})")
         else:
             parts.append(f"does not beat {r.baseline} ({fmt_delta(r.difference)}, p = {fmt_rate(r.p_value)})")
     return f"*{state}* " + "; it ".join(parts) + "."
+
+
+def chapter_yardsticks(run_dir: str | Path, split: str, states: dict, n_boot: int = 1000,
+                       n_perm: int = 2000) -> tuple[pd.DataFrame, str]:
+    """A chapter's model states beside every baseline and the noise reference, with the prose.
+
+    Parameters
+    ----------
+    run_dir : the run folder (its ``predictions/<baseline>_<split>.csv`` and ``data/``).
+    split : ``"ood"`` or ``"train"``.
+    states : mapping state -> predictions table (e.g. ``{"base": ..., "sft": ...}``), all on
+        the same samples; the baselines are scored on the samples every state answered.
+
+    Returns
+    -------
+    (DataFrame, str)
+        ``predictor, accuracy, nmae, jsd, n`` (the states, then every baseline of
+        :data:`sgvalues.baselines.BASELINES`, then the noise reference, whose ``nmae`` and
+        ``jsd`` are missing), and Markdown: for each state, which of :data:`YARDSTICKS` it
+        beats, by how much and how surely, and where it stands against the noise reference.
+    """
+    from sgvalues import baselines, metrics
+
+    run_dir = Path(run_dir)
+    ids = set.intersection(*[set(df["sample_id"].astype(str)) for df in states.values()]) if states else set()
+    tables = _baseline_tables(run_dir, split)
+    if len(tables):
+        tables = tables[tables["sample_id"].astype(str).isin(ids)]
+    samples = _split_samples(run_dir, split)
+    rows = []
+    for state, df in states.items():
+        r = metrics.aggregate(df[df["sample_id"].astype(str).isin(ids)], None).iloc[0]
+        rows.append({"predictor": state, "accuracy": r["accuracy"], "nmae": r["nmae"], "jsd": r["jsd"], "n": r["n"]})
+    for name in baselines.BASELINES:
+        b = tables[tables["baseline"] == name] if len(tables) else pd.DataFrame()
+        if b.empty:
+            continue
+        r = metrics.aggregate(b, None).iloc[0]
+        rows.append({"predictor": name, "accuracy": r["accuracy"], "nmae": r["nmae"], "jsd": r["jsd"], "n": r["n"]})
+    noise = _noise(samples, ids)
+    rows.append({"predictor": NOISE, "accuracy": noise, "nmae": float("nan"), "jsd": float("nan"), "n": len(ids)})
+    table = pd.DataFrame(rows)
+    table["n"] = table["n"].astype(int)
+    if tables is None or not len(tables):
+        return table, "This run has no baseline predictions to compare with (`sgvalues baselines`)."
+    cmp = baselines.compare_with_baselines(
+        {k: v[v["sample_id"].astype(str).isin(ids)] for k, v in states.items()},
+        {b: tables[tables["baseline"] == b] for b in YARDSTICKS if (tables["baseline"] == b).any()},
+        metrics=("accuracy",), n_boot=n_boot, n_perm=n_perm)
+    lines = []
+    for state in states:
+        acc = float(table.loc[table["predictor"] == state, "accuracy"].iloc[0])
+        where = ("above" if acc > noise else "below" if acc < noise else "at") if not pd.isna(noise) else None
+        tail = (f" Its accuracy ({fmt_rate(acc)}) lies {where} the survey-noise reference on these samples "
+                f"({fmt_rate(noise)})." if where else "")
+        lines.append("- " + beats_sentence(cmp, state) + tail)
+    head = (f"On the same {len(ids):,} samples of the **{split}** split (paired by sample; 95 % bootstrap interval "
+            "over questions; sign-flip permutation test over questions):")
+    return table, "\n".join([head, "", *lines])
+
+
+def plot_yardsticks(table: pd.DataFrame, title: str = ""):
+    """Accuracy of the model states (colour) and baselines (grey), the noise reference as a line.
+
+    ``table``: :func:`chapter_yardsticks`' first value. Horizontal bars, best first.
+    """
+    import matplotlib.pyplot as plt
+
+    bars = table[table["predictor"] != NOISE].reset_index(drop=True)
+    noise = table.loc[table["predictor"] == NOISE, "accuracy"]
+    from sgvalues.report.chapters import STATE_COLOURS
+
+    colours = [STATE_COLOURS.get(p, "C0") if not _is_baseline(p) else "0.75" for p in bars["predictor"]]
+    fig, ax = plt.subplots(figsize=(6.5, 1.1 + 0.32 * len(bars)))
+    ax.barh(range(len(bars)), bars["accuracy"], color=colours)
+    ax.set_yticks(range(len(bars)), [p.replace("_", " ") for p in bars["predictor"]], fontsize=9)
+    ax.invert_yaxis()
+    if len(noise) and not pd.isna(noise.iloc[0]):
+        ax.axvline(float(noise.iloc[0]), color="k", ls="--", lw=1.2, label=NOISE)
+    ax.set(xlim=(0, 1), xlabel="accuracy (modal answer matched)")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    if len(noise) and not pd.isna(noise.iloc[0]):
+        fig.legend(*ax.get_legend_handles_labels(), loc="lower center", frameon=False, fontsize=8,
+                   bbox_to_anchor=(0.5, 0.0))
+    return fig
+
+
+def _is_baseline(name: str) -> bool:
+    from sgvalues.baselines import BASELINES
+
+    return name in BASELINES
 
 
 def published_table(ours: pd.DataFrame) -> pd.DataFrame:
