@@ -53,6 +53,7 @@ __all__ = [
     "FairnessInputs",
     "fairness_inputs",
     "model_name",
+    "model_names",
     "headline_table",
     "stratum_range_table",
     "bootstrap_table",
@@ -516,10 +517,10 @@ def fairness_inputs(ch: Chapter, runs_root: str | Path = "runs", show: bool = Tr
 _SPREAD = {"mean": "", "norm_range": " NR", "cv": " CV"}
 
 
-def _model_names(df: pd.DataFrame) -> pd.Series:
+def model_names(df: pd.DataFrame) -> pd.Series:
     """Each row's model label, with the run name added where several runs share the label.
 
-    >>> _model_names(pd.DataFrame({"run": ["a", "b", "c"], "label": ["M", "M", "N"]})).tolist()
+    >>> model_names(pd.DataFrame({"run": ["a", "b", "c"], "label": ["M", "M", "N"]})).tolist()
     ['M (a)', 'M (b)', 'N']
     """
     if "run" not in df.columns:
@@ -535,7 +536,7 @@ def model_name(df: pd.DataFrame, run: str) -> str:
     >>> model_name(pd.DataFrame({"run": ["a", "b"], "label": ["M", "M"]}), "b")
     'M (b)'
     """
-    names = _model_names(df)
+    names = model_names(df)
     hit = names[df["run"] == run]
     return str(hit.iloc[0]) if len(hit) else run
 
@@ -557,7 +558,7 @@ def headline_table(fair: pd.DataFrame, stratum: str = "all") -> pd.DataFrame:
     0.3
     """
     f = fair[fair["stratum"] == stratum]
-    f = f.assign(label=_model_names(f))
+    f = f.assign(label=model_names(f))
     rows = []
     for (label, tag, split), g in f.groupby(["label", "tag", "split"], sort=False):
         row = {"model": label, "state": tag, "split": split}
@@ -614,7 +615,7 @@ def bootstrap_table(boot: pd.DataFrame, statistics=None) -> pd.DataFrame:
     """
     b = boot if statistics is None else boot[boot["statistic"].isin(list(statistics))]
     return pd.DataFrame({
-        "model": _model_names(b).to_numpy(), "statistic": b["statistic"].map(lambda s: _STAT_LABELS.get(s, s)).to_numpy(),
+        "model": model_names(b).to_numpy(), "statistic": b["statistic"].map(lambda s: _STAT_LABELS.get(s, s)).to_numpy(),
         "state": b["tag"].to_numpy(), "estimate": b["estimate"].to_numpy(float),
         "interval": [f"[{fmt_rate(lo)}, {fmt_rate(hi)}]" for lo, hi in zip(b["lo"], b["hi"])],
         "bias": b["bias"].to_numpy(float)})
@@ -633,7 +634,7 @@ def permutation_sentence(tests: pd.DataFrame, alpha: float = 0.05) -> str:
     rows = tests[tests["metric"] == "accuracy"]
     if rows.empty:
         return "No run has both base and SFT predictions: no paired test."
-    rows = rows.assign(label=_model_names(rows))
+    rows = rows.assign(label=model_names(rows))
     lines = []
     for r in rows.itertuples():
         sig = "significant" if r.p_value < alpha else "not significant"
@@ -697,7 +698,7 @@ def plot_intervals(boot: pd.DataFrame, statistics, tags=("base", "sft")):
         ax.axis("off")
         ax.text(0.5, 0.5, "no bootstrap results", ha="center", va="center", color="0.4")
         return fig
-    b = b.assign(label=_model_names(b))
+    b = b.assign(label=model_names(b))
     n_rows_panel = b[["label", "tag"]].drop_duplicates().shape[0]
     multi = b["label"].nunique() > 1
     ncols = 2 if len(stats) > 1 and not multi else 1  # long row names get the full width
