@@ -226,3 +226,22 @@ def test_spread_beside_paper_by_hand():
     avg = paper_ablation()
     avg = avg[avg["params_name"].isna()].set_index(["metric", "statistic"])
     assert t.loc[f"{PUBLISHED_LABEL}: Avg", "NMAE CV"] == pytest.approx(avg.loc[("nmae", "cv"), "base"])
+
+
+def test_legend_below_moves_the_legend_off_the_axes_and_pads_limits():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], label="a")
+    ax.scatter([1], [1], label="b")
+    ax.set_xlim(0, 1)
+    ax.legend()
+    chapters.legend_below(fig, pad=0.2)
+    assert ax.get_legend() is None and len(fig.legends) == 1
+    assert ax.get_xlim() == pytest.approx((-0.1, 1.1))
+    fig.canvas.draw()
+    assert not fig.legends[0].get_window_extent().overlaps(ax.get_window_extent())
+    plt.close(fig)

@@ -60,6 +60,7 @@ __all__ = [
     "permutation_sentence",
     "plot_level_bars",
     "plot_intervals",
+    "legend_below",
 ]
 
 def _n(count, word: str) -> str:
@@ -780,3 +781,28 @@ def spread_sentence(headline: pd.DataFrame, run_label: str, baseline: str = "pop
     return (f"On the {split} split, the spread of accuracy over subgroups (Norm. Range) beside that of the "
             "population's modal answer on the same samples, a predictor that ignores the persona: "
             + "; ".join(parts) + ".")
+
+
+def legend_below(fig, pad: float = 0.15):
+    """Move every axes legend of ``fig`` below the axes and widen the axes limits by ``pad``.
+
+    For figures drawn elsewhere (e.g. :func:`sgvalues.fairness.plot_fairness_paradox`) whose
+    legend sits inside the axes, where it can cover points, and whose extreme points sit on the
+    frame. Returns ``fig``.
+    """
+    handles, labels = [], []
+    for ax in fig.axes:
+        leg = ax.get_legend()
+        if leg is not None:
+            h, l = ax.get_legend_handles_labels()
+            handles += h
+            labels += l
+            leg.remove()
+        for get, put in ((ax.get_xlim, ax.set_xlim), (ax.get_ylim, ax.set_ylim)):
+            lo, hi = get()
+            put(lo - pad * (hi - lo) / 2, hi + pad * (hi - lo) / 2)
+    if handles:
+        fig.tight_layout(rect=(0, 0.05 + 0.035 * ((len(handles) + 1) // 2), 1, 1))
+        fig.legend(handles, labels, loc="lower center", ncol=2 if len(handles) > 1 else 1, frameon=False,
+                   fontsize=8, bbox_to_anchor=(0.5, 0.0))
+    return fig
