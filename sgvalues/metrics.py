@@ -145,7 +145,7 @@ def distribution_scores(predictions: pd.DataFrame) -> pd.DataFrame:
     * Jensen-Shannon distance, base 2, in [0, 1]: :math:`\\sqrt{\\tfrac12 KL(p, m) + \\tfrac12
       KL(q, m)}`, :math:`m = (p + q)/2` (``scipy.spatial.distance.jensenshannon``);
     * 1-Wasserstein on the scaled codes :math:`u = (x - c_{min}) / (c_{max} - c_{min})`, in [0, 1]:
-      :math:`\\int |F_p(u) - F_q(u)|\\,du` (``scipy.stats.wasserstein_distance``);
+      :math:`\\int |F_p(u) - F_q(u)|\\,du` (as ``scipy.stats.wasserstein_distance``, vectorised);
     * NMAE of the expected answer: :math:`|\\sum_x q(x)\\,x - t| / (c_{max} - c_{min})` for the
       modal target :math:`t`.
 
@@ -157,7 +157,6 @@ def distribution_scores(predictions: pd.DataFrame) -> pd.DataFrame:
     {'jsd': [0.5579, nan], 'wasserstein': [0.5, nan], 'nmae_expected': [0.5, nan]}
     """
     from scipy.spatial.distance import jensenshannon
-    from scipy.stats import wasserstein_distance
 
     out = pd.DataFrame(np.nan, index=predictions.index, columns=DISTRIBUTION_COLUMNS)
     if not {"probs", "distribution"} <= set(predictions.columns) or predictions.empty:
@@ -190,9 +189,10 @@ def distribution_scores(predictions: pd.DataFrame) -> pd.DataFrame:
             bad = int(idx[np.argmin(width > 0)])
             raise ValueError(f"predictions: row {bad} has scale_min={lo[bad]}, scale_max={hi[bad]}; "
                              "expected scale_max > scale_min")
-        for j, (qv, pv) in enumerate(zip(qm, pm)):
-            u = (x - lo[idx[j]]) / width[j]
-            w1[idx[j]] = wasserstein_distance(u, u, pv, qv)
+        # scipy.stats.wasserstein_distance(u, u, p, q) on the shared support u, vectorised:
+        # sum_j |F_p(u_j) - F_q(u_j)| (u_{j+1} - u_j) (tests check it against scipy)
+        gaps = np.diff(x)[None, :] / width[:, None]
+        w1[idx] = (np.abs(np.cumsum(pm - qm, axis=1)[:, :-1]) * gaps).sum(axis=1)
         ex[idx] = np.abs(qm @ x - target[idx]) / width
     # float error can leave a distance of identical distributions a hair above 0 (sqrt of ~1e-17)
     out["jsd"] = np.clip(jsd, 0.0, 1.0)

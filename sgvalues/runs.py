@@ -57,6 +57,7 @@ __all__ = [
     "read_manifest",
     "run_synthetic",
     "run_notebooks",
+    "ensure_baselines",
     "configure_parser",
     "main",
 ]
@@ -506,6 +507,8 @@ def run_notebooks(
             entry.update({"status": "completed", "ended": _now(), "seconds": round(secs, 2)})
             log(f"{tag} ... {secs:.1f} s (elapsed {time.perf_counter() - t_total:.1f} s)")
             save()
+            # the yardsticks every later notebook shows: cheap, and a no-op once up to date
+            ensure_baselines(params, run_dir, log=log)
         done = all(entries[nb.name].get("status") == "completed" for nb in notebooks)
         manifest["status"] = "completed" if done else "partial"
     finally:
@@ -530,6 +533,20 @@ def run_notebooks(
     log(f"run {run!r} {manifest['status']} in {manifest['total_seconds']:.1f} s; "
         f"manifest: {_display_path(run_dir / 'manifest.json')}")
     return run_dir
+
+
+def ensure_baselines(params, run_dir: str | Path, log: Callable[[str], None] | None = None) -> dict | None:
+    """The run's baselines and survey-noise reference, computed when missing or out of date.
+
+    A thin wrapper of :func:`sgvalues.baselines.ensure_run_baselines` with the run's seed:
+    writes ``<run_dir>/predictions/<baseline>_<split>.csv`` and
+    ``<run_dir>/baselines/noise_reference.csv`` (seconds; a no-op when the prepared data did not
+    change). Notebooks call it so that a notebook run alone has them too; ``sgvalues run`` calls
+    it after every notebook. Returns ``None`` while the run has no prepared data.
+    """
+    from sgvalues.baselines import ensure_run_baselines
+
+    return ensure_run_baselines(repo_path(run_dir), seed=params.seed, log=log)
 
 
 # ----------------------------------------------------------------------------- command line
