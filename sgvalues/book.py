@@ -52,6 +52,8 @@ __all__ = [
     "gather_predictions",
     "comparison_table",
     "write_comparison",
+    "run_summary",
+    "write_run_summary",
     "copy_chapters",
     "toc_files",
     "write_config",
@@ -167,6 +169,82 @@ def write_comparison(runs_root: str | Path, out_dir: str | Path, image_prefix: s
     return write_comparison_page(runs_root, out_dir, image_prefix=image_prefix)
 
 
+# ----------------------------------------------------------------------------- intro
+
+
+def run_summary(run_dir: str | Path) -> str:
+    """Markdown naming a run's model and data and its headline results, computed from its files.
+
+    Reads ``manifest.json`` (model), ``data/prepare_summary.json`` (data), the structured
+    predictions on the OOD split and, when present, ``judge/win_rates.csv``. Every number is
+    formatted by :mod:`sgvalues.report.format`; nothing is claimed that the files do not hold.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "manifest.json").write_text(json.dumps({"params": {"display_name": "Tiny",
+    ...      "model": {"backend": "hf", "name": "tiny"}}}))
+    >>> print(run_summary(d).splitlines()[0])
+    **Model.** Tiny (`tiny`, hf backend).
+    """
+    from sgvalues.report.format import fmt_count, fmt_rate
+
+    run_dir = Path(run_dir)
+    man = read_manifest(run_dir)
+    params = man.get("params") or {}
+    model = params.get("model") or {}
+    name = params.get("display_name") or params.get("name") or run_dir.name
+    lines = [f"**Model.** {name} (`{model.get('name', '?')}`, {model.get('backend', '?')} backend)."]
+    summary_path = run_dir / "data" / "prepare_summary.json"
+    if summary_path.is_file():
+        import json
+
+        s = json.loads(summary_path.read_text())
+        source = ("A **synthetic** Singapore-like sample in the WVS-7 format (not survey data)"
+                  if s.get("synthetic") else f"The WVS-7 file `{Path(str(s.get('source_file', '?'))).name}`")
+        sub, smp = s.get("subgroups", {}), s.get("samples", {})
+        lines.append(
+            f"**Data.** {source}: {fmt_count(s.get('n_respondents'))} respondents, "
+            f"{fmt_count(s.get('n_questions'))} questions, {fmt_count(sub.get('train'))} training and "
+            f"{fmt_count(sub.get('ood'))} out-of-distribution subgroups, {fmt_count(smp.get('train'))} / "
+            f"{fmt_count(smp.get('ood'))} samples.")
+    else:
+        lines.append("**Data.** This run has no prepared data summary.")
+    preds = gather_predictions(run_dir.parent)
+    preds = preds[(preds["run"] == run_dir.name) & (preds["split"] == "ood")]
+    what = {"zeroshot": "as released, whole OOD split", "base": "before fine-tuning",
+            "sft": "after LoRA fine-tuning"}
+    rows = []
+    for tag in [t for t in ("zeroshot", "base", "sft") if t in set(preds["tag"])]:
+        sc = score_predictions(preds[preds["tag"] == tag])
+        rows.append(f"{fmt_rate(sc['accuracy'])} {what[tag]} (NMAE {fmt_rate(sc['nmae'])}, "
+                    f"{fmt_count(sc['n'])} samples)")
+    if rows:
+        lines.append("**Headline, structured answers on unseen subgroups.** Accuracy against the modal "
+                     "answer: " + "; ".join(rows) + ".")
+    else:
+        lines.append("**Headline.** This run has no structured predictions yet.")
+    wr_path = run_dir / "judge" / "win_rates.csv"
+    if wr_path.is_file():
+        wr = pd.read_csv(wr_path)
+        wr = wr[wr["dimension"] == "overall"]
+        parts = [f"{r.candidate}: {fmt_rate(r.win_rate)} [{fmt_rate(r.ci_low)}, {fmt_rate(r.ci_high)}] over "
+                 f"{fmt_count(r.n_used)} items" for r in wr.itertuples()]
+        if parts:
+            lines.append("**Open-ended answers.** Overall win rate over the reference (95% bootstrap "
+                         "interval): " + "; ".join(parts) + ".")
+    return "\n\n".join(lines) + "\n"
+
+
+def write_run_summary(run_dir: str | Path, out_dir: str | Path) -> Path:
+    """Write :func:`run_summary` of the default run to ``out_dir/run_summary.md`` (the intro includes it)."""
+    out = Path(out_dir) / "run_summary.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"This build's default run is `{Path(run_dir).name}`.\n\n" + run_summary(run_dir))
+    return out
+
+
 # ----------------------------------------------------------------------------- assembly
 
 
@@ -199,21 +277,81 @@ def _resolve_toc_file(book_dir: Path, name: str) -> Path | None:
     return None
 
 
-def _tidy_notebook(src: Path, dst: Path) -> None:
-    """Copy an executed notebook, folding the parameters cells away (they hold run paths)."""
+#: a progress line of a stage (``evaluated 50/400 new samples``, ``[3/7] step ...``, a tqdm bar):
+#: it belongs in the terminal of ``sgvalues run``, not in the report
+_PROGRESS = re.compile(
+    r"^\s*(?:\[\d+/\d+\]|(?:evaluated|judged|generated|generating|scored|training|trained|step|epoch|"
+    r"batch|loading|converting|downloading)\b.*\b\d+\s*/\s*\d+\b|.*\d+%\|.*\||.*\bit/s\]|.*\bs/it\]|"
+    # a stage's log line ("judge: 12 verdicts for sft vs reference"): the stage reports, the page shows tables
+    r"(?:judge|evaluate|train|prepare|sgvalues(?: \w+)?):\s).*$",
+    re.IGNORECASE)
+
+
+def _strip_progress(text: str) -> str:
+    """``text`` without progress lines (and without carriage-return overwritten bars).
+
+    >>> _strip_progress("evaluated 50/400 new samples\\n3 subgroups dropped\\n 40%|####  | 4/10 [00:01<00:02]\\n"
+    ...                 "judge: 24 verdicts, 0 unparseable\\n")
+    '3 subgroups dropped\\n'
+    """
+    lines = [ln.rsplit("\r", 1)[-1] for ln in text.splitlines(keepends=True)]
+    return "".join(ln for ln in lines if not _PROGRESS.match(ln.rstrip("\n")))
+
+
+def _relative_paths(text: str, roots: dict[str, str]) -> str:
+    """Replace each absolute folder in ``roots`` (longest first) by its relative name."""
+    for absolute in sorted(roots, key=len, reverse=True):
+        text = text.replace(absolute, roots[absolute])
+    return text
+
+
+def _tidy_notebook(src: Path, dst: Path, roots: dict[str, str] | None = None) -> None:
+    """Copy an executed notebook as a chapter: results only, code folded, no machine paths.
+
+    - code cells get the ``hide-input`` tag (folded, one click away), except the ``parameters``
+      cell, which stays open: it says what a reader may change;
+    - the ``injected-parameters`` cell of papermill is folded whole (``hide-cell``);
+    - stderr streams and progress lines of stdout are dropped (they went to the terminal too);
+    - every absolute folder in ``roots`` (the run folder, the repository) is written relative.
+    """
     import nbformat
 
+    roots = roots or {}
     nb = nbformat.read(src, as_version=4)
     for cell in nb.cells:
-        tags = cell.get("metadata", {}).get("tags", [])
-        if "parameters" in tags or "injected-parameters" in tags:
-            if "hide-cell" not in tags:
-                cell.setdefault("metadata", {})["tags"] = [*tags, "hide-cell"]
+        if cell.cell_type != "code":
+            continue
+        meta = cell.setdefault("metadata", {})
+        tags = list(meta.get("tags", []))
+        if "injected-parameters" in tags:
+            tags.append("hide-cell")
+        elif "parameters" not in tags:
+            tags.append("hide-input")
+        meta["tags"] = list(dict.fromkeys(tags))
+        cell.source = _relative_paths(cell.source, roots)
+        outputs = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                if out.get("name") == "stderr":
+                    continue
+                out["text"] = _relative_paths(_strip_progress(out.get("text", "")), roots)
+                if not out["text"].strip():
+                    continue
+            for mime, value in (out.get("data") or {}).items():
+                if mime.startswith("text/") or mime in ("application/json",):
+                    if isinstance(value, str):
+                        out["data"][mime] = _relative_paths(value, roots)
+            outputs.append(out)
+        cell["outputs"] = outputs
     nbformat.write(nb, dst)
 
 
 def copy_chapters(run_dir: str | Path, chapters_dir: str | Path) -> list[Path]:
-    """Copy the run's executed notebooks into ``chapters_dir`` (replacing older copies)."""
+    """Copy the run's executed notebooks into ``chapters_dir`` (replacing older copies).
+
+    Absolute paths of the building machine become relative: the run folder as
+    ``runs/<run>``, the repository root as ``.``.
+    """
     run_dir, chapters_dir = Path(run_dir), Path(chapters_dir)
     src = sorted((run_dir / "notebooks").glob("*.ipynb"))
     if not src:
@@ -221,9 +359,14 @@ def copy_chapters(run_dir: str | Path, chapters_dir: str | Path) -> list[Path]:
     chapters_dir.mkdir(parents=True, exist_ok=True)
     for old in chapters_dir.glob("*.ipynb"):
         old.unlink()
+    repo = repo_path(".")
+    roots = {str(run_dir.resolve()): f"runs/{run_dir.name}", str(repo.resolve()) + "/": "",
+             str(repo.resolve()): "."}
+    if str(run_dir) != str(run_dir.resolve()):
+        roots[str(run_dir)] = f"runs/{run_dir.name}"
     out = []
     for nb in src:
-        _tidy_notebook(nb, chapters_dir / nb.name)
+        _tidy_notebook(nb, chapters_dir / nb.name, roots)
         out.append(chapters_dir / nb.name)
     return out
 
@@ -257,6 +400,8 @@ def write_config(book_dir: str | Path, synthetic: bool | None, run_name: str) ->
     from jupyter_book.config import get_default_sphinx_config
 
     exts = [e for e in get_default_sphinx_config()["extensions"] if e != "sphinx_thebe"]
+    # chapter numbers run on across the numbered parts of the toc (Sphinx restarts them per part)
+    exts.append("sphinx_multitoc_numbering")
     if cfg.get("bibtex_bibfiles"):
         exts.append("sphinxcontrib.bibtex")
     conf["extensions"] = exts + [e for e in sphinx.get("extra_extensions", []) or [] if e not in exts]
@@ -304,6 +449,7 @@ def assemble(default_run: str, runs_root: str | Path = "runs", book_dir: str | P
     chapters = book_dir / "chapters"
     copy_chapters(run_dir, chapters)
     write_comparison(runs_root, chapters, image_prefix="chapters/")
+    write_run_summary(run_dir, chapters)
     config = write_config(book_dir, run_synthetic(run_dir), default_run)
     missing = [f for f in toc_files(book_dir) if _resolve_toc_file(book_dir, f) is None]
     if missing:

@@ -475,6 +475,11 @@ def test_config_banner_only_for_synthetic_and_no_thebe(tmp_path):
         assert ("announcement" in theme) is banner
         assert "sphinx_thebe" not in cfg["sphinx"]["config"]["extensions"]
         assert cfg["execute"]["execute_notebooks"] == "off"
+        assert "sphinx_multitoc_numbering" in cfg["sphinx"]["config"]["extensions"]
+        # markdown computed by a chapter renders as MyST (tables, math), and the book's CSS loads
+        assert cfg["sphinx"]["config"]["nb_render_markdown_format"] == "myst"
+        assert "sgvalues.css" in cfg["sphinx"]["config"]["html_css_files"]
+        assert (tmp_path / "book" / "_static" / "sgvalues.css").is_file()
     assert "Synthetic data" in yaml.safe_load(
         bk.write_config(tmp_path / "book", True, "default").read_text())["sphinx"]["config"]["html_theme_options"]["announcement"]
 
@@ -482,7 +487,17 @@ def test_config_banner_only_for_synthetic_and_no_thebe(tmp_path):
 def test_toc_is_captioned_and_assemble_refuses_missing_pages(tmp_path):
     toc = yaml.safe_load((REPO / "book" / "_toc.yml").read_text())
     assert [p["caption"] for p in toc["parts"]] == [
-        "Data and landscape", "Fine-tuning and evaluation", "Fairness", "Reference"]
+        "Data and landscape", "Fine-tuning and evaluation", "Fairness and models", "Reference"]
+    # the study's parts are numbered (continuously: write_config adds sphinx_multitoc_numbering),
+    # the Reference part is not, and it comes last, so "Next" never leaves the chapters for a guide
+    assert [bool(p.get("numbered")) for p in toc["parts"]] == [True, True, True, False]
+    chapters = [c["file"] for p in toc["parts"][:3] for c in p["chapters"]]
+    assert chapters[:7] == [f"chapters/{n}" for n in (
+        "01_data_preparation", "02_modal_diversity", "03_compositional_split", "04_lora_finetuning",
+        "05_structured_evaluation", "06_open_ended_evaluation", "07_fairness_analysis")]
+    reference = {c["file"] for c in toc["parts"][3]["chapters"]}
+    assert {"training", "annotation_guide", "methods", "limitations", "reproduce", "seminar", "references",
+            "synthetic_data"} <= reference
     files = toc_files(REPO / "book")
     assert files[0] == "intro" and len(files) == len(set(files))
     # every non-generated page of the toc is committed
@@ -499,3 +514,55 @@ def test_toc_is_captioned_and_assemble_refuses_missing_pages(tmp_path):
         bk.assemble("default", tmp_path / "runs", tmp_path / "book")
     with pytest.raises(bk.BookError, match="default run not found"):
         bk.assemble("nope", tmp_path / "runs", tmp_path / "book")
+
+
+def test_chapter_copy_keeps_results_only(tmp_path):
+    """Executed chapters lose progress lines, stderr and machine paths; code folds, parameters stay open."""
+    run_dir = tmp_path / "runs" / "r1"
+    (run_dir / "notebooks").mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('run_dir = "runs/default"', metadata={"tags": ["parameters"]})
+    injected = nbformat.v4.new_code_cell(f'run_dir = "{run_dir}"', metadata={"tags": ["injected-parameters"]})
+    work = nbformat.v4.new_code_cell("evaluate()")
+    work.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text=(
+            "evaluated 50/400 new samples (6.0/s; 0 cached)\n"
+            f"{run_dir}/predictions/base_ood.csv: accuracy 0.925\n"
+            "judge: 12 verdicts for sft vs reference (logprob mode)\n")),
+        nbformat.v4.new_output("stream", name="stderr", text="Warning: something\n"),
+        nbformat.v4.new_output("display_data", data={"text/markdown": f"Sheet `{run_dir}/judge/a.csv`",
+                                                     "text/plain": "x"}),
+        nbformat.v4.new_output("stream", name="stdout", text=" 40%|####      | 4/10 [00:01<00:02]\n"),
+    ]
+    nb.cells = [nbformat.v4.new_markdown_cell("# T"), params, injected, work]
+    nbformat.write(nb, run_dir / "notebooks" / "01_x.ipynb")
+    (out,) = bk.copy_chapters(run_dir, tmp_path / "chapters")
+    cells = nbformat.read(out, as_version=4).cells
+    assert "hide-input" not in cells[1].metadata["tags"] and "hide-cell" not in cells[1].metadata["tags"]
+    assert "hide-cell" in cells[2].metadata["tags"] and "hide-input" in cells[3].metadata["tags"]
+    text = json.dumps([o for c in cells if c.cell_type == "code" for o in c.outputs])
+    assert str(tmp_path) not in text and str(tmp_path) not in cells[2].source
+    assert "runs/r1/predictions/base_ood.csv: accuracy 0.925" in text and "runs/r1/judge/a.csv" in text
+    assert "evaluated 50/400" not in text and "judge: 12" not in text and "40%" not in text
+    assert "Warning" not in text
+    assert [o["output_type"] for o in cells[3].outputs] == ["stream", "display_data"]
+
+
+def test_run_summary_names_model_data_and_scores(tmp_path):
+    """The intro's fragment: the run's own model, data and OOD scores, formatted by report.format."""
+    rng = np.random.default_rng(5)
+    base, sft = _predictions(rng, 1234, 0.3), _predictions(rng, 1234, 0.6)
+    rd = _fake_run(tmp_path / "runs", "r1", "Tiny LM", True, {"base_ood.csv": base, "sft_ood.csv": sft,
+                                                             "base_train.csv": sft})
+    (rd / "data").mkdir()
+    (rd / "data" / "prepare_summary.json").write_text(json.dumps({
+        "synthetic": True, "n_respondents": 2012, "n_questions": 246, "subgroups": {"train": 50, "ood": 48},
+        "samples": {"train": 12300, "ood": 11808}}))
+    text = bk.run_summary(rd)
+    assert "Tiny LM" in text and "synthetic" in text and "2,012 respondents" in text and "11,808" in text
+    for df in (base, sft):
+        valid = df["status"] == "ok"
+        acc = float(((df["prediction"] == df["target"]) & valid).mean())
+        assert f"{acc:.3f}" in text
+    assert "1,234 samples" in text and "nan" not in text.lower()
+    assert "win rate" not in text  # no judge tables, no judge sentence

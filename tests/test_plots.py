@@ -1,0 +1,44 @@
+"""The book's figure style: a qualitative palette that separates 13+ categories."""
+
+import itertools
+
+import matplotlib.colors as mc
+import numpy as np
+import pytest
+import seaborn as sns
+
+from sgvalues import plots
+
+
+def _lab(colors):
+    """CIELAB of sRGB colours (D65), by the CIE formulas."""
+    rgb = np.array([mc.to_rgb(c) for c in colors])
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = lin @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
+
+
+def _min_delta_e(colors) -> float:
+    lab = _lab(colors)
+    return min(float(np.linalg.norm(lab[i] - lab[j])) for i, j in itertools.combinations(range(len(lab)), 2))
+
+
+def test_lab_matches_known_values():
+    np.testing.assert_allclose(_lab(["#ffffff", "#000000"]), [[100, 0, 0], [0, 0, 0]], atol=0.05)
+    np.testing.assert_allclose(_lab(["#ff0000"])[0], [53.24, 80.09, 67.20], atol=0.1)
+
+
+def test_thirteen_categories_get_distinct_colours_better_spread_than_seaborns_fallback():
+    colors = plots.qualitative_colors(13)
+    assert len(set(colors)) == 13
+    # seaborn falls back to evenly spaced husl hues when a hue has more levels than the cycle
+    assert _min_delta_e(colors) > _min_delta_e(sns.husl_palette(13)) + 3
+    with pytest.raises(ValueError, match="at most 14"):
+        plots.qualitative_colors(15)
+
+
+def test_book_style_sets_the_cycle_seaborn_uses_for_hue():
+    plots.use_book_style()
+    assert [mc.to_hex(c) for c in sns.color_palette(n_colors=13)] == plots.BOOK_COLORS[:13]
