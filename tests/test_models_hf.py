@@ -119,3 +119,23 @@ def test_lora_adapter_changes_answers_and_identity(model, tmp_path):
     req = [sample_request(SAMPLES[0])]
     a, b = model.score_options(req)[0], tuned.score_options(req)[0]
     assert max(abs(a[c] - b[c]) for c in a) > 1e-4
+
+
+def test_generate_logprob_reads_the_distribution_from_its_own_generation(model):
+    requests = [sample_request(s, max_new_tokens=6) for s in SAMPLES]
+    scored = model.score_answers(requests)
+    texts = model.generate([__import__("sgvalues.models", fromlist=["GenerateRequest"]).GenerateRequest(
+        r.messages, r.max_new_tokens, 0.0) for r in requests])
+    calls = model.calls
+    both = model.answer(requests, mode="generate_logprob")
+    for r, s, b, t in zip(requests, scored, both, texts):
+        assert b.text == t  # the same greedy answer as plain generation
+        assert set(b.probs) == set(r.option_codes)
+        for c in r.option_codes:  # the same distribution as the scoring engine
+            assert b.probs[c] == pytest.approx(s.probs[c], abs=2e-4)
+    four = [b for r, b in zip(requests, both) if len(r.option_codes) == 4]
+    # single-token codes: the probabilities come from the generation pass itself
+    assert all(b.info["probs_from"] == "generation" for b in four)
+    n_engine = sum(b.info["probs_from"] == "engine" for b in both)
+    if n_engine == 0:
+        assert model.calls - calls == -(-len(requests) // model.batch_size)

@@ -9,7 +9,19 @@ A backend answers two kinds of request:
 ``answer`` is what structured evaluation calls: one :class:`Answer` per request, carrying the
 probabilities (when the backend can read them), the raw text (when it generated some) and an
 error (when the request failed for good). Nothing is dropped: a failed request is an
-``Answer`` with ``error`` set.
+``Answer`` with ``error`` set. Its modes (:data:`ANSWER_MODES`):
+
+``logprob``
+    option probabilities only (the model is never asked to write);
+``generate``
+    generated text only, parsed by :func:`classify_text` (refusals and unparseable answers
+    counted);
+``generate_logprob``
+    the paper's protocol with the distribution kept: the answer is *generated* and parsed
+    (status and prediction come from the text, so refusals can occur), and the option
+    probabilities are read in the same pass -- hf: from the first decoding steps' scores of
+    that very generation; openai: ``logprobs``/``top_logprobs`` of the same request. See
+    :meth:`Model.generate_scored`.
 
 Example
 -------
@@ -30,6 +42,7 @@ __all__ = [
     "GenerateRequest",
     "Answer",
     "Model",
+    "ANSWER_MODES",
     "REFUSAL_PATTERNS",
     "parse_option",
     "is_refusal",
@@ -199,6 +212,10 @@ def classify_text(text: str | None, option_codes: Sequence[str]) -> tuple[str, s
     return ("refused" if is_refusal(text) else "unparseable"), None
 
 
+#: structured answer modes (``params.evaluation.mode``); see the module docstring
+ANSWER_MODES: tuple[str, ...] = ("logprob", "generate", "generate_logprob")
+
+
 class Model:
     """Base class of the backends (``hf``, ``openai``).
 
@@ -228,16 +245,47 @@ class Model:
         """Generated text per request (``""`` for a request that failed; see ``generate_answers``)."""
         return [a.text or "" for a in self.generate_answers(requests)]
 
+    def score_answers(self, requests: Sequence[ScoreRequest]) -> list[Answer]:
+        """Option probabilities as :class:`Answer` (``probs=None`` where the backend has none;
+        backends may add the text they generated in the same request)."""
+        return [Answer(probs=p or None) for p in self.score_options(requests)]
+
+    def generate_scored(self, requests: Sequence[ScoreRequest], temperature: float = 0.0) -> list[Answer]:
+        """Generated text *and* option probabilities per request (mode ``generate_logprob``).
+
+        This default asks :meth:`score_answers` first: a backend whose scoring request also
+        returns the generated text (openai: one chat completion with ``logprobs`` and
+        ``top_logprobs``, greedy) answers in that one request. Requests still without text
+        (or any request when ``temperature > 0``, since scoring decodes greedily) are then
+        generated. A request that failed for good stays failed (it is not sent twice). The
+        hf backend overrides this with a single generation pass.
+        """
+        requests = list(requests)
+        scored = self.score_answers(requests) if requests else []
+        out = [Answer(probs=a.probs, text=a.text, error=a.error, info=dict(a.info)) for a in scored]
+        todo = [i for i, a in enumerate(scored) if a.error is None and (a.text is None or temperature > 0)]
+        if todo:
+            gen = self.generate_answers([GenerateRequest(requests[i].messages, requests[i].max_new_tokens,
+                                                         temperature) for i in todo])
+            for i, g in zip(todo, gen):
+                if g.error is not None:
+                    out[i] = Answer(error=g.error)
+                else:
+                    out[i].text = g.text
+        return out
+
     def answer(self, requests: Sequence[ScoreRequest], mode: str = "logprob",
                temperature: float = 0.0) -> list[Answer]:
-        """Structured answers: ``logprob`` reads option probabilities, ``generate`` decodes text."""
+        """Structured answers in one of :data:`ANSWER_MODES` (see the module docstring)."""
         if mode == "logprob":
             return [Answer(probs=p) if p else Answer(error="no option probabilities")
                     for p in self.score_options(requests)]
         if mode == "generate":
             gen = [GenerateRequest(r.messages, r.max_new_tokens, temperature) for r in requests]
             return self.generate_answers(gen)
-        raise ValueError(f"mode must be 'logprob' or 'generate', got {mode!r}")
+        if mode == "generate_logprob":
+            return self.generate_scored(requests, temperature)
+        raise ValueError(f"mode must be one of {', '.join(ANSWER_MODES)}, got {mode!r}")
 
     def decoding_key(self) -> dict:
         """Settings that change this model's answers beyond its id (dtype, logprob depth...)."""

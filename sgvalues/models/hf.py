@@ -258,11 +258,6 @@ class HFModel(Model):
     def score_options(self, requests: Sequence[ScoreRequest]) -> list[dict[str, float]]:
         return [a.probs for a in self.score_answers(requests)]
 
-    def answer(self, requests, mode="logprob", temperature=0.0):
-        if mode == "logprob":
-            return self.score_answers(requests)
-        return super().answer(requests, mode, temperature)
-
     def score_answers(self, requests: Sequence[ScoreRequest], share_prefix: bool = True) -> list[Answer]:
         """Option probabilities per request (engine above); ``share_prefix=False`` = full prompts."""
         requests = list(requests)
@@ -407,6 +402,106 @@ class HFModel(Model):
                 text = self.tokenizer.decode(new[r], skip_special_tokens=True)
                 results[i] = Answer(text=text.strip())
         return results  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ generate + probabilities
+    def _eos_ids(self) -> set[int]:
+        eos = getattr(self.model.generation_config, "eos_token_id", None)
+        ids = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        return ids
+
+    def generate_scored(self, requests: Sequence[ScoreRequest], temperature: float = 0.0) -> list[Answer]:
+        """Generated answer and option probabilities from one generation pass (mode ``generate_logprob``).
+
+        The answer is decoded (greedy, or sampled with ``temperature``) with the model's raw
+        next-token scores kept at every step (``output_logits``). The step-0 scores are the
+        distribution after the generation prompt -- the root of the option-code trie
+        (``scoring``) -- so when every code is one token the option probabilities come from
+        that one pass, exactly as :meth:`score_answers` would compute them. A code of two
+        tokens (``"10"`` = ``"1"``, ``"0"`` in digit-splitting tokenizers) also needs the
+        distribution after ``"1"``: the pass has it when the answer itself began with ``"1"``;
+        otherwise those few requests are scored by the engine afterwards
+        (``info["probs_from"]``: ``"generation"`` or ``"engine"``).
+        """
+        import torch
+
+        requests = list(requests)
+        if not requests:
+            return []
+        texts = [self.render(r.messages) for r in requests]
+        ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.eos_token_id or 0
+        eos = self._eos_ids()
+        results: list[Answer | None] = [None] * len(requests)
+        keyed = sorted(range(len(requests)), key=lambda i: (requests[i].max_new_tokens, len(ids[i])))
+        chunks: list[list[int]] = []
+        for i in keyed:
+            if chunks and len(chunks[-1]) < self.batch_size and \
+                    requests[chunks[-1][0]].max_new_tokens == requests[i].max_new_tokens:
+                chunks[-1].append(i)
+            else:
+                chunks.append([i])
+        fallback: list[int] = []
+        for chunk in chunks:
+            width = max(len(ids[i]) for i in chunk)
+            batch = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for r, i in enumerate(chunk):
+                batch[r, width - len(ids[i]):] = torch.tensor(ids[i])
+                mask[r, width - len(ids[i]):] = 1
+            kwargs = dict(max_new_tokens=requests[chunk[0]].max_new_tokens, pad_token_id=pad,
+                          output_logits=True, return_dict_in_generate=True)
+            if temperature > 0:
+                torch.manual_seed(0)
+                kwargs.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            with torch.inference_mode():
+                gen = self.model.generate(input_ids=batch.to(self.device), attention_mask=mask.to(self.device),
+                                          **kwargs)
+            self.calls += 1
+            new = gen.sequences[:, width:].cpu()
+            steps = gen.logits  # one (batch, vocab) tensor per decoding step, before any processing
+            for r, i in enumerate(chunk):
+                toks = new[r].tolist()
+                stop = next((j + 1 for j, t in enumerate(toks) if t in eos), len(toks))
+                code_toks = self._code_tokens(tuple(requests[i].option_codes), texts[i])
+                need = needed_tokens(code_toks)
+                node_lps: dict = {}
+                top_id = None
+                for j in range(min(stop, len(steps))):
+                    node = tuple(toks[:j])
+                    if j == 0 or node in need:
+                        lp = torch.log_softmax(steps[j][r].float(), dim=-1)
+                        if j == 0:
+                            top_id = int(lp.argmax())
+                        if node in need:
+                            vals = lp[need[node]].double().cpu().numpy()
+                            node_lps[node] = dict(zip(need[node], vals.tolist()))
+                text = self.tokenizer.decode(new[r], skip_special_tokens=True).strip()
+                info = {"top_token": self.tokenizer.decode([top_id]) if top_id is not None else ""}
+                if all(node in node_lps for node in need):
+                    sc = option_probabilities(code_toks, node_lps)
+                    info.update(option_mass=round(sc.option_mass, 6), probs_from="generation")
+                    results[i] = Answer(probs=sc.probs, text=text, info=info)
+                else:
+                    results[i] = Answer(text=text, info=info)
+                    fallback.append(i)
+        if fallback:
+            for i, a in zip(fallback, self.score_answers([requests[i] for i in fallback])):
+                results[i].probs = a.probs  # type: ignore[union-attr]
+                results[i].info.update(option_mass=a.info.get("option_mass"), probs_from="engine")  # type: ignore[union-attr]
+        return results  # type: ignore[return-value]
+
+    def answer(self, requests, mode="logprob", temperature=0.0):
+        if mode == "logprob":
+            return self.score_answers(requests)
+        if mode == "generate_logprob":
+            return self.generate_scored(requests, temperature)
+        return super().answer(requests, mode, temperature)
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]
