@@ -216,9 +216,78 @@ _PAGE_STATE = r"""
     links: Array.from(main.querySelectorAll('a[href]')).map(a => a.href),
     ids: Array.from(document.querySelectorAll('[id]')).map(e => e.id),
     text: main.innerText,
+    // what a reader sees of each table: its width against the column, and its cells
+    column: (main.querySelector('article') || main).clientWidth,
+    tables: Array.from(main.querySelectorAll('table')).filter(t => t.offsetParent !== null).map(t => {
+      let box = t.parentElement;  // the nearest scrolling wrapper, if any, hides an overflow
+      while (box && box !== main && getComputedStyle(box).overflowX === 'visible') box = box.parentElement;
+      return {
+        width: t.getBoundingClientRect().width,
+        scroll: box ? box.scrollWidth - box.clientWidth : 0,
+        header: Array.from(t.querySelectorAll('thead th')).map(c => c.innerText.trim()),
+        rows: Array.from(t.querySelectorAll('tbody tr')).map(r => Array.from(r.children).map(c => c.innerText.trim())),
+      };
+    }),
+    // images: rendered width over natural width (a figure drawn at the book's dpi is legible
+    // when it is not shrunk much below its natural size)
+    figures: Array.from(main.querySelectorAll('img')).filter(i => i.offsetParent !== null).map(i => ({
+      src: i.currentSrc || i.src, natural: i.naturalWidth, shown: i.getBoundingClientRect().width})),
+    codeShown: Array.from(main.querySelectorAll('.cell_input')).filter(e => e.offsetParent !== null).length,
+    nav: Array.from(document.querySelectorAll('nav.bd-docs-nav a, .bd-sidebar-primary a.reference'))
+      .map(a => a.innerText.trim()).filter(t => t),
+    height: document.documentElement.scrollHeight,
   };
 })()
 """
+
+
+#: a table cell a reader should never see
+_BAD_CELL = re.compile(r"^(nan|NaN|NaT|<NA>|None|inf|-inf)$")
+#: a count printed as a float ("12300.000", "400.0")
+_FLOAT_COUNT = re.compile(r"^-?\d{1,3}(,?\d{3})*\.0+$")
+#: TeX that MathJax did not typeset, or a backslash eaten by a Python string ("frac12", "exttie")
+_RAW_MATH = re.compile(r"\\(frac|tfrac|dfrac|text|mathrm|sum|log|sqrt|hat|bar)\b|\bfrac12\b|\bext(tie|rm)\b|\$\$")
+#: a progress line of a stage (these go to the terminal, not the book)
+_PROGRESS_TEXT = re.compile(r"evaluated \d+/\d+|\d+%\|[#█ ]|^judge: |\bit/s\]", re.MULTILINE)
+#: an absolute path of the building machine
+_ABS_PATH = re.compile(r"(?<![\w.:/])/(?:work|home|tmp|root|Users|var|private)/[\w.-]+/\S*")
+#: shrink factor below which a figure's labels get too small to read (11 pt at 110 dpi -> ~9 px)
+_MIN_FIGURE_SCALE = 0.55
+
+
+def _reader_problems(page: str, st: dict) -> list[str]:
+    """What a reader would object to on one rendered page (issue 17's checks), as messages."""
+    out = []
+    for k, t in enumerate(st.get("tables", []), 1):
+        if t["width"] > st["column"] + 1:
+            out.append(f"{page}: table {k} is {t['width']:.0f} px wide in a {st['column']:.0f} px column")
+        elif t["scroll"] > 1:
+            out.append(f"{page}: table {k} overflows its box by {t['scroll']:.0f} px (a reader must scroll)")
+        cells = [c for row in t["rows"] for c in row]
+        bad = sorted({c for c in cells if _BAD_CELL.match(c)})
+        if bad:
+            out.append(f"{page}: table {k} shows missing values as {bad}")
+        floats = sorted({c for c in cells if _FLOAT_COUNT.match(c)})
+        if floats:
+            out.append(f"{page}: table {k} prints counts as floats {floats[:5]}")
+    text = st.get("text", "")
+    if re.search(r"^\s*\|.*\|\s*$\n^\s*\|[\s:|-]*-{3}[\s:|-]*\|\s*$", text, re.MULTILINE):
+        out.append(f"{page}: raw pipe table in the text")
+    if m := _RAW_MATH.search(text):
+        out.append(f"{page}: unrendered maths {m.group(0)!r}")
+    if "\t" in text.replace("\t\n", "\n") and re.search(r"\t(frac|ext)", text):
+        out.append(f"{page}: a tab where a backslash was meant")
+    if found := _PROGRESS_TEXT.findall(text):
+        out.append(f"{page}: progress lines in the text {found[:3]}")
+    if found := _ABS_PATH.findall(text):
+        out.append(f"{page}: absolute paths of the building machine {found[:3]}")
+    for f in st.get("figures", []):
+        if f["natural"] > 0 and f["shown"] / f["natural"] < _MIN_FIGURE_SCALE:
+            out.append(f"{page}: figure {f['src'].rsplit('/', 1)[-1]} is shrunk to "
+                       f"{100 * f['shown'] / f['natural']:.0f}% of its size (labels unreadable)")
+    if page.startswith("chapters/") and st.get("codeShown", 0) > 1:
+        out.append(f"{page}: {st['codeShown']} code cells open (only the parameters cell should be)")
+    return out
 
 
 def _figure_count(nb_path: Path) -> tuple[int, int]:
@@ -275,11 +344,13 @@ def test_book_renders_in_chromium(chain, browser):
                 # the math still renders (checked below)
                 and "/_static/mathjax/fonts/HTML-CSS/TeX/" not in e["params"]["entry"].get("url", "")]
             states[page] = state
-            if page in ("intro", "chapters/02_modal_diversity", "model_comparison", "methods"):
-                shot = dt.call("Page.captureScreenshot", format="png")
-                path = ARTIFACTS / f"book-{page.replace('/', '-')}.png"
-                path.write_bytes(base64.b64decode(shot["data"]))
-                shots.append(path)
+            # every page, its whole length (capped), for a reader's look and for CI artifacts
+            height = min(int(state.get("height") or 1600), 12000)
+            shot = dt.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                           clip={"x": 0, "y": 0, "width": 1280, "height": height, "scale": 0.75})
+            path = ARTIFACTS / f"book-{page.replace('/', '-')}.png"
+            path.write_bytes(base64.b64decode(shot["data"]))
+            shots.append(path)
     finally:
         dt.close()
         server.shutdown()
@@ -303,6 +374,7 @@ def test_book_renders_in_chromium(chain, browser):
             problems.append(f"{page}: math not typeset ({st['mathRendered']} rendered, {st['mathErrors']} errors)")
         if re.search(r"\?\?|\[\?\]|undefined label", st["text"]):
             problems.append(f"{page}: unresolved reference text")
+        problems += _reader_problems(page, st)
         if page.startswith("chapters/"):
             # every "**Figure.**" caption follows a figure: the notebook has the image output
             # and the page shows it, decoded
@@ -331,6 +403,11 @@ def test_book_renders_in_chromium(chain, browser):
     # both runs are in the comparison table
     table_text = states["model_comparison"]["text"]
     assert "(default)" in table_text and f"({SECOND_RUN})" in table_text
+    # numbered chapters in the sidebar, continuous across parts ("7." is the fairness chapter)
+    nav = states["intro"]["nav"]
+    assert any(re.match(r"^1\.\s", t) for t in nav) and any(re.match(r"^7\.\s.*[Ff]airness", t) for t in nav), nav
+    # the intro names the default run's model and a computed headline
+    assert "This build" in states["intro"]["text"] and "SmolLM2" in states["intro"]["text"]
 
 
 # ----------------------------------------------------------------------------- secrets
@@ -566,3 +643,22 @@ def test_run_summary_names_model_data_and_scores(tmp_path):
         assert f"{acc:.3f}" in text
     assert "1,234 samples" in text and "nan" not in text.lower()
     assert "win rate" not in text  # no judge tables, no judge sentence
+
+
+def test_reader_checks_catch_each_defect():
+    """Each defect of issue 17, planted in a page state, is named; a clean page passes."""
+    clean = {"column": 700, "text": "Accuracy 0.925 on 1,234 samples.", "codeShown": 1,
+             "tables": [{"width": 650, "scroll": 0, "header": ["n", "acc"], "rows": [["12,300", "0.925"], ["40", "–"]]}],
+             "figures": [{"src": "f.png", "natural": 800, "shown": 700}]}
+    assert _reader_problems("chapters/x", clean) == []
+    bad = {"column": 700, "codeShown": 3,
+           "text": ("| a | b |\n|---|---|\nevaluated 5/40 new samples\n"
+                    "soft \tfrac12 p(\text{tie}) and frac12 exttie\nsee /work/main/runs/default/predictions/base_ood.csv"),
+           "tables": [{"width": 900, "scroll": 0, "header": ["n", "acc"], "rows": [["12300.000", "nan"]]},
+                      {"width": 600, "scroll": 40, "header": ["x"], "rows": [["NaN"]]}],
+           "figures": [{"src": "wide.png", "natural": 2000, "shown": 700}]}
+    found = "\n".join(_reader_problems("chapters/x", bad))
+    for needle in ("900 px wide", "overflows its box by 40", "['nan']", "['NaN']", "['12300.000']",
+                   "raw pipe table", "unrendered maths", "progress lines", "/work/main/runs/default",
+                   "wide.png is shrunk to 35%", "3 code cells open"):
+        assert needle in found, (needle, found)
