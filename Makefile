@@ -36,8 +36,11 @@ book: $(STAMP)
 	$(VENV)/bin/sgvalues run --params $(PARAMS) --run $(RUN)
 	$(VENV)/bin/sgvalues book --default-run $(RUN)
 
+# Jupyter refuses to start as root without --allow-root (containers, seminar VMs often run as root).
+# LAB_ARGS passes anything else (the test uses --no-browser, a port and a token).
+LAB_ARGS ?=
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) $(LAB_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_eval.py

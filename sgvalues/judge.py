@@ -604,13 +604,15 @@ def persona_text(sample: dict) -> str:
     """
     from sgvalues.prompts import ANSWER_INSTRUCTION, persona_sentence
 
+    # the sentence the sample carries first: it was written with the sample's own country profile
+    # (rebuilding it from the levels would use Singapore's wording)
+    if sample.get("user_persona"):
+        return str(sample["user_persona"]).replace(ANSWER_INSTRUCTION, "").strip()
     levels = sample.get("levels")
     if isinstance(levels, str):
         levels = json.loads(levels)
     if levels:
         return persona_sentence(levels)
-    if sample.get("user_persona"):
-        return str(sample["user_persona"]).replace(ANSWER_INSTRUCTION, "").strip()
     raise ValueError(f"sample {sample.get('sample_id')!r}: no 'levels' to describe the persona")
 
 
@@ -1024,7 +1026,10 @@ def published_judge_table() -> pd.DataFrame:
         rows.append({"quantity": f"weighted kappa, {key}, human-human", "value": d["human_human"]})
     for tag, v in pub["refusal_rate_sensitive"].items():
         rows.append({"quantity": f"refusal rate on sensitive topics, {tag}", "value": v})
-    return pd.DataFrame(rows).assign(source=PUBLISHED_LABEL)
+    table = pd.DataFrame(rows).assign(source=PUBLISHED_LABEL)
+    # one text column mixes names and figures: figures as the paper gives them ("0.0666", "0")
+    table["value"] = table["value"].map(lambda v: f"{v:.4g}" if isinstance(v, (int, float)) else str(v))
+    return table
 
 
 # --------------------------------------------------------------------------------------------

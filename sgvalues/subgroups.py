@@ -377,10 +377,15 @@ def plot_composition(table: pd.DataFrame, title: str | None = None):
     import matplotlib.pyplot as plt
 
     axes_ = list(dict.fromkeys(table["axis"]))
-    fig, axs = plt.subplots(1, len(axes_), figsize=(3.2 * len(axes_), 3.6), squeeze=False)
+    # two panels a row: four in one row would be shrunk below legibility at the book's column width
+    ncols = min(2, len(axes_))
+    nrows = -(-len(axes_) // ncols)
+    fig, axs = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.4 * nrows), squeeze=False)
+    for ax in axs.flat[len(axes_):]:
+        ax.set_visible(False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     width = 0.27
-    for ax, axis in zip(axs[0], axes_):
+    for k, (ax, axis) in enumerate(zip(axs.flat, axes_)):
         part = table[table["axis"] == axis].reset_index(drop=True)
         x = np.arange(len(part))
         ax.bar(x - width, part["share"], width, label="sample", color=colors[0])
@@ -388,10 +393,10 @@ def plot_composition(table: pd.DataFrame, title: str | None = None):
         ax.bar(x + width, part["reference_share"], width, label="reference", color=colors[2])
         ax.set_xticks(x, part["level"], rotation=60, ha="right", fontsize=8)
         ax.set_title(f"{axis}\n(reference: {part['reference'].iloc[0]})", fontsize=8)
-        ax.set_ylabel("% of respondents" if axis == axes_[0] else "")
+        ax.set_ylabel("% of respondents" if k % ncols == 0 else "")
     handles, labels = axs[0, 0].get_legend_handles_labels()
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, 0.06 / nrows, 1, 1))
     fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False, fontsize=8)
     return fig

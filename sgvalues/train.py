@@ -924,6 +924,15 @@ def _save_adapter(model, adapter_dir: Path) -> None:
 # ----------------------------------------------------------------------------- reporting
 
 
+def _setting_text(v) -> str:
+    """A recipe setting as a reader reads it: "-" when unset, whole floats without ".0" (epochs 1)."""
+    if v is None:
+        return "-"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
 def recipe_table(params, published_recipe: dict | None = None):
     """The training recipe as a tidy table (``setting, ours``; plus ``published`` if given)."""
     import pandas as pd
@@ -938,10 +947,10 @@ def recipe_table(params, published_recipe: dict | None = None):
             ("warm-up ratio", t.warmup_ratio), ("checkpoint every (steps)", t.save_every),
             ("seed", params.seed)]
     table = pd.DataFrame(rows, columns=["setting", "ours"])
-    table["ours"] = table["ours"].map(lambda v: "-" if v is None else str(v))
+    table["ours"] = table["ours"].map(_setting_text)
     if published_recipe:
         pub = {"learning rate": published_recipe.get("lr"), "epochs": published_recipe.get("epochs")}
-        table["published"] = table["setting"].map(lambda s: "-" if pub.get(s) is None else str(pub[s]))
+        table["published"] = table["setting"].map(lambda s: _setting_text(pub.get(s)))
     return table
 
 

@@ -202,7 +202,9 @@ _PAGE_STATE = r"""
   const hasMath = document.querySelector('div.math, span.math') !== null;
   if (hasMath) {
     for (let i = 0; i < 100 && !(window.MathJax && MathJax.Hub); i++) await new Promise(r => setTimeout(r, 100));
-    if (window.MathJax && MathJax.Hub) await new Promise(r => MathJax.Hub.Queue(() => r(true)));
+    // bounded: a MathJax that never finishes is reported as untypeset math, not a hung test
+    if (window.MathJax && MathJax.Hub) await Promise.race([
+      new Promise(r => MathJax.Hub.Queue(() => r(true))), new Promise(r => setTimeout(r, 30000))]);
   }
   const main = document.querySelector('main') || document.body;
   return {
@@ -232,10 +234,13 @@ _PAGE_STATE = r"""
     // when it is not shrunk much below its natural size)
     figures: Array.from(main.querySelectorAll('img')).filter(i => i.offsetParent !== null).map(i => ({
       src: i.currentSrc || i.src, natural: i.naturalWidth, shown: i.getBoundingClientRect().width})),
-    codeShown: Array.from(main.querySelectorAll('.cell_input')).filter(e => e.offsetParent !== null).length,
+    // a folded cell's input sits in a closed <details>: laid out (offsetParent is set) but not shown
+    codeShown: Array.from(main.querySelectorAll('.cell_input'))
+      .filter(e => e.offsetParent !== null && e.closest('details:not([open])') === null).length,
     nav: Array.from(document.querySelectorAll('nav.bd-docs-nav a, .bd-sidebar-primary a.reference'))
       .map(a => a.innerText.trim()).filter(t => t),
     height: document.documentElement.scrollHeight,
+    scripts: document.scripts.length,
   };
 })()
 """
@@ -244,7 +249,8 @@ _PAGE_STATE = r"""
 #: a table cell a reader should never see
 _BAD_CELL = re.compile(r"^(nan|NaN|NaT|<NA>|None|inf|-inf)$")
 #: a count printed as a float ("12300.000", "400.0")
-_FLOAT_COUNT = re.compile(r"^-?\d{1,3}(,?\d{3})*\.0+$")
+#: (a rate printed to three decimals, "0.000" or "1.000", is not one: rates lie in [0, 1])
+_FLOAT_COUNT = re.compile(r"^-?(\d{1,3}(,\d{3})+|\d{2,})\.0+$|^-?\d+\.0$")
 #: TeX that MathJax did not typeset, or a backslash eaten by a Python string ("frac12", "exttie")
 _RAW_MATH = re.compile(r"\\(frac|tfrac|dfrac|text|mathrm|sum|log|sqrt|hat|bar)\b|\bfrac12\b|\bext(tie|rm)\b|\$\$")
 #: a progress line of a stage (these go to the terminal, not the book)
@@ -263,7 +269,10 @@ def _reader_problems(page: str, st: dict) -> list[str]:
             out.append(f"{page}: table {k} is {t['width']:.0f} px wide in a {st['column']:.0f} px column")
         elif t["scroll"] > 1:
             out.append(f"{page}: table {k} overflows its box by {t['scroll']:.0f} px (a reader must scroll)")
-        cells = [c for row in t["rows"] for c in row]
+        # a percentage column prints one decimal ("10.0"): not a count
+        header = t.get("header", [])
+        cells = [c for row in t["rows"] for i, c in enumerate(row)
+                 if not (i < len(header) and "%" in header[i])]
         bad = sorted({c for c in cells if _BAD_CELL.match(c)})
         if bad:
             out.append(f"{page}: table {k} shows missing values as {bad}")
@@ -285,6 +294,8 @@ def _reader_problems(page: str, st: dict) -> list[str]:
         if f["natural"] > 0 and f["shown"] / f["natural"] < _MIN_FIGURE_SCALE:
             out.append(f"{page}: figure {f['src'].rsplit('/', 1)[-1]} is shrunk to "
                        f"{100 * f['shown'] / f['natural']:.0f}% of its size (labels unreadable)")
+    if st.get("scripts", 0) > 150:  # MathJax itself loads ~80 (its config and extensions)
+        out.append(f"{page}: {st['scripts']} script tags (static files globbed into the page?)")
     if page.startswith("chapters/") and st.get("codeShown", 0) > 1:
         out.append(f"{page}: {st['codeShown']} code cells open (only the parameters cell should be)")
     return out
@@ -556,7 +567,11 @@ def test_config_banner_only_for_synthetic_and_no_thebe(tmp_path):
         # markdown computed by a chapter renders as MyST (tables, math), and the book's CSS loads
         assert cfg["sphinx"]["config"]["nb_render_markdown_format"] == "myst"
         assert "sgvalues.css" in cfg["sphinx"]["config"]["html_css_files"]
-        assert (tmp_path / "book" / "_static" / "sgvalues.css").is_file()
+        assert (tmp_path / "book" / "_css" / "sgvalues.css").is_file()
+        # jupyter-book adds every .js under html_static_path as a script tag when the book has
+        # a "_static" folder: with the bundled MathJax that is ~300 scripts and a MathJax that
+        # never finishes typesetting
+        assert not (tmp_path / "book" / "_static").exists()
     assert "Synthetic data" in yaml.safe_load(
         bk.write_config(tmp_path / "book", True, "default").read_text())["sphinx"]["config"]["html_theme_options"]["announcement"]
 
@@ -651,7 +666,7 @@ def test_reader_checks_catch_each_defect():
              "tables": [{"width": 650, "scroll": 0, "header": ["n", "acc"], "rows": [["12,300", "0.925"], ["40", "–"]]}],
              "figures": [{"src": "f.png", "natural": 800, "shown": 700}]}
     assert _reader_problems("chapters/x", clean) == []
-    bad = {"column": 700, "codeShown": 3,
+    bad = {"column": 700, "codeShown": 3, "scripts": 301,
            "text": ("| a | b |\n|---|---|\nevaluated 5/40 new samples\n"
                     "soft \tfrac12 p(\text{tie}) and frac12 exttie\nsee /work/main/runs/default/predictions/base_ood.csv"),
            "tables": [{"width": 900, "scroll": 0, "header": ["n", "acc"], "rows": [["12300.000", "nan"]]},
@@ -660,5 +675,5 @@ def test_reader_checks_catch_each_defect():
     found = "\n".join(_reader_problems("chapters/x", bad))
     for needle in ("900 px wide", "overflows its box by 40", "['nan']", "['NaN']", "['12300.000']",
                    "raw pipe table", "unrendered maths", "progress lines", "/work/main/runs/default",
-                   "wide.png is shrunk to 35%", "3 code cells open"):
+                   "wide.png is shrunk to 35%", "3 code cells open", "301 script tags"):
         assert needle in found, (needle, found)

@@ -543,3 +543,16 @@ def test_soft_win_rate_by_hand_and_in_the_table():
     assert t["soft_win_rate"].iloc[0] == pytest.approx((.65 + .5) / 2)
     gen_mode = pd.DataFrame(rows).assign(raw_output="Answer: A")
     assert np.isnan(judge.win_rate_table(gen_mode, n_boot=0)["soft_win_rate"].iloc[0])
+
+
+def test_persona_text_keeps_the_samples_own_country_wording():
+    """A Malaysian sample's persona is the sentence its prompt carried, not Singapore's rebuilt one."""
+    from sgvalues.prompts import persona_sentence, user_persona
+
+    levels = {"sex": "Female", "ethnicity": "Malay"}
+    sample = {"sample_id": "Q1_x", "levels": levels, "user_persona": user_persona(levels, profile="malaysia")}
+    text = judge.persona_text(sample)
+    assert text == persona_sentence(levels, profile="malaysia")
+    assert "Malaysia" in text and "Singapore" not in text
+    # without the carried sentence, the levels still describe the persona (the default profile)
+    assert judge.persona_text({"levels": levels}) == persona_sentence(levels)
