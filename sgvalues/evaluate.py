@@ -1,6 +1,6 @@
 """Structured evaluation: every (question, subgroup) sample -> one row of the predictions table.
 
-Two modes (``params.evaluation.mode``):
+Three modes (``params.evaluation.mode``, :data:`sgvalues.models.base.ANSWER_MODES`):
 
 ``logprob``
     The model's distribution over the question's option codes, read from the next-token
@@ -15,6 +15,15 @@ Two modes (``params.evaluation.mode``):
     (``sgvalues.models.base.parse_option``). Refusals ("I cannot", "As an AI", ...) get status
     ``refused``, other answers without a valid code ``unparseable``; both keep the row with a
     missing prediction, so metrics count them as wrong.
+``generate_logprob``
+    The paper's protocol with the distribution kept: the answer is generated and parsed
+    exactly as in ``generate`` (prediction, status -- refusals and unparseable answers count
+    as wrong, as the paper counted them -- and ``raw_output`` all come from the text), and the
+    option distribution read in the same pass fills ``probs`` so the distributional scores
+    (``metrics.distribution_scores``) stay available. One pass per request: hf reads the
+    distribution from the generation's own first-step scores; openai from the ``logprobs``/
+    ``top_logprobs`` of the same chat completion (``Model.generate_scored``). ``probs`` is
+    ``""`` where the backend returned none (a server without logprobs).
 
 A request that fails for good (API errors after retries) has status ``failed``. Answers go
 through the on-disk response cache (``sgvalues.models.cache``) as each batch finishes: a re-run
@@ -33,6 +42,10 @@ Example
 >>> prediction_row({"probs": None, "text": "As an AI I cannot say", "error": None, "info": {}},
 ...                ["1", "2"], "generate")["status"]
 'refused'
+>>> r = prediction_row({"probs": {"1": 0.9, "2": 0.1}, "text": "2", "error": None, "info": {}},
+...                    ["1", "2"], "generate_logprob")
+>>> r["prediction"], r["status"], r["probs"]
+(2, 'ok', '{"1": 0.9, "2": 0.1}')
 """
 
 from __future__ import annotations
@@ -109,19 +122,38 @@ def sample_request(sample: dict, max_new_tokens: int = 8):
                         max_new_tokens=max_new_tokens, group=str(sample["question_id"]))
 
 
-def prediction_row(answer: dict, option_codes: Sequence[str], mode: str) -> dict:
-    """``prediction``, ``status``, ``probs`` (JSON) and ``raw_output`` from one cached answer."""
-    from sgvalues.models.base import classify_text
+def _probs_json(probs: dict, option_codes: Sequence[str]) -> str:
+    return json.dumps({c: round(float(probs.get(c, 0.0)), 6) for c in option_codes})
 
+
+def prediction_row(answer: dict, option_codes: Sequence[str], mode: str) -> dict:
+    """``prediction``, ``status``, ``probs`` (JSON) and ``raw_output`` from one cached answer.
+
+    ``mode`` (one of :data:`~sgvalues.models.base.ANSWER_MODES`) decides where the prediction
+    comes from: ``generate_logprob`` and ``generate`` parse the text (``classify_text``), and
+    ``generate_logprob`` also keeps the option probabilities in ``probs``; ``logprob`` takes
+    the most probable code.
+    """
+    from sgvalues.models.base import ANSWER_MODES, classify_text
+
+    if mode not in ANSWER_MODES:
+        raise ValueError(f"mode must be one of {', '.join(ANSWER_MODES)}, got {mode!r}")
     if answer.get("error"):
         return {"prediction": None, "status": "failed", "probs": "", "raw_output": str(answer["error"])}
     probs = answer.get("probs")
     text = answer.get("text")
+    if mode == "generate_logprob":
+        if text is None:  # the backend could not generate: no answer to parse
+            return {"prediction": None, "status": "failed", "probs": _probs_json(probs, option_codes) if probs else "",
+                    "raw_output": "no generated text"}
+        status, code = classify_text(text, option_codes)
+        return {"prediction": int(code) if code is not None else None, "status": status,
+                "probs": _probs_json(probs, option_codes) if probs else "", "raw_output": text}
     if probs:
         # ties go to the first code in scale order, so the choice is deterministic
         best = max(option_codes, key=lambda c: (probs.get(c, 0.0), -option_codes.index(c)))
         raw = text if text is not None else str(answer.get("info", {}).get("top_token", ""))
-        probs_json = json.dumps({c: round(float(probs.get(c, 0.0)), 6) for c in option_codes})
+        probs_json = _probs_json(probs, option_codes)
         return {"prediction": int(best), "status": "ok", "probs": probs_json, "raw_output": raw}
     status, code = classify_text(text, option_codes)
     return {"prediction": int(code) if code is not None else None, "status": status, "probs": "",
@@ -132,7 +164,8 @@ def _request_key(model, request, mode: str, temperature: float) -> str:
     from sgvalues.models.cache import cache_key
 
     decoding = dict(model.decoding_key())
-    if mode == "generate" or not model.exact_logprobs:
+    # the mode is part of the key; decoding settings matter wherever text is generated
+    if mode != "logprob" or not model.exact_logprobs:
         decoding.update(max_new_tokens=request.max_new_tokens, temperature=temperature)
     return cache_key(model=model.model_id, adapter=model.adapter_id, mode=mode,
                      messages=list(request.messages), options=list(request.option_codes), decoding=decoding)
@@ -147,14 +180,17 @@ def evaluate_samples(samples: Sequence[dict], model, mode: str = "logprob", batc
     ----------
     samples : records of ``sgvalues.split.load_samples``.
     model : a :class:`~sgvalues.models.base.Model`.
-    mode : ``"logprob"`` or ``"generate"``.
+    mode : one of :data:`~sgvalues.models.base.ANSWER_MODES` (``"logprob"``, ``"generate"``,
+        ``"generate_logprob"``; see the module docstring).
     batch_size : rows per forward pass (hf); sets the model's ``batch_size`` when it has one.
     cache : a :class:`~sgvalues.models.cache.ResponseCache`, or ``None`` for no caching.
     chunk_size : samples sent to the model per call, after which answers are cached
         (default ``max(64, 4 * batch_size)``); samples of one question stay together.
     """
-    if mode not in ("logprob", "generate"):
-        raise ValueError(f"mode must be 'logprob' or 'generate', got {mode!r}")
+    from sgvalues.models.base import ANSWER_MODES
+
+    if mode not in ANSWER_MODES:
+        raise ValueError(f"mode must be one of {', '.join(ANSWER_MODES)}, got {mode!r}")
     samples = list(samples)
     for i, s in enumerate(samples):
         _check_sample(s, i)
@@ -310,7 +346,7 @@ def evaluate_run(params, run_dir: str | Path, split: str = "ood", tag: str = "ba
     adapter : LoRA adapter folder (hf), e.g. ``<run_dir>/adapter``.
     limit : at most this many samples (:func:`stratified_limit`, seeded by ``params.seed``);
         default ``params.evaluation.limit``, or every sample of ``questions`` when given.
-    mode : ``"logprob"``/``"generate"``; default ``params.evaluation.mode``.
+    mode : ``"logprob"``/``"generate"``/``"generate_logprob"``; default ``params.evaluation.mode``.
     cache : ``True`` = the default response cache, ``None``/``False`` = none, or a
         :class:`~sgvalues.models.cache.ResponseCache`.
     model : an already loaded model to reuse (otherwise loaded from ``params.model``).
@@ -430,7 +466,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tag", default="base", help="'base' (zero-shot) or 'sft'")
     parser.add_argument("--adapter", default=None, help="LoRA adapter folder (hf backend)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate a stratified subset of N samples")
-    parser.add_argument("--mode", default=None, choices=["logprob", "generate"])
+    from sgvalues.models.base import ANSWER_MODES
+
+    parser.add_argument("--mode", default=None, choices=list(ANSWER_MODES),
+                        help="structured answer mode (default: the params file's evaluation.mode)")
     parser.add_argument("--no-cache", action="store_true", help="bypass the response cache")
 
 

@@ -115,9 +115,15 @@ class DataParams:
 
 @dataclass(frozen=True)
 class EvaluationParams:
-    """Structured evaluation: ``logprob`` reads option probabilities, ``generate`` parses text."""
+    """Structured evaluation (``sgvalues.evaluate``): how answers are read.
 
-    mode: Literal["logprob", "generate"] = "logprob"
+    ``mode``: ``logprob`` reads option probabilities (no text, so no refusals); ``generate``
+    parses a generated answer; ``generate_logprob`` parses a generated answer *and* keeps the
+    option probabilities read in the same pass (the paper's protocol with the distributional
+    scores kept). See :data:`sgvalues.models.base.ANSWER_MODES`.
+    """
+
+    mode: Literal["logprob", "generate", "generate_logprob"] = "logprob"
     splits: tuple[str, ...] = ("ood", "train")
     limit: int | None = None
     batch_size: int = 16
@@ -125,6 +131,10 @@ class EvaluationParams:
     temperature: float = 0.0
 
     def __post_init__(self):
+        from sgvalues.models.base import ANSWER_MODES
+
+        if self.mode not in ANSWER_MODES:
+            raise ValueError(f"mode = {self.mode!r}: expected one of {', '.join(ANSWER_MODES)}")
         bad = [s for s in self.splits if s not in ("train", "ood")]
         if bad:
             raise ValueError(f"splits must be 'train' and/or 'ood', got {bad}")

@@ -150,3 +150,118 @@ def test_evaluate_run_on_chosen_questions_takes_them_whole(tmp_path, monkeypatch
     with pytest.raises(ValueError, match=r"samples_ood\.jsonl: no samples for question\(s\) \['Q9'\]"):
         evaluate.evaluate_run(params, tmp_path, split="ood", tag="base", cache=None, model=Scripted(),
                               log=None, questions=["Q1", "Q9"])
+
+
+class ScriptedBoth(Model):
+    """generate_logprob answers: a text and a distribution that disagree, so the test can tell
+    which one the prediction came from."""
+
+    model_id = "scripted-both"
+
+    def answer(self, requests, mode="logprob", temperature=0.0):
+        assert mode == "generate_logprob"
+        out = []
+        for r in requests:
+            user = r.messages[-1]["content"]
+            probs = {c: (0.55 if c == "7" else 0.05) for c in r.option_codes}
+            text = ("I'm sorry, but I cannot share personal opinions." if "Female" in user
+                    else "I think about it often" if "age_group" in user else "2")
+            out.append(Answer(probs=probs, text=text))
+        return out
+
+
+def test_generate_logprob_predicts_from_the_text_and_keeps_the_distribution(tmp_path):
+    samples = make_samples()
+    df = evaluate.evaluate_samples(samples, ScriptedBoth(), mode="generate_logprob")
+    status = dict(zip(df.subgroup, df.status))
+    assert status == {"sex:Male": "ok", "sex:Female": "refused", "age_group:16-24": "unparseable"}
+    # the text says 2 although the distribution's mode is 7: the prediction is the parsed text
+    assert set(df.loc[df.status == "ok", "prediction"]) == {2}
+    assert df.loc[df.status != "ok", "prediction"].isna().all()
+    for p in df["probs"]:  # every row keeps the distribution, refused ones included
+        assert json.loads(p)["7"] == 0.55 and len(json.loads(p)) == 10
+    assert df.loc[df.subgroup == "sex:Female", "raw_output"].iloc[0].startswith("I'm sorry")
+    s = evaluate.summarise(df)
+    # by hand: 3 questions x 3 subgroups; only Male rows (target 2, predicted 2) are right
+    assert s["accuracy"] == pytest.approx(3 / 9) and s["refusal_rate"] == pytest.approx(3 / 9)
+    assert s["nmae"] == pytest.approx((0 * 3 + 1.0 * 6) / 9)  # a missing prediction scores 1
+    with pytest.raises(ValueError, match="generate_logprob"):
+        evaluate.evaluate_samples(samples, ScriptedBoth(), mode="sample")
+
+
+def test_cache_key_separates_modes(tmp_path):
+    from sgvalues.models.base import ScoreRequest
+
+    m = ScriptedBoth()
+    r = ScoreRequest([{"role": "user", "content": "?"}], ("1", "2"))
+    keys = {mode: evaluate._request_key(m, r, mode, 0.0) for mode in ("logprob", "generate", "generate_logprob")}
+    assert len(set(keys.values())) == 3
+    # generation settings are part of the generate_logprob key
+    longer = ScoreRequest(r.messages, r.option_codes, max_new_tokens=16)
+    assert evaluate._request_key(m, longer, "generate_logprob", 0.0) != keys["generate_logprob"]
+
+
+def test_cli_evaluate_accepts_every_answer_mode():
+    import argparse
+
+    from sgvalues.models.base import ANSWER_MODES
+
+    parser = argparse.ArgumentParser()
+    evaluate.configure_parser(parser)
+    for mode in ANSWER_MODES:
+        args = parser.parse_args(["--params", "p.yaml", "--run-dir", "r", "--mode", mode])
+        assert args.mode == mode
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--params", "p.yaml", "--run-dir", "r", "--mode", "sample"])
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    import os
+
+    from sgvalues.models import load_model
+    from sgvalues.params import ModelSpec
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    m = load_model(ModelSpec(backend="hf", name="smollm2-135m", cpu_threads=1), batch_size=4)
+    yield m
+    m.close()
+
+
+def _real_samples():
+    out = []
+    for q, scale in (("Q4", 4), ("Q10", 10)):
+        options = {str(c): f"option {c}" for c in range(1, scale + 1)}
+        listing = "\n".join(f"{c}. {v}" for c, v in options.items())
+        for i, persona in enumerate(["You are a woman aged 25 to 34 living in Singapore.",
+                                     "You are a Malay Muslim man aged 65 or over."]):
+            out.append({"sample_id": f"{q}_{i}", "split": "ood", "question_id": q, "theme": "T", "stratum": "s",
+                        "subgroup": f"s:{i}", "levels": {"s": str(i)}, "target": 1, "scale_min": 1,
+                        "scale_max": scale, "options": options,
+                        "system": "You are taking part in a survey. Reply with the number of one option only.",
+                        "user_shared": f"How much do you agree with statement {q}?\n\nOptions:\n{listing}\n\n",
+                        "user_persona": persona})
+    return out
+
+
+@pytest.mark.slow
+def test_generate_logprob_on_the_embedded_model_matches_generate_and_answer(embedded):
+    from sgvalues.models.base import classify_text
+
+    samples = _real_samples()
+    both = evaluate.evaluate_samples(samples, embedded, mode="generate_logprob", batch_size=4)
+    gen = evaluate.evaluate_samples(samples, embedded, mode="generate", batch_size=4)
+    # the prediction is generate mode's parsed answer, row by row
+    assert both["status"].tolist() == gen["status"].tolist()
+    assert both["prediction"].astype("Float64").fillna(-1).tolist() == gen["prediction"].astype("Float64").fillna(-1).tolist()
+    assert both["raw_output"].tolist() == gen["raw_output"].tolist()
+    requests = [evaluate.sample_request(s, 8) for s in samples]
+    direct = embedded.answer(requests, mode="generate_logprob")
+    for row, a, r in zip(both.itertuples(), direct, requests):
+        probs = json.loads(row.probs)
+        assert list(probs) == list(r.option_codes)
+        for c in r.option_codes:  # the distribution is what answer(..., "generate_logprob") returns
+            assert probs[c] == pytest.approx(a.probs[c], abs=1e-6)
+        status, code = classify_text(a.text, r.option_codes)  # parsed independently of prediction_row
+        assert row.status == status and (row.prediction if code is not None else None) == (
+            int(code) if code is not None else None)

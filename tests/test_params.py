@@ -57,3 +57,18 @@ def test_bad_values_name_file_and_key(tmp_path, body, key):
     with pytest.raises(ParamsError) as exc:
         load_params(f)
     assert str(f) in str(exc.value) and key in str(exc.value)
+
+
+def test_evaluation_mode_accepts_every_answer_mode_and_names_them_when_wrong(tmp_path):
+    from sgvalues.models.base import ANSWER_MODES
+    from sgvalues.params import EvaluationParams, Params
+
+    for mode in ANSWER_MODES:
+        assert Params.from_dict({"name": "x", "evaluation": {"mode": mode}}).evaluation.mode == mode
+    f = tmp_path / "bad.yaml"
+    f.write_text("name: x\nevaluation:\n  mode: generate_logprobs\n")
+    with pytest.raises(ParamsError) as exc:
+        load_params(f)
+    assert all(repr(m) in str(exc.value) for m in ANSWER_MODES) and "generate_logprobs" in str(exc.value)
+    with pytest.raises(ValueError, match="expected one of logprob, generate, generate_logprob"):
+        EvaluationParams(mode="sample")
