@@ -36,6 +36,7 @@ __all__ = [
     "Chapter",
     "open_chapter",
     "relative",
+    "sample_card",
     "predictions_preview",
     "state_row",
     "size_sentence",
@@ -153,6 +154,32 @@ def relative(path: str | Path, run_dir: str | Path) -> str:
             return path.resolve().relative_to(run_dir.resolve()).as_posix()
         except ValueError:
             return path.name
+
+
+def sample_card(sample: dict, keys=("sample_id", "split", "stratum", "levels", "target", "distribution",
+                                    "n_valid")) -> str:
+    """One sample record as the book prints it: a ``key: value`` line per field.
+
+    Shares (the ``distribution``) print as rates, to 3 decimals, and counts as integers, so a
+    reader sees ``0.422`` rather than ``0.42222222222222222``.
+
+    Examples
+    --------
+    >>> print(sample_card({"sample_id": "q1|sex:Male", "distribution": {"1": 0.4222222, "2": 0.5777778},
+    ...                    "n_valid": 45.0}, keys=("sample_id", "distribution", "n_valid")))
+       sample_id: q1|sex:Male
+    distribution: {1: 0.422, 2: 0.578}
+         n_valid: 45
+    """
+    def shown(key, value):
+        if key == "distribution" and isinstance(value, dict):
+            return "{" + ", ".join(f"{k}: {fmt_rate(v)}" for k, v in value.items()) + "}"
+        if key.startswith("n_"):
+            return fmt_count(value)
+        return value
+
+    width = max(len(k) for k in keys)
+    return "\n".join(f"{k:>{width}}: {shown(k, sample[k])}" for k in keys if k in sample)
 
 
 def predictions_preview(predictions: pd.DataFrame, n: int = 5):
