@@ -9,7 +9,7 @@ PARAMS ?= params/smollm2-135m.yaml
 RUN ?= default
 PYTEST_ARGS ?=
 
-.PHONY: setup test book lab bench chromium clean-book
+.PHONY: setup test test-fast book lab bench chromium clean-book
 
 setup: $(STAMP)
 
@@ -31,6 +31,10 @@ chromium:
 
 test: $(STAMP) chromium
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The fast lane: everything but the tests marked slow (embedded model, servers, browser).
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
 book: $(STAMP)
 	$(VENV)/bin/sgvalues run --params $(PARAMS) --run $(RUN)

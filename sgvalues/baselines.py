@@ -67,7 +67,6 @@ import argparse
 import hashlib
 import json
 import sys
-import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path

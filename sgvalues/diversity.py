@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 
 __all__ = [
     "modal_diversity_score",
@@ -76,7 +77,8 @@ def modal_diversity_score(modal_answers: Iterable, n_options: int) -> float:
 
     and MDS = 0 when :math:`\\min(|S|, |C|) \\le 1` (one subgroup or one option cannot
     disagree). The denominator is the largest entropy that :math:`|S|` modes over :math:`|C|`
-    options can reach, so MDS = 1 means "as spread out as possible".
+    options can reach, so MDS = 1 means "as spread out as possible". The entropy is
+    ``scipy.stats.entropy(counts, base=2)`` of the mode counts.
 
     Examples
     --------
@@ -100,8 +102,7 @@ def modal_diversity_score(modal_answers: Iterable, n_options: int) -> float:
     denom_n = min(n_s, n_c)
     if denom_n <= 1:
         return 0.0
-    p = np.fromiter(counts.values(), dtype=float) / n_s
-    entropy = float(-(p * np.log2(p)).sum())
+    entropy = float(scipy.stats.entropy(np.fromiter(counts.values(), dtype=float), base=2))
     return max(0.0, entropy / math.log2(denom_n))
 
 
@@ -283,10 +284,12 @@ def diversity_table(modal_answers: pd.DataFrame, questions: pd.DataFrame) -> pd.
     # --- MDS: entropy of the modes in each cell -----------------------------------------------
     modes = pd.DataFrame({"cell": cell, "mode": pd.to_numeric(ma["modal_answer"]).to_numpy(float)})
     cnt = modes.groupby(["cell", "mode"]).size().rename("k").reset_index()
-    cnt["p"] = cnt["k"] / n_sub[cnt["cell"].to_numpy()]
-    cnt["h"] = -cnt["p"] * np.log2(cnt["p"])
-    entropy = np.bincount(cnt["cell"], weights=cnt["h"], minlength=n_cells)
     n_distinct = np.bincount(cnt["cell"], minlength=n_cells)
+    # mode counts as a (cells x distinct modes) matrix, zero-padded (0 log 0 = 0 in scipy)
+    counts = np.zeros((n_cells, max(1, int(n_distinct.max(initial=0)))))
+    counts[cnt["cell"].to_numpy(), cnt.groupby("cell").cumcount().to_numpy()] = cnt["k"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):  # a cell without modes: 0/0, masked below
+        entropy = scipy.stats.entropy(counts, base=2, axis=1)
     over = np.flatnonzero(n_distinct > n_opt)
     if len(over):
         i = over[0]

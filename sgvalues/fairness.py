@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import permutation_test, variation
 
 __all__ = [
     "ATTRIBUTES",
@@ -133,6 +134,9 @@ def coefficient_of_variation(values: Iterable) -> float:
     -----
     .. math:: \\mathrm{CV} = \\frac{\\sqrt{\\tfrac{1}{G}\\sum_g (s_g - \\bar s)^2}}{\\bar s}
 
+    The population standard deviation (divisor :math:`G`, ``ddof=0``), as in Tan et al. (2026);
+    computed by ``scipy.stats.variation(values, ddof=0)``.
+
     Examples
     --------
     >>> coefficient_of_variation([0.25, 0.75])
@@ -147,7 +151,7 @@ def coefficient_of_variation(values: Iterable) -> float:
     if mean == 0:
         warnings.warn("coefficient_of_variation: the mean score is 0; returning NaN", FairnessWarning, stacklevel=2)
         return float("nan")
-    return float(v.std(ddof=0) / mean)
+    return float(variation(v, ddof=0))
 
 
 def _nr_rows(m: np.ndarray) -> np.ndarray:
@@ -348,7 +352,7 @@ def sample_levels(scored: pd.DataFrame) -> pd.DataFrame:
     lv = scored["levels"].map(as_key) if "levels" in scored.columns else pd.Series("", index=scored.index)
     # parse each distinct (subgroup, levels) once into a small table, then join it back
     codes, uniques = pd.factorize(pd.MultiIndex.from_arrays([scored["subgroup"].astype(str).to_numpy(), lv.to_numpy()]))
-    table = pd.DataFrame([(c, a, v) for c, (sg, l) in enumerate(uniques) for a, v in _parse_levels(sg, l).items()],
+    table = pd.DataFrame([(c, a, v) for c, (sg, lvl) in enumerate(uniques) for a, v in _parse_levels(sg, lvl).items()],
                          columns=["_code", "attribute", "level"])
     out = scored.reset_index(drop=True).assign(_code=codes, _pos=np.arange(len(scored)))
     out = out.merge(table, on="_code", how="inner").sort_values("_pos", kind="stable")
@@ -447,9 +451,9 @@ def _order_levels(df: pd.DataFrame) -> pd.DataFrame:
     except ImportError:  # pragma: no cover - the subgroups module ships with the package
         AXES = {}
     a_rank = {a: i for i, a in enumerate(ATTRIBUTES)}
-    l_rank = {(a, l): i for a, ls in AXES.items() for i, l in enumerate(ls)}
+    l_rank = {(a, lvl): i for a, ls in AXES.items() for i, lvl in enumerate(ls)}
     df = df.assign(_a=df["attribute"].map(lambda a: a_rank.get(a, 99)),
-                   _l=[l_rank.get((a, l), 99) for a, l in zip(df["attribute"], df["level"])])
+                   _l=[l_rank.get((a, lvl), 99) for a, lvl in zip(df["attribute"], df["level"])])
     keys = _keys(df)
     return df.sort_values(keys + ["_a", "_l", "level"]).drop(columns=["_a", "_l"]).reset_index(drop=True)
 
@@ -672,6 +676,11 @@ def bootstrap_fairness(scored: pd.DataFrame, n_boot: int = 1000, seed: int = 0, 
     return pd.DataFrame(rows)
 
 
+def _sum_last_axis(d: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Sum of the (sign-flipped) paired differences: the permutation test's statistic."""
+    return np.sum(d, axis=axis)
+
+
 def paired_permutation_test(x: Iterable, y: Iterable, n_perm: int = 10000, seed: int = 0,
                             exact_max: int = 16, alternative: str = "two-sided") -> dict:
     """Paired sign-flip permutation test of mean(x - y) = 0 (e.g. SFT vs base correctness).
@@ -701,9 +710,15 @@ def paired_permutation_test(x: Iterable, y: Iterable, n_perm: int = 10000, seed:
     Under :math:`H_0` each paired difference :math:`d_i = x_i - y_i` is symmetric about 0, so
     its sign can be flipped. With :math:`T = \\bar d`, the exact p-value is the share of the
     :math:`2^m` sign vectors :math:`\\varepsilon` with :math:`|\\sum_i \\varepsilon_i d_i| \\ge
-    |\\sum_i d_i|` (zero differences do not change under flips). The Monte Carlo p-value is
-    :math:`(1 + \\#\\{|T^*| \\ge |T|\\}) / (1 + n_{perm})`, which is never 0. For 0/1
+    |\\sum_i d_i|` (zero differences do not change under flips). The Monte Carlo one-sided
+    p-values are :math:`(1 + \\#\\{T^* \\ge T\\}) / (1 + n_{perm})` and
+    :math:`(1 + \\#\\{T^* \\le T\\}) / (1 + n_{perm})`, never 0; the two-sided one is twice the
+    smaller, capped at 1 (for the exact, symmetric null this equals the share above). For 0/1
     correctness this is an exact sign (McNemar-type) test.
+
+    Computed by ``scipy.stats.permutation_test(permutation_type="samples")`` on the non-zero
+    differences (one sample: its signs are flipped), exact when :math:`m \\le` ``exact_max`` or
+    :math:`2^m \\le` ``n_perm``, seeded by ``numpy.random.default_rng(seed)``.
 
     Examples
     --------
@@ -724,34 +739,19 @@ def paired_permutation_test(x: Iterable, y: Iterable, n_perm: int = 10000, seed:
     nz = d[d != 0]
     m = int(nz.size)
     t_obs = float(nz.sum())
-    tol = 1e-9 * max(1.0, float(np.abs(nz).sum()))
-
-    def extreme(t):
-        if alternative == "two-sided":
-            return np.abs(t) >= abs(t_obs) - tol
-        if alternative == "greater":
-            return t >= t_obs - tol
-        return t <= t_obs + tol
-
     if m == 0:
         p, method, used = 1.0, "exact", 1
-    elif m <= exact_max:
-        signs = 1 - 2 * ((np.arange(2 ** m)[:, None] >> np.arange(m)[None, :]) & 1)
-        p, method, used = float(extreme(signs @ nz).mean()), "exact", 2 ** m
     else:
-        rng = np.random.default_rng(seed)
-        hits, done = 0, 0
-        chunk = max(1, min(n_perm, 4_000_000 // m))
-        total = float(nz.sum())
-        while done < n_perm:
-            b = min(chunk, n_perm - done)
-            # random bits from raw bytes (much faster than integers()); sign = 1 - 2 * bit, so
-            # sum_i sign_i d_i = sum(d) - 2 * bits @ d
-            bits = np.unpackbits(np.frombuffer(rng.bytes(b * ((m + 7) // 8)), dtype=np.uint8)
-                                 .reshape(b, -1), axis=1, count=m)
-            hits += int(extreme(total - 2.0 * (bits @ nz)).sum())
-            done += b
-        p, method, used = (1 + hits) / (1 + n_perm), "monte carlo", n_perm
+        # zero differences do not move under a flip, so only the m non-zero ones are permuted;
+        # scipy enumerates all 2^m sign vectors when n_resamples >= 2^m
+        exact = m <= exact_max or 2**m <= n_perm
+        # scipy needs two observations: a zero difference, which no flip moves, pads m = 1
+        flip = nz if m > 1 else np.append(nz, 0.0)
+        res = permutation_test((flip,), _sum_last_axis, permutation_type="samples", vectorized=True,
+                               n_resamples=np.inf if exact else n_perm, alternative=alternative,
+                               batch=max(1, min(n_perm, 4_000_000 // m)), rng=np.random.default_rng(seed))
+        p = float(res.pvalue)
+        method, used = ("exact", 2**m) if exact else ("monte carlo", n_perm)
     return {"statistic": t_obs / n, "p_value": min(1.0, p), "n": n, "n_nonzero": m, "method": method, "n_perm": used}
 
 

@@ -46,11 +46,15 @@ import itertools
 import json
 import re
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import bootstrap
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import cohen_kappa_score
 
 __all__ = [
     "ROLES",
@@ -399,6 +403,8 @@ def bootstrap_win_rate(order1: Sequence[str], order2: Sequence[str], n_boot: int
     Items (both orders together) are the resampling unit, so the pairing that cancels position
     bias is kept. Each resample draws :math:`|I|` usable items with replacement and takes the
     mean item score; the interval is the :math:`(1-c)/2` and :math:`(1+c)/2` quantiles.
+    Computed by ``scipy.stats.bootstrap(method="percentile")`` with
+    ``rng=numpy.random.default_rng(seed)``.
 
     Examples
     --------
@@ -412,9 +418,14 @@ def bootstrap_win_rate(order1: Sequence[str], order2: Sequence[str], n_boot: int
     s = s[np.isfinite(s)]
     if n_boot <= 0 or len(s) == 0:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = s[rng.integers(0, len(s), size=(n_boot, len(s)))].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - ci) / 2, (1 + ci) / 2])
+    if len(s) == 1:  # every resample is the one item (scipy asks for two)
+        return float(s[0]), float(s[0])
+    # scipy's standard error (unused here) of a single resample is 0/0
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.filterwarnings("ignore", "Degrees of freedom <= 0", RuntimeWarning)
+        res = bootstrap((s,), np.mean, n_resamples=n_boot, confidence_level=ci, method="percentile",
+                        vectorized=True, rng=np.random.default_rng(seed))
+    lo, hi = res.confidence_interval
     return float(lo), float(hi)
 
 
@@ -451,7 +462,8 @@ def weighted_kappa(ratings_a: Sequence, ratings_b: Sequence, weights: str | None
 
     .. math:: \\kappa_w = 1 - \\frac{\\sum_{ij} w_{ij} O_{ij}}{\\sum_{ij} w_{ij} E_{ij}}
 
-    which equals ``sklearn.metrics.cohen_kappa_score(a, b, weights=...)``.
+    computed by ``sklearn.metrics.cohen_kappa_score(a, b, labels=labels, weights=...)`` on the
+    items whose two ratings are both in ``labels``.
 
     Examples
     --------
@@ -468,27 +480,15 @@ def weighted_kappa(ratings_a: Sequence, ratings_b: Sequence, weights: str | None
     if labels is None:
         labels = sorted(set(a.tolist()) | set(b.tolist()))
     labels = list(labels)
-    index = {lab: k for k, lab in enumerate(labels)}
-    k = len(labels)
-    confusion = np.zeros((k, k))
-    for x, y in zip(a.tolist(), b.tolist()):
-        if x in index and y in index:
-            confusion[index[x], index[y]] += 1
-    n = confusion.sum()
-    if n == 0:
+    known = set(labels)
+    keep = [(x, y) for x, y in zip(a.tolist(), b.tolist()) if x in known and y in known]
+    if not keep:
         return float("nan")
-    expected = np.outer(confusion.sum(axis=1), confusion.sum(axis=0)) / n
-    i, j = np.indices((k, k))
-    if weights is None:
-        w = (i != j).astype(float)
-    elif weights == "linear":
-        w = np.abs(i - j).astype(float)
-    else:
-        w = ((i - j) ** 2).astype(float)
-    denom = float((w * expected).sum())
-    if denom == 0:
-        return float("nan")
-    return float(1 - (w * confusion).sum() / denom)
+    with warnings.catch_warnings():  # one label only: undefined, NaN (documented above)
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        warnings.filterwarnings("ignore", "A single label was found", UserWarning)  # labels are passed
+        return float(cohen_kappa_score([x for x, _ in keep], [y for _, y in keep], labels=labels,
+                                       weights=weights, replace_undefined_by=np.nan))
 
 
 # --------------------------------------------------------------------------------------------

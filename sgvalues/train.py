@@ -651,11 +651,12 @@ def _set_rng_state(state: dict) -> None:
 
 
 def _seed_all(seed: int) -> None:
-    import torch
+    """Seed Python's, NumPy's and torch's generators (CPU and any accelerator) with
+    ``accelerate.utils.set_seed``; NumPy takes seeds below :math:`2^{32}`, so the seed is taken
+    modulo :math:`2^{32}` (a no-op for the seeds in ``params/``)."""
+    from accelerate.utils import set_seed
 
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    set_seed(seed % 2**32)
 
 
 def _checkpoints(ckpt_dir: Path) -> list[Path]:

@@ -1,9 +1,7 @@
 """The hf backend and its prefix-sharing engine on the embedded model (slow: loads it once)."""
 
-import json
 import os
 
-import numpy as np
 import pytest
 import torch
 

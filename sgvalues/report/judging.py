@@ -114,8 +114,8 @@ def win_rate_table(win_rates: pd.DataFrame) -> pd.DataFrame:
     })
     if "soft_win_rate" in win_rates.columns and win_rates["soft_win_rate"].notna().any():
         out["soft win rate"] = win_rates["soft_win_rate"]
-    out["W/T/L"] = [f"{fmt_count(w)}/{fmt_count(t)}/{fmt_count(l)}"
-                    for w, t, l in zip(win_rates["wins"], win_rates["ties"], win_rates["losses"])]
+    out["W/T/L"] = [f"{fmt_count(w)}/{fmt_count(t)}/{fmt_count(n_loss)}"
+                    for w, t, n_loss in zip(win_rates["wins"], win_rates["ties"], win_rates["losses"])]
     return out.reset_index(drop=True)
 
 
