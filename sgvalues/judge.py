@@ -1317,7 +1317,7 @@ def _load_model(spec, adapter=None):
 
 
 #: the ModelSpec fields that can change a model's answers (retries, threads, timeouts cannot)
-_ANSWER_FIELDS = ("backend", "name", "base_url", "dtype", "adapter")
+_ANSWER_FIELDS = ("backend", "name", "base_url", "dtype", "adapter", "quantization")
 
 
 def _spec_dict(spec) -> dict:

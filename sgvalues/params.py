@@ -34,6 +34,10 @@ __all__ = [
 ]
 
 
+#: weight quantizations an hf model may be loaded with (bitsandbytes)
+QUANTIZATIONS: tuple[str, ...] = ("8bit", "4bit")
+
+
 class ParamsError(ValueError):
     """A params file is malformed: names the file, the key and what was expected."""
 
@@ -46,6 +50,12 @@ class ModelSpec:
     embedded default). ``backend="openai"``: ``name`` is the served model name and
     ``base_url`` the server (``None`` = the OpenAI API); the key comes from the environment
     variable ``api_key_env`` only, never from a file.
+
+    ``quantization`` (hf only): ``"8bit"`` or ``"4bit"`` loads the weights through bitsandbytes
+    (``BitsAndBytesConfig(load_in_8bit=True)`` / ``load_in_4bit``), e.g. the paper's INT8
+    Mistral-Small-3.1-24B judge. It needs CUDA and an importable ``bitsandbytes``; where either
+    is missing the model loads unquantized with a warning (``sgvalues.models.hf.quantization_config``).
+    ``None`` = full weights.
     """
 
     backend: Literal["hf", "openai"] = "hf"
@@ -67,6 +77,8 @@ class ModelSpec:
     #: CPU threads for torch (hf backend; 0 = torch's default). 1 is much faster on a busy
     #: machine, where threads of one op wait for each other
     cpu_threads: int = 0
+    #: ``None``, ``"8bit"`` or ``"4bit"`` (hf backend; bitsandbytes on CUDA, see above)
+    quantization: str | None = None
 
     def __post_init__(self):
         if self.max_concurrency < 1:
@@ -83,6 +95,14 @@ class ModelSpec:
             raise ValueError("top_logprobs must be between 0 and 20")
         if self.backend == "openai" and self.adapter is not None:
             raise ValueError("adapter applies to the hf backend only")
+        if self.quantization is not None:
+            if self.quantization not in QUANTIZATIONS:
+                raise ValueError(f"quantization = {self.quantization!r}: expected null or one of "
+                                 f"{', '.join(repr(q) for q in QUANTIZATIONS)}")
+            if self.backend != "hf":
+                raise ValueError(f"quantization = {self.quantization!r} applies to the hf backend only "
+                                 f"(backend is {self.backend!r}: the server decides its own precision); "
+                                 "expected null")
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from sgvalues.models.cache import adapter_identity
 from sgvalues.models.embedded import quiet_transformers
 from sgvalues.models.scoring import code_branches, needed_tokens, option_probabilities
 
-__all__ = ["HFModel", "resolve_model_path", "common_prefix_len", "cluster_by_prefix"]
+__all__ = ["HFModel", "resolve_model_path", "quantization_config", "load_language_model", "common_prefix_len", "cluster_by_prefix"]
 
 
 def resolve_model_path(name: str) -> tuple[str, bool]:
@@ -56,6 +56,84 @@ def resolve_model_path(name: str) -> tuple[str, bool]:
             raise FileNotFoundError(f"{p}: model folder has no config.json")
         return str(p), True
     return name, False
+
+
+def _bitsandbytes_importable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bitsandbytes") is not None
+
+
+def quantization_config(quantization: str | None, device_type: str, bnb_available: bool | None = None):
+    """The ``BitsAndBytesConfig`` for ``ModelSpec.quantization`` on this device, or ``None``.
+
+    Parameters
+    ----------
+    quantization : ``None``, ``"8bit"`` or ``"4bit"``.
+    device_type : the torch device type the model goes to (``"cuda"``, ``"cpu"``, ...).
+    bnb_available : whether ``bitsandbytes`` can be imported (default: looked up).
+
+    Returns
+    -------
+    (config, used) : ``BitsAndBytesConfig(load_in_8bit=True)`` (or ``load_in_4bit=True``) and
+        the quantization applied; ``(None, None)`` when none is asked for, or -- with a
+        ``UserWarning`` saying why -- when there is no CUDA device or no bitsandbytes: the model
+        then loads unquantized (bf16 on CUDA, fp32 on CPU), which changes its answers slightly
+        and needs about twice (8bit) or four times (4bit) the memory. Nothing is downloaded or
+        installed.
+
+    Examples
+    --------
+    >>> quantization_config(None, "cuda")
+    (None, None)
+    >>> cfg, used = quantization_config("8bit", "cuda", bnb_available=True)
+    >>> cfg.load_in_8bit, used
+    (True, '8bit')
+    """
+    if quantization is None:
+        return None, None
+    if quantization not in ("8bit", "4bit"):
+        raise ValueError(f"quantization = {quantization!r}: expected null, '8bit' or '4bit'")
+    if bnb_available is None:
+        bnb_available = _bitsandbytes_importable()
+    missing = []
+    if device_type != "cuda":
+        missing.append(f"a CUDA device (the model goes to {device_type!r})")
+    if not bnb_available:
+        missing.append("the bitsandbytes package (pip install bitsandbytes)")
+    if missing:
+        import warnings
+
+        warnings.warn(f"quantization = {quantization!r} needs {' and '.join(missing)}; loading the model "
+                      "unquantized instead (more memory, slightly different answers)", UserWarning, stacklevel=2)
+        return None, None
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True), "8bit"
+    import torch
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16), "4bit"
+
+
+def load_language_model(path: str, **kwargs):
+    """``AutoModelForCausalLM.from_pretrained(path, **kwargs)``, or the image-text-to-text class
+    for checkpoints that only ship as one (e.g. Mistral-Small-3.1-24B-Instruct-2503, the paper's
+    judge: ``Mistral3ForConditionalGeneration``), used text-only: its decoder, ``lm_head`` and
+    ``generate`` take token ids like any causal LM."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except ValueError as exc:
+        if "Unrecognized configuration class" not in str(exc):
+            raise
+        from transformers import AutoModelForImageTextToText
+
+        try:
+            return AutoModelForImageTextToText.from_pretrained(path, **kwargs)
+        except ValueError:
+            raise exc from None
 
 
 def _local_model_id(path: Path) -> str:
@@ -117,7 +195,7 @@ class HFModel(Model):
 
     def __init__(self, spec, adapter: str | Path | None = None, batch_size: int = 16):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         self.spec = spec
         self.batch_size = int(batch_size)
@@ -137,15 +215,24 @@ class HFModel(Model):
             torch.set_num_threads(int(spec.cpu_threads))
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         quiet_transformers()
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        quant, self.quantization = quantization_config(getattr(spec, "quantization", None), self.device.type)
+        if quant is not None:
+            # bitsandbytes places the quantized weights itself; .to() is not allowed afterwards
+            model = load_language_model(path, dtype=dtype, quantization_config=quant,
+                                        device_map={"": self.device.index or 0})
+        else:
+            model = load_language_model(path, dtype=dtype)
         adapter = adapter if adapter is not None else spec.adapter
+        if adapter and quant is not None:
+            raise ValueError(f"adapter {adapter!r} with quantization = {self.quantization!r}: merging a LoRA "
+                             "adapter into quantized weights is not supported; set quantization: null")
         self.adapter_path = str(adapter) if adapter else None
         self.adapter_id = adapter_identity(adapter) if adapter else ""
         if adapter:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-        self.model = model.to(self.device).eval()
+        self.model = (model if quant is not None else model.to(self.device)).eval()
         self.config = self.model.config
         self.decoder = self.model.get_decoder()
         self.lm_head = self.model.get_output_embeddings()
@@ -154,7 +241,8 @@ class HFModel(Model):
         params = inspect.signature(self.decoder.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         base = spec.name if not local or spec.name == "smollm2-135m" else Path(path).name
-        self.model_id = f"hf:{base}" + (f"@{_local_model_id(Path(path))}" if local else "")
+        self.model_id = f"hf:{base}" + (f"@{_local_model_id(Path(path))}" if local else "") + \
+            (f"+{self.quantization}" if self.quantization else "")
         self._code_cache: dict[tuple, dict[str, tuple[int, ...]]] = {}
         self.calls = 0
         self.tokens_processed = 0  # tokens through the decoder (for FLOP accounting)
