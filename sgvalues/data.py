@@ -281,8 +281,8 @@ def _raise_out_of_range(path: Path, problems: list[tuple[str, dict, str]]) -> No
 
 
 def _age_band(age: np.ndarray) -> np.ndarray:
-    """Age in years -> X003R band code 1..6 (NaN for missing or under 16)."""
-    edges = np.array([16, 25, 35, 45, 55, 65])
+    """Age in years -> X003R band code 1..6 (NaN for missing or under 16), the bands of :data:`AGE_GROUPS`."""
+    edges = np.array([int(band.split("-")[0].rstrip("+")) for band in AGE_GROUPS])
     band = np.searchsorted(edges, age, side="right").astype(float)
     band[np.isnan(age) | (age < 16)] = np.nan
     return band

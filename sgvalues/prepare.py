@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from sgvalues.atomic import atomic_write_text
+from sgvalues.runs import file_sha256
 from sgvalues.split import (SAMPLE_KEYS, SPLITS, assert_no_leakage, build_samples,
                             load_samples_frame, write_samples)
 
@@ -48,7 +49,6 @@ __all__ = [
     "prepare",
     "load_prepared",
     "prepare_run_data",
-    "file_sha256",
     "ensure_prepared",
     "run_source",
     "params_with_data",
@@ -99,15 +99,6 @@ class Prepared:
     def synthetic(self) -> bool:
         """Whether the source was the synthetic sample."""
         return bool(self.summary.get("synthetic"))
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (streamed: the official file is large)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _code_sha256() -> str:

@@ -128,7 +128,9 @@ def _display_path(p: Path) -> str:
 
 
 def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes.
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (the official WVS file is large).
+
+    The project's one file hash (``prepare``'s fingerprints, run manifests).
 
     Examples
     --------

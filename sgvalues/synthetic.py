@@ -86,6 +86,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sgvalues.data import AGE_GROUPS
+
 __all__ = [
     "SYNTHETIC_COLUMN",
     "NOT_ASKED_ITEMS",
@@ -120,7 +122,8 @@ POPULATION_SEED = 7022020
 # ---------------------------------------------------------------------------------------
 # Demographic codes (the official file's) and the generator's internal level order
 # ---------------------------------------------------------------------------------------
-AGE_BANDS = ("16-24", "25-34", "35-44", "45-54", "55-64", "65+")
+#: the WVS-7 age bands (X003R codes 1..6), as the respondents table labels them
+AGE_BANDS = AGE_GROUPS
 AGE_LIMITS = ((21, 24), (25, 34), (35, 44), (45, 54), (55, 64), (65, 91))
 #: internal ethnic group -> Q290 code(s); "Others" is split over three codebook codes
 ETHNICITY_CODES = {"Chinese": (702004,), "Malay": (702006,), "Indian": (702003,),
