@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from factories import make_sample
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
@@ -23,11 +24,8 @@ def _row(q, stratum, subgroup, counts, codes=None):
 
 
 def _sample(q, subgroup, levels, target=1, k=3, dist=None, n_valid=30, sid=None):
-    stratum = subgroup.partition(":")[0]
-    return {"sample_id": sid or f"{q}_{subgroup}", "split": "ood", "question_id": q, "theme": "T",
-            "stratum": stratum, "subgroup": subgroup, "levels": levels, "target": target, "scale_min": 1,
-            "scale_max": k, "options": {str(c): f"o{c}" for c in range(1, k + 1)},
-            "distribution": dist or {str(c): 1.0 / k for c in range(1, k + 1)}, "n_valid": n_valid}
+    return make_sample(q, subgroup, levels=levels, target=target, options={str(c): f"o{c}" for c in range(1, k + 1)},
+                       distribution=dist or None, n_valid=n_valid, sample_id=sid)
 
 
 # Q1, three options. sex: Male (0, 30, 10), Female (20, 0, 10) -> population (20, 30, 20): mode 2.

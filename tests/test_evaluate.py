@@ -4,52 +4,27 @@ import json
 
 import pandas as pd
 import pytest
+from factories import make_sample
 
 from sgvalues import evaluate
 from sgvalues.models import ResponseCache
-from sgvalues.models.base import Answer, Model
+from sgvalues.models.dummy import DummyModel
 from sgvalues.params import Params
 
 
 def make_samples(questions=("Q1", "Q2", "Q3"), subgroups=("sex:Male", "sex:Female", "age_group:16-24")):
-    out = []
-    for q in questions:
-        for g in subgroups:
-            stratum, level = g.split(":")
-            out.append({
-                "sample_id": f"{q}_{g}", "split": "ood", "question_id": q, "theme": "Values",
-                "stratum": stratum, "subgroup": g, "levels": {stratum: level}, "target": 2,
-                "scale_min": 1, "scale_max": 10, "options": {str(i): f"opt {i}" for i in range(1, 11)},
-                "distribution": {}, "n_valid": 40, "system": "S", "user_shared": f"{q}?\n",
-                "user_persona": f"You are {g}.", "open_user": "",
-            })
-    return out
+    return [make_sample(q, g, theme="Values", target=2, options={str(i): f"opt {i}" for i in range(1, 11)},
+                        distribution={}, system="S", user_shared=f"{q}?\n", open_user="")
+            for q in questions for g in subgroups]
 
 
-class Scripted(Model):
+class Scripted(DummyModel):
     """Answers by the persona text: 'Male' -> 2 (right), 'Female' -> 10, others refuse/fail."""
 
-    model_id = "scripted"
-    exact_logprobs = True
-
     def __init__(self):
-        self.calls = 0
-        self.seen = 0
-
-    def answer(self, requests, mode="logprob", temperature=0.0):
-        self.calls += 1
-        self.seen += len(requests)
-        out = []
-        for r in requests:
-            user = r.messages[-1]["content"]
-            if "age_group" in user:
-                out.append(Answer(error="HTTP 500") if mode == "logprob" else Answer(text="As an AI, I cannot."))
-            elif mode == "logprob":
-                best = "2" if "Male" in user and "Female" not in user else "10"
-                out.append(Answer(probs={c: (0.91 if c == best else 0.01) for c in r.option_codes}))
-            else:
-                out.append(Answer(text="2" if "Female" not in user else "ten"))
-        return out
+        super().__init__("scripted", favour={"Female": "10", "Male": "2", "": "10"}, confidence=0.91,
+                         replies={"age_group": "As an AI, I cannot.", "Female": "ten"}, default_reply="2",
+                         unscorable=("age_group",))
 
 
 def test_rows_statuses_and_columns(tmp_path):
@@ -152,22 +127,14 @@ def test_evaluate_run_on_chosen_questions_takes_them_whole(tmp_path, monkeypatch
                               log=None, questions=["Q1", "Q9"])
 
 
-class ScriptedBoth(Model):
+class ScriptedBoth(DummyModel):
     """generate_logprob answers: a text and a distribution that disagree, so the test can tell
     which one the prediction came from."""
 
-    model_id = "scripted-both"
-
-    def answer(self, requests, mode="logprob", temperature=0.0):
-        assert mode == "generate_logprob"
-        out = []
-        for r in requests:
-            user = r.messages[-1]["content"]
-            probs = {c: (0.55 if c == "7" else 0.05) for c in r.option_codes}
-            text = ("I'm sorry, but I cannot share personal opinions." if "Female" in user
-                    else "I think about it often" if "age_group" in user else "2")
-            out.append(Answer(probs=probs, text=text))
-        return out
+    def __init__(self):
+        super().__init__("scripted-both", favour={"": "7"}, confidence=0.55, default_reply="2",
+                         replies={"Female": "I'm sorry, but I cannot share personal opinions.",
+                                  "age_group": "I think about it often"})
 
 
 def test_generate_logprob_predicts_from_the_text_and_keeps_the_distribution(tmp_path):

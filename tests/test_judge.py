@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from factories import make_sample
 from sklearn.metrics import cohen_kappa_score
 
 from sgvalues import judge
@@ -405,12 +406,9 @@ def _sample(q: int, levels: dict, theme: str, target: int = 1) -> dict:
 
     options = {"1": "Very important", "2": "Rather important", "3": "Not very important", "4": "Not at all important"}
     row = {"wording": f"How important is topic {q} in your life?", "options": json.dumps(options)}
-    stratum = "_x_".join(levels)
-    subgroup = f"{stratum}:{'|'.join(levels.values())}"
-    return {"sample_id": f"Q{q}_{subgroup}", "split": "ood", "question_id": f"Q{q}", "theme": theme,
-            "stratum": stratum, "subgroup": subgroup, "levels": levels, "target": target, "scale_min": 1,
-            "scale_max": 4, "options": options, "distribution": {"1": 1.0}, "n_valid": 40,
-            **structured_prompt(row, levels), "open_user": open_prompt(row, levels)}
+    subgroup = f"{'_x_'.join(levels)}:{'|'.join(levels.values())}"
+    return make_sample(f"Q{q}", subgroup, levels=levels, theme=theme, target=target, options=options,
+                       distribution={"1": 1.0}, **structured_prompt(row, levels), open_user=open_prompt(row, levels))
 
 
 class _FakeModel:

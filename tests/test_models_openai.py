@@ -12,25 +12,21 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fault_server import FaultServer  # noqa: E402
+from factories import make_sample
+from fault_server import FaultServer
 
-from sgvalues.evaluate import evaluate_samples  # noqa: E402
-from sgvalues.models import ResponseCache, load_model  # noqa: E402
-from sgvalues.models.openai_backend import OpenAIModel, backoff_delay, resolve_api_key  # noqa: E402
-from sgvalues.params import ModelSpec  # noqa: E402
+from sgvalues.evaluate import evaluate_samples
+from sgvalues.models import ResponseCache, load_model
+from sgvalues.models.openai_backend import OpenAIModel, backoff_delay, resolve_api_key
+from sgvalues.params import ModelSpec
 
 SECRET = "sk-test-SECRET-0123456789"
 
 
 def _sample(i: int, marker: str, answer: str = "3") -> dict:
-    return {
-        "sample_id": f"Q{i}_sex:Male", "split": "ood", "question_id": f"Q{i}", "theme": "T",
-        "stratum": "sex", "subgroup": "sex:Male", "levels": {"sex": "Male"}, "target": 3,
-        "scale_min": 1, "scale_max": 4, "options": {"1": "a", "2": "b", "3": "c", "4": "d"},
-        "system": "Reply with a number.", "user_shared": f"Question {i}? ANSWER={answer}\n",
-        "user_persona": f"You are a man. [[{marker}]]",
-    }
+    return make_sample(f"Q{i}", "sex:Male", target=3, options={"1": "a", "2": "b", "3": "c", "4": "d"},
+                       system="Reply with a number.", user_shared=f"Question {i}? ANSWER={answer}\n",
+                       user_persona=f"You are a man. [[{marker}]]")
 
 
 def _spec(url, **kw):

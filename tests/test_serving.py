@@ -5,19 +5,18 @@ requests it holds at once.
 """
 
 import importlib.util
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fault_server import FaultServer  # noqa: E402
+from factories import make_sample
+from fault_server import FaultServer
 
-from sgvalues.evaluate import evaluate_samples  # noqa: E402
-from sgvalues.models import ResponseCache, load_model  # noqa: E402
-from sgvalues.params import ModelSpec  # noqa: E402
+from sgvalues.evaluate import evaluate_samples
+from sgvalues.models import ResponseCache, load_model
+from sgvalues.params import ModelSpec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,10 +45,8 @@ class CountingServer(FaultServer):
 
 def _samples(n: int) -> list[dict]:
     opts = {"1": "a", "2": "b", "3": "c", "4": "d"}
-    return [{"sample_id": f"Q{i}_sex:Male", "split": "ood", "question_id": f"Q{i}", "theme": "T",
-             "stratum": "sex", "subgroup": "sex:Male", "levels": {"sex": "Male"}, "target": 1 + i % 4,
-             "scale_min": 1, "scale_max": 4, "options": opts, "system": "Reply with a number.",
-             "user_shared": f"Question {i}? ANSWER={1 + (i * 7) % 4}\n", "user_persona": "You are a man. [[ok]]"}
+    return [make_sample(f"Q{i}", "sex:Male", target=1 + i % 4, options=opts, system="Reply with a number.",
+                        user_shared=f"Question {i}? ANSWER={1 + (i * 7) % 4}\n", user_persona="You are a man. [[ok]]")
             for i in range(n)]
 
 

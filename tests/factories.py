@@ -1,0 +1,52 @@
+"""Sample records for tests, in the contract of ``samples_*.jsonl`` (``sgvalues.split.SAMPLE_KEYS``).
+
+Importable from any test module (``pythonpath = ["tests"]`` in pyproject) and served as fixtures
+by ``conftest.py``. Every field can be given; the defaults make a valid four-option record.
+"""
+
+from __future__ import annotations
+
+__all__ = ["make_sample", "make_samples", "levels_of"]
+
+
+def levels_of(subgroup: str) -> dict[str, str]:
+    """``"sex_x_age_group:Female|25-34"`` -> ``{"sex": "Female", "age_group": "25-34"}``."""
+    stratum, _, level = subgroup.partition(":")
+    return dict(zip(stratum.split("_x_"), level.split("|")))
+
+
+def make_sample(question_id: str = "Q1", subgroup: str = "sex:Male", *, levels: dict | None = None,
+                target: int = 1, n_options: int = 4, scale_min: int = 1, options: dict | None = None,
+                split: str = "ood", theme: str = "T", distribution: dict | None = None, n_valid: int = 40,
+                sample_id: str | None = None, system: str = "Answer with the option code only.",
+                user_shared: str | None = None, user_persona: str | None = None, open_user: str = "Explain.",
+                **extra) -> dict:
+    """One sample record.
+
+    Defaults: ``levels`` parsed from ``subgroup``; options ``scale_min`` … ``scale_min +
+    n_options - 1`` labelled ``"option <code>"``; ``distribution`` uniform over the options;
+    ``sample_id = "<question_id>_<subgroup>"``; ``user_shared`` the question id and the options;
+    ``user_persona = "You are <subgroup>."``. ``extra`` keys are added as given.
+    """
+    if options is None:
+        options = {str(c): f"option {c}" for c in range(scale_min, scale_min + n_options)}
+    codes = sorted(int(c) for c in options)
+    if distribution is None:
+        distribution = {str(c): 1.0 / len(codes) for c in codes}
+    if user_shared is None:
+        user_shared = f"{question_id}? " + " ".join(f"{c}={v}" for c, v in options.items()) + "\n"
+    return {
+        "sample_id": sample_id or f"{question_id}_{subgroup}", "split": split, "question_id": question_id,
+        "theme": theme, "stratum": subgroup.partition(":")[0], "subgroup": subgroup,
+        "levels": levels_of(subgroup) if levels is None else levels, "target": target,
+        "scale_min": codes[0], "scale_max": codes[-1], "options": options, "distribution": distribution,
+        "n_valid": n_valid, "system": system, "user_shared": user_shared,
+        "user_persona": f"You are {subgroup}." if user_persona is None else user_persona, "open_user": open_user,
+        **extra,
+    }
+
+
+def make_samples(questions=("Q1", "Q2", "Q3"), subgroups=("sex:Male", "sex:Female", "age_group:16-24"),
+                 **fields) -> list[dict]:
+    """:func:`make_sample` for every (question, subgroup), questions outermost; ``fields`` go to each."""
+    return [make_sample(q, g, **fields) for q in questions for g in subgroups]
