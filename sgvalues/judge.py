@@ -1397,7 +1397,8 @@ def judge_run(params, run_dir: str | Path, n_pairs: int | None = None, data_dir:
     ----------
     params : sgvalues.params.Params
         The run's recipe: ``model`` is the candidate; ``judge.reference`` and ``judge.judge``
-        the other two models; ``judge.n_pairs``, ``judge.max_new_tokens``, ``judge.dimensions``,
+        the other two models; ``judge.n_pairs`` (plus ``judge.sensitive_pairs`` drawn from the
+        sensitive questions of ``sgvalues.sensitive``), ``judge.max_new_tokens``, ``judge.dimensions``,
         ``judge.judge_mode``, ``judge.judge_max_new_tokens``, ``judge.n_bootstrap``; ``seed``
         seeds the sample of pairs and the bootstrap.
     run_dir : path
@@ -1444,10 +1445,20 @@ def judge_run(params, run_dir: str | Path, n_pairs: int | None = None, data_dir:
     if not samples:
         raise ValueError(f"{data_dir}: no OOD samples; run `sgvalues prepare --out {data_dir}` first")
     pairs = select_pairs(samples, n, seed=params.seed)
+    n_sensitive = 0
+    if jp.sensitive_pairs:
+        from sgvalues.sensitive import sensitive_ids
+
+        ids, taken = sensitive_ids(), {r["sample_id"] for r in pairs}
+        pool = [r for r in samples if r["question_id"] in ids and r["sample_id"] not in taken]
+        extra = select_pairs(pool, min(jp.sensitive_pairs, len(pool)), seed=params.seed) if pool else []
+        n_sensitive = len(extra)
+        pairs = sorted(pairs + extra, key=lambda r: r["sample_id"])
     pair_df = pd.DataFrame([{**_sample_meta(r), "persona": persona_text(r), "question": question_text(r),
                              "majority_answer": majority_answer(r)} for r in pairs])
     _csv(pair_df, out / "pairs.csv")
-    log(f"judge: {len(pairs)} OOD pairs (of {len(samples)} samples), stratified by theme and stratum")
+    log(f"judge: {len(pairs)} OOD pairs (of {len(samples)} samples), stratified by theme and stratum"
+        + (f", {n_sensitive} of them extra pairs on sensitive questions" if jp.sensitive_pairs else ""))
 
     adapter = run_dir / "adapter"
     has_sft = (adapter / "adapter_config.json").is_file()

@@ -209,6 +209,9 @@ class JudgeParams:
 
     enabled: bool = True
     n_pairs: int = 24
+    #: extra OOD pairs drawn from the sensitive questions (``sgvalues.sensitive``), on top of
+    #: ``n_pairs``, so that refusal rates on them rest on enough answers (0 = none)
+    sensitive_pairs: int = 0
     max_new_tokens: int = 96
     dimensions: tuple[str, ...] = ("overall", "value_alignment", "persona_fidelity")
     reference: ModelSpec = field(default_factory=ModelSpec)
@@ -225,6 +228,8 @@ class JudgeParams:
             raise ValueError("n_pairs, max_new_tokens and judge_max_new_tokens must be >= 1")
         if self.n_bootstrap < 0:
             raise ValueError("n_bootstrap must be >= 0")
+        if self.sensitive_pairs < 0:
+            raise ValueError(f"sensitive_pairs = {self.sensitive_pairs}: expected >= 0 (0 = no extra pairs)")
         if not self.dimensions:
             raise ValueError("dimensions must name at least one judging dimension")
 

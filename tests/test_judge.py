@@ -554,3 +554,37 @@ def test_persona_text_keeps_the_samples_own_country_wording():
     assert "Malaysia" in text and "Singapore" not in text
     # without the carried sentence, the levels still describe the persona (the default profile)
     assert judge.persona_text({"levels": levels}) == persona_sentence(levels)
+
+
+def test_sensitive_pairs_add_pairs_on_sensitive_questions_only(tmp_path, monkeypatch):
+    from sgvalues.params import Params
+    from sgvalues.sensitive import refusal_rates, sensitive_ids
+    from sgvalues.split import write_samples
+
+    data = tmp_path / "data"
+    levels = [{"ethnicity": "Malay", "religion": "Muslim"}, {"sex": "Male", "age_group": "25-34"},
+              {"sex": "Female", "age_group": "35-44"}]
+    # Q182 and Q189 are sensitive; Q1..Q6 are not
+    recs = [_sample(q, lv, f"T{q % 2}") for q in (1, 2, 3, 4, 5, 6, 182, 189) for lv in levels]
+    assert {"Q182", "Q189"} <= sensitive_ids() and not {f"Q{q}" for q in range(1, 7)} & sensitive_ids()
+    write_samples(recs, data)
+    monkeypatch.setattr(judge, "_load_model", lambda spec, adapter=None: _FakeModel(spec.name))
+    base = {"n_pairs": 3, "max_new_tokens": 8, "n_bootstrap": 10, "reference": {"name": "other-model"}}
+    plain = judge.judge_run(Params.from_dict({"name": "t", "judge": base}), tmp_path / "a", data_dir=data, log=None)
+    extra = judge.judge_run(Params.from_dict({"name": "t", "judge": {**base, "sensitive_pairs": 4}}),
+                            tmp_path / "b", data_dir=data, log=None)
+    before, after = set(plain["pairs"]["sample_id"]), set(extra["pairs"]["sample_id"])
+    added = after - before
+    assert before <= after and len(added) == 4  # the same n_pairs plus four more
+    assert {s.split("_")[0] for s in added} <= {"Q182", "Q189"}
+    # more than there are: every remaining sensitive sample, no repeats
+    every = judge.judge_run(Params.from_dict({"name": "t", "judge": {**base, "sensitive_pairs": 99}}),
+                            tmp_path / "c", data_dir=data, log=None)
+    ids = every["pairs"]["sample_id"]
+    assert ids.is_unique and set(ids) >= {r["sample_id"] for r in recs if r["question_id"] in ("Q182", "Q189")}
+    # the refusals on them are counted per state (the fake refuses for every persona but the Malay one)
+    rates = refusal_rates(every["generations"]).set_index("state")
+    sens = every["generations"][every["generations"]["question_id"].isin(["Q182", "Q189"])]
+    hand = sens[sens["role"] == "candidate_base"]["text"].str.contains("As an AI").mean()
+    assert rates.loc["base", "refusal_rate_sensitive"] == pytest.approx(hand)
+    assert rates.loc["base", "n_sensitive"] == 6

@@ -22,7 +22,7 @@ def test_paper_params_configure_the_paper_protocol(name):
     j, r = p.judge.judge, p.judge.reference
     assert (j.backend, j.name, j.quantization) == ("hf", "mistralai/Mistral-Small-3.1-24B-Instruct-2503", "8bit")
     assert (r.backend, r.name, r.base_url, r.api_key_env) == ("openai", "gpt-4.1", None, "OPENAI_API_KEY")
-    assert p.judge.enabled and p.judge.n_pairs >= 100
+    assert p.judge.enabled and p.judge.n_pairs >= 100 and p.judge.sensitive_pairs >= 50
     text = path.read_text()
     assert "sk-" not in text and "api_key:" not in text  # the key only ever comes from the environment
 
@@ -33,6 +33,7 @@ def test_the_embedded_default_keeps_its_embedded_judge(name):
     for spec in (p.judge.judge, p.judge.reference):
         assert (spec.backend, spec.name, spec.quantization) == ("hf", "smollm2-135m", None)
     assert p.evaluation.mode == "logprob"
+    assert p.judge.sensitive_pairs == 0
 
 
 @pytest.mark.parametrize("body,expect", [

@@ -72,3 +72,11 @@ def test_evaluation_mode_accepts_every_answer_mode_and_names_them_when_wrong(tmp
     assert all(repr(m) in str(exc.value) for m in ANSWER_MODES) and "generate_logprobs" in str(exc.value)
     with pytest.raises(ValueError, match="expected one of logprob, generate, generate_logprob"):
         EvaluationParams(mode="sample")
+
+
+def test_sensitive_pairs_must_not_be_negative(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("name: x\njudge:\n  sensitive_pairs: -1\n")
+    with pytest.raises(ParamsError) as exc:
+        load_params(f)
+    assert str(f) in str(exc.value) and "sensitive_pairs = -1" in str(exc.value)
