@@ -189,8 +189,20 @@ class TrainingParams:
     share_prefix: bool = False
     save_every: int = 50
     warmup_ratio: float = 0.0
+    #: training seeds for the run-to-run spread (``sgvalues.train.train_over_seeds``): one
+    #: adapter per seed on the same samples and questions (those stay seeded by the top-level
+    #: ``seed``); the seed equal to ``seed`` is the run's main adapter. ``None`` = ``[seed]``
+    seeds: tuple[int, ...] | None = None
 
     def __post_init__(self):
+        if self.seeds is not None:
+            if not self.seeds:
+                raise ValueError("training.seeds = []: expected a non-empty list of distinct integers, "
+                                 "or null for the top-level seed only")
+            repeated = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+            if repeated:
+                raise ValueError(f"training.seeds = {list(self.seeds)}: seed(s) {repeated} repeated; "
+                                 "expected distinct integers")
         if self.lr <= 0:
             raise ValueError("lr must be > 0")
         if self.epochs <= 0:

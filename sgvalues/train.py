@@ -131,6 +131,13 @@ __all__ = [
     "build_model",
     "inputs_fingerprint",
     "train_run",
+    "SEED_COLUMNS",
+    "training_seeds",
+    "seed_tag",
+    "seed_dir",
+    "train_over_seeds",
+    "read_seeds",
+    "seed_spread",
     "read_train_log",
     "recipe_table",
     "plot_training_curve",
@@ -585,11 +592,21 @@ def build_model(params, dtype=None):
 # ----------------------------------------------------------------------------- stage 4: train
 
 
-def inputs_fingerprint(params, samples: Sequence[dict]) -> str:
-    """sha256 of what decides the adapter: model, seed, training recipe, and the samples."""
+#: training settings that do not decide one adapter (``seeds`` lists the adapters to train)
+_NOT_IN_FINGERPRINT = ("seeds",)
+
+
+def inputs_fingerprint(params, samples: Sequence[dict], seed: int | None = None) -> str:
+    """sha256 of what decides the adapter: model, training seed, training recipe, and the samples.
+
+    ``seed`` is the training seed (default ``params.seed``). ``training.seeds`` is left out: it
+    says which adapters to train, not how one is trained, so listing seeds keeps every
+    existing adapter valid.
+    """
     h = hashlib.sha256()
-    recipe = {"model": params.model.name, "dtype": params.model.dtype, "seed": params.seed,
-              "training": params.to_dict()["training"]}
+    training = {k: v for k, v in params.to_dict()["training"].items() if k not in _NOT_IN_FINGERPRINT}
+    recipe = {"model": params.model.name, "dtype": params.model.dtype,
+              "seed": params.seed if seed is None else int(seed), "training": training}
     h.update(json.dumps(recipe, sort_keys=True).encode())
     for s in samples:
         h.update(json.dumps([s.get("sample_id"), s.get("target"), s.get("system"),
@@ -727,13 +744,20 @@ def _summary_matches(run_dir: Path, fingerprint: str) -> bool:
 
 
 def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | None = None,
-              force: bool = False, verbose: bool = True) -> Path:
+              force: bool = False, verbose: bool = True, seed: int | None = None,
+              out_dir: str | Path | None = None) -> Path:
     """Fine-tune ``params.model`` with LoRA on the run's train samples; return the adapter folder.
 
-    Writes ``<run_dir>/adapter/``, ``train_log.csv`` and ``train_summary.json``; checkpoints in
-    ``<run_dir>/checkpoints/`` (removed once the adapter is saved). Skips training when an
+    Writes ``<out_dir>/adapter/``, ``train_log.csv`` and ``train_summary.json``; checkpoints in
+    ``<out_dir>/checkpoints/`` (removed once the adapter is saved). Skips training when an
     adapter for the same inputs exists (``force=True`` retrains); resumes from the newest
     checkpoint of an interrupted run with the same inputs.
+
+    ``seed`` is the training seed: LoRA initialisation, batch order and dropout (default
+    ``params.seed``). The samples and questions always follow ``params.seed``, so adapters of
+    different training seeds learn from the same samples (:func:`train_over_seeds`).
+    ``out_dir`` (default ``run_dir``) holds what training writes; the data are read from
+    ``<run_dir>/data``.
 
     ``on_step(row)`` is called on the main process after each optimizer step with the log row
     (tests use it to simulate a crash).
@@ -745,8 +769,11 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
 
     run_dir = Path(run_dir)
     t = params.training
+    train_seed = params.seed if seed is None else int(seed)
     samples = load_train_samples(params, run_dir)
-    fingerprint = inputs_fingerprint(params, samples)
+    fingerprint = inputs_fingerprint(params, samples, train_seed)
+    run_dir = Path(out_dir) if out_dir is not None else run_dir  # where training writes
+    run_dir.mkdir(parents=True, exist_ok=True)
     adapter_dir = run_dir / "adapter"
     if not force and _summary_matches(run_dir, fingerprint):
         if verbose:
@@ -763,7 +790,7 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
     accelerator = Accelerator(cpu=not cuda, mixed_precision=mixed)
     main_proc = accelerator.is_main_process
     world = accelerator.num_processes
-    _seed_all(params.seed)
+    _seed_all(train_seed)
 
     started = time.time()
     model, tokenizer = build_model(params, dtype=dtype)
@@ -771,7 +798,7 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
     lengths = [len(e) for e in examples]
     questions = [str(s["question_id"]) for s in samples] if t.share_prefix else None
     if questions is not None:
-        n_per_epoch = len(question_batches(questions, t.batch_size, seed=[params.seed, 0]))
+        n_per_epoch = len(question_batches(questions, t.batch_size, seed=[train_seed, 0]))
     else:
         n_per_epoch = math.ceil(len(examples) / t.batch_size)
     if t.max_steps is not None:
@@ -779,7 +806,7 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
     else:
         total_steps = max(1, math.ceil(math.ceil(n_per_epoch * t.epochs) / (t.grad_accum * world)))
     total_micro = total_steps * t.grad_accum * world
-    order, epoch_of = _schedule(total_micro, n_per_epoch, t.batch_size, lengths, params.seed,
+    order, epoch_of = _schedule(total_micro, n_per_epoch, t.batch_size, lengths, train_seed,
                                 questions)
     collate_fn = collate_shared if t.share_prefix else collate
     loss_fn = shared_prefix_loss if t.share_prefix else answer_loss
@@ -791,7 +818,7 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
     loader = torch.utils.data.DataLoader(
         examples, batch_sampler=_Batches(order, t.batch_size),
         collate_fn=lambda b: collate_fn(b, tokenizer.pad_token_id),
-        generator=torch.Generator().manual_seed(params.seed),  # keeps the global RNG untouched
+        generator=torch.Generator().manual_seed(train_seed),  # keeps the global RNG untouched
     )
     # the scheduler is stepped by hand once per optimizer step (accelerate would step it
     # once per process)
@@ -899,7 +926,7 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
             "wall_seconds_with_load": round(time.time() - started, 3),
             "device": str(accelerator.device), "dtype": str(dtype).replace("torch.", ""),
             "world_size": world, "resumed_from": resumed_from,
-            "recipe": params.to_dict()["training"], "seed": params.seed,
+            "recipe": params.to_dict()["training"], "seed": train_seed,
             "trainable_parameters": int(sum(p.numel() for p in trainable)),
         }
         (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
@@ -946,7 +973,8 @@ def recipe_table(params, published_recipe: dict | None = None):
             ("batch size x grad accum", f"{t.batch_size} x {t.grad_accum}"),
             ("shared-prefix batches", t.share_prefix),
             ("warm-up ratio", t.warmup_ratio), ("checkpoint every (steps)", t.save_every),
-            ("seed", params.seed)]
+            ("seed", params.seed),
+            ("training seeds (spread)", ", ".join(str(s) for s in training_seeds(params)))]
     table = pd.DataFrame(rows, columns=["setting", "ours"])
     table["ours"] = table["ours"].map(_setting_text)
     if published_recipe:
@@ -998,6 +1026,129 @@ def evaluate_questions(params, run_dir: str | Path, split: str, tag: str,
     return evaluate_run(params, run_dir, split=split, tag=tag, adapter=adapter, limit=limit,
                         cache=cache, model=model, log=log,
                         questions=None if questions is None else list(questions))
+
+
+#: columns of ``seeds.csv`` (:func:`train_over_seeds`), one row per (training seed, split)
+SEED_COLUMNS = ("seed", "split", "tag", "n", "base_accuracy", "sft_accuracy", "accuracy_change",
+                "base_nmae", "sft_nmae", "nmae_change")
+#: the scores :func:`seed_spread` summarises over seeds
+SEED_METRICS = ("accuracy_change", "nmae_change", "sft_accuracy", "sft_nmae")
+
+
+def training_seeds(params) -> list[int]:
+    """The training seeds of a run: ``training.seeds``, or ``[seed]`` when that is unset."""
+    seeds = params.training.seeds
+    return [params.seed] if seeds is None else [int(s) for s in seeds]
+
+
+def seed_tag(params, seed: int) -> str:
+    """Predictions tag of the adapter trained with ``seed``: ``sft`` for the run's own seed
+    (``params.seed``; what chapters 05-07 read), ``sft-seed<seed>`` for the others."""
+    return "sft" if int(seed) == params.seed else f"sft-seed{int(seed)}"
+
+
+def seed_dir(params, run_dir: str | Path, seed: int) -> Path:
+    """Where :func:`train_run` writes the adapter of training seed ``seed``: the run folder itself
+    for ``params.seed`` (``<run>/adapter``, as ever), ``<run>/adapters/seed-<seed>/`` otherwise."""
+    run_dir = Path(run_dir)
+    return run_dir if int(seed) == params.seed else run_dir / "adapters" / f"seed-{int(seed)}"
+
+
+def train_over_seeds(params, run_dir: str | Path, splits: Sequence[str] = ("ood", "train"),
+                     limit: int | None = None, force: bool = False, verbose: bool = False,
+                     cache=True, log: Callable[[str], None] | None = None):
+    """Train one adapter per training seed, evaluate each beside the base model; write ``seeds.csv``.
+
+    Every seed of :func:`training_seeds` trains with :func:`train_run` into :func:`seed_dir`
+    (resumable, and skipped when an adapter for the same inputs exists), on the same samples:
+    only the LoRA initialisation, the batch order and dropout change with the seed. Each adapter
+    then answers the samples of :func:`training_questions` in every split of ``splits``
+    (:func:`evaluate_questions`, tag :func:`seed_tag`), as does the base model (tag ``base``);
+    ``limit`` and ``cache`` are passed on to it.
+
+    Returns the table written to ``<run_dir>/seeds.csv``: one row per (seed, split), columns
+    :data:`SEED_COLUMNS`: the base and fine-tuned scores on the samples both answered, ``n`` of
+    them, and the changes base -> SFT. :func:`seed_spread` summarises it over seeds.
+
+    Notes
+    -----
+    For seed :math:`s` and split :math:`d`, ``accuracy_change`` is
+    :math:`\\mathrm{acc}(\\mathrm{SFT}_s, d) - \\mathrm{acc}(\\mathrm{base}, d)` and ``nmae_change``
+    likewise; a recipe is stable when these agree across seeds.
+    """
+    import pandas as pd
+
+    from sgvalues import metrics
+    from sgvalues.evaluate import load_predictions, predictions_path
+
+    run_dir = Path(run_dir)
+    questions = training_questions(params, run_dir)
+    rows = []
+    for split in splits:
+        evaluate_questions(params, run_dir, split, "base", questions, limit=limit, cache=cache, log=log)
+    for seed in training_seeds(params):
+        adapter = train_run(params, run_dir, seed=seed, out_dir=seed_dir(params, run_dir, seed),
+                            force=force, verbose=verbose)
+        tag = seed_tag(params, seed)
+        for split in splits:
+            evaluate_questions(params, run_dir, split, tag, questions, adapter=adapter, limit=limit,
+                               cache=cache, log=log)
+            base = load_predictions(predictions_path(run_dir, "base", split))
+            sft = load_predictions(predictions_path(run_dir, tag, split))
+            common = set(base["sample_id"]) & set(sft["sample_id"])
+            score = {name: metrics.aggregate(df[df["sample_id"].isin(common)], None).iloc[0]
+                     for name, df in (("base", base), ("sft", sft))}
+            rows.append({"seed": int(seed), "split": split, "tag": tag, "n": len(common),
+                         **{f"{state}_{m}": float(score[state][m]) for state in ("base", "sft")
+                            for m in ("accuracy", "nmae")}})
+    table = pd.DataFrame(rows, columns=[c for c in SEED_COLUMNS if c not in ("accuracy_change", "nmae_change")])
+    table["accuracy_change"] = table["sft_accuracy"] - table["base_accuracy"]
+    table["nmae_change"] = table["sft_nmae"] - table["base_nmae"]
+    table = table[list(SEED_COLUMNS)]
+    with atomic_path(run_dir / "seeds.csv") as tmp:
+        table.to_csv(tmp, index=False, lineterminator="\n")
+    return table
+
+
+def read_seeds(run_dir: str | Path):
+    """``<run_dir>/seeds.csv`` (:func:`train_over_seeds`) as a DataFrame; checks its columns."""
+    import pandas as pd
+
+    path = Path(run_dir) / "seeds.csv"
+    if not path.is_file():
+        raise TrainError(f"{path}: no seed table; run train.train_over_seeds first")
+    table = pd.read_csv(path)
+    missing = [c for c in SEED_COLUMNS if c not in table.columns]
+    if missing:
+        raise TrainError(f"{path}: missing column(s) {missing}; expected {list(SEED_COLUMNS)}")
+    return table
+
+
+def seed_spread(seeds):
+    """Mean, minimum, maximum and range over training seeds of each split's scores.
+
+    ``seeds`` is :func:`train_over_seeds`' table. One row per (``split``, ``metric``) of
+    :data:`SEED_METRICS`, columns ``n_seeds, mean, min, max, range`` (``range`` = max - min).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"seed": [0, 1], "split": "ood", "accuracy_change": [0.5, 0.3],
+    ...                   "nmae_change": [-0.3, -0.1], "sft_accuracy": [0.8, 0.6], "sft_nmae": [0.1, 0.3]})
+    >>> s = seed_spread(t).set_index("metric")
+    >>> int(s.loc["accuracy_change", "n_seeds"]), s.loc["accuracy_change", ["mean", "range"]].round(3).tolist()
+    (2, [0.4, 0.2])
+    """
+    import pandas as pd
+
+    rows = []
+    for split, g in seeds.groupby("split", sort=False):
+        for m in SEED_METRICS:
+            v = g[m].astype(float)
+            rows.append({"split": split, "metric": m, "n_seeds": int(g["seed"].nunique()),
+                         "mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()),
+                         "range": float(v.max() - v.min())})
+    return pd.DataFrame(rows, columns=["split", "metric", "n_seeds", "mean", "min", "max", "range"])
 
 
 def before_after(run_dir: str | Path, splits: Sequence[str] = ("ood", "train"),

@@ -77,19 +77,30 @@ def test_published_table_lists_every_paper_model_and_ours_where_run():
 
 
 def test_seed_spread_mean_and_range_by_hand(tmp_path):
-    pd.DataFrame({"seed": [0, 1, 2], "base": [0.3, 0.3, 0.32], "sft": [0.8, 0.7, 0.75]}).to_csv(
-        tmp_path / "seeds.csv", index=False)
+    from sgvalues.train import SEED_COLUMNS
+
+    base, sft = [0.3, 0.3, 0.32], [0.8, 0.7, 0.75]
+    rows = [{"seed": k, "split": "ood", "tag": "sft" if k == 0 else f"sft-seed{k}", "n": 40,
+             "base_accuracy": b, "sft_accuracy": a, "accuracy_change": a - b,
+             "base_nmae": 0.4, "sft_nmae": 0.1 * (k + 1), "nmae_change": 0.1 * (k + 1) - 0.4}
+            for k, (b, a) in enumerate(zip(base, sft))]
+    train_row = dict(rows[0], split="train", sft_accuracy=0.99, accuracy_change=0.69)
+    pd.DataFrame(rows + [train_row], columns=list(SEED_COLUMNS)).to_csv(tmp_path / "seeds.csv", index=False)
     s = cmp._seed_spread(tmp_path)
     gains = [50.0, 40.0, 43.0]
-    assert s["n"] == 3
+    assert s["n"] == 3  # the OOD rows only
     assert s["mean"] == pytest.approx(np.mean(gains))
     assert (s["min"], s["max"]) == (pytest.approx(40.0), pytest.approx(50.0))
+    m = cmp._seed_mean(tmp_path, "ood")
+    assert m["accuracy"] == pytest.approx(np.mean(sft)) and m["nmae"] == pytest.approx(0.2)
+    assert (m["min"], m["max"]) == (pytest.approx(0.7), pytest.approx(0.8))
+    assert cmp._seed_mean(tmp_path, "train") is None  # one seed: no spread to show
+    assert cmp._seed_spread(tmp_path / "elsewhere") is None
     lines = cmp._gain_lines([{"params_name": "x", "run": "r", "tag": "base", "accuracy": 0.3, "nmae": 0.3},
                              {"params_name": "x", "run": "r", "tag": "sft", "accuracy": 0.8, "nmae": 0.1}],
                             {"r": ("Model (r)", "x", True, str(tmp_path))})
     text = "\n".join(lines)
-    assert "- Model (r): +50.0 points in this run; over 3 training seeds a mean of +44.3 points" in text
-    assert "(range +40.0 to +50.0)" in text
+    assert "- Model (r): a mean of +44.3 points over 3 training seeds (range +40.0 to +50.0)" in text
 
 
 def test_plot_comparison_one_panel_per_model_legend_below():
@@ -139,3 +150,35 @@ def test_chapter_yardsticks_table_and_prose_by_hand(tmp_path):
     assert "On the same 8 samples of the **ood** split" in text
     assert "*sft* beats population_mode by +0.375" in text
     assert "does not beat marginal_product" in text
+
+
+def test_comparison_page_shows_the_mean_over_training_seeds_and_its_range(tmp_path):
+    import json
+
+    from sgvalues.train import SEED_COLUMNS
+
+    rng = np.random.default_rng(4)
+    run = tmp_path / "runs" / "r"
+    (run / "predictions").mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"params": {"name": "r"}, "data": {"synthetic": True}}))
+    ids = [f"Q{i}_sex:Male" for i in range(30)]
+    target = rng.integers(1, 5, 30)
+    for tag, p in (("base", 0.3), ("sft", 0.7)):
+        pred = np.where(rng.random(30) < p, target, 1 + (target % 4))
+        _table(ids, target, pred).to_csv(run / "predictions" / f"{tag}_ood.csv", index=False)
+    sft_acc, sft_nmae = [0.6, 0.9, 0.75], [0.2, 0.05, 0.1]
+    pd.DataFrame([{"seed": k, "split": "ood", "tag": "sft", "n": 30, "base_accuracy": 0.3, "sft_accuracy": a,
+                   "accuracy_change": a - 0.3, "base_nmae": 0.3, "sft_nmae": e, "nmae_change": e - 0.3}
+                  for k, (a, e) in enumerate(zip(sft_acc, sft_nmae))], columns=list(SEED_COLUMNS)).to_csv(
+        run / "seeds.csv", index=False)
+    text = cmp.write_comparison_page(tmp_path / "runs", tmp_path / "out").read_text()
+    row = next(line for line in text.splitlines() if "sft (mean of 3 seeds)" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:5] == [f"{np.mean(sft_acc):.3f}", "0.600–0.900", f"{np.mean(sft_nmae):.3f}"]
+    base_row = next(line for line in text.splitlines() if line.startswith("| r (synthetic) | base |"))
+    assert "| – |" in base_row  # no seed range for the untuned state
+    assert "a mean of +45.0 points over 3 training seeds (range +30.0 to +60.0)" in text
+    # without seeds.csv the page keeps its old columns
+    (run / "seeds.csv").unlink()
+    text = cmp.write_comparison_page(tmp_path / "runs", tmp_path / "out").read_text()
+    assert "seed range" not in text and "| r (synthetic) | sft |" in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ def make_sample(q: int, group: str, target: int, n_options: int = 4) -> dict:
     }
 
 
-def write_run(tmp_path, samples) -> "Path":
+def write_run(tmp_path, samples) -> Path:
     data = tmp_path / "data"
     data.mkdir(parents=True)
     with (data / "samples_train.jsonl").open("w") as f:
@@ -212,8 +213,6 @@ def test_answer_loss_equals_manual_cross_entropy(model_and_tokenizer):
 
 @pytest.mark.slow
 def test_shared_prefix_loss_and_gradients_equal_unshared(model_and_tokenizer):
-    import torch
-
     model, tok = model_and_tokenizer
     # one question's subgroups: personas of different lengths, a two-token code ("10")
     group = [make_sample(7, g, t, n_options=10) for g, t in
@@ -310,7 +309,7 @@ def test_share_prefix_training_batches_by_question_and_logs_the_base_loss(tmp_pa
     with torch.no_grad():
         parts = [T.answer_loss(base, T.collate([examples[i] for i in b], tok.pad_token_id))
                  for b in order[:2]]
-    want = sum(float(l) for l, _ in parts) / sum(int(n) for _, n in parts)
+    want = sum(float(loss) for loss, _ in parts) / sum(int(n) for _, n in parts)
     assert log["loss"].iloc[0] == pytest.approx(want, rel=1e-4)
     # the shared prefix counts once: fewer tokens than the two batches' full rows
     full = sum(len(examples[i]) for b in order[:2] for i in b)
@@ -401,3 +400,128 @@ def test_recipe_table_lists_ours_beside_published():
     table = T.recipe_table(params, {"lr": 1e-6, "epochs": 1})
     row = table.set_index("setting").loc["learning rate"]
     assert row["ours"] == "0.0003" and row["published"] == "1e-06"
+
+
+# ----------------------------------------------------------------------------- training seeds
+
+
+@pytest.mark.parametrize("seeds,expected", [
+    ("[]", "non-empty"),
+    ("[1, 2, 1]", "[1] repeated"),
+    ("[1, two]", "training.seeds"),
+    ("3", "training.seeds"),
+])
+def test_training_seeds_are_validated_on_load(tmp_path, seeds, expected):
+    from sgvalues.params import ParamsError, load_params
+
+    f = tmp_path / "bad.yaml"
+    f.write_text(f"name: x\ntraining:\n  seeds: {seeds}\n")
+    with pytest.raises(ParamsError) as exc:
+        load_params(f)
+    assert str(f) in str(exc.value) and "training" in str(exc.value) and expected in str(exc.value)
+
+
+def test_training_seeds_default_to_the_run_seed_and_keep_the_main_adapter_paths(tmp_path):
+    assert T.training_seeds(tiny_params()) == [3]  # tiny_params' top-level seed
+    params = tiny_params(seeds=[3, 0, 7])
+    assert params.training.seeds == (3, 0, 7) and T.training_seeds(params) == [3, 0, 7]
+    assert [T.seed_tag(params, s) for s in (3, 0)] == ["sft", "sft-seed0"]
+    assert T.seed_dir(params, tmp_path, 3) == tmp_path
+    assert T.seed_dir(params, tmp_path, 7) == tmp_path / "adapters" / "seed-7"
+    # listing seeds does not invalidate an adapter trained before; the training seed does
+    assert T.inputs_fingerprint(params, TINY_SAMPLES) == T.inputs_fingerprint(tiny_params(), TINY_SAMPLES)
+    assert T.inputs_fingerprint(params, TINY_SAMPLES, 3) == T.inputs_fingerprint(params, TINY_SAMPLES)
+    assert T.inputs_fingerprint(params, TINY_SAMPLES, 7) != T.inputs_fingerprint(params, TINY_SAMPLES)
+
+
+def test_seed_spread_equals_numpy_on_the_per_seed_rows():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    t = pd.DataFrame({"seed": [0, 1, 2] * 2, "split": ["ood"] * 3 + ["train"] * 3,
+                      **{m: rng.random(6) for m in T.SEED_METRICS}})
+    s = T.seed_spread(t).set_index(["split", "metric"])
+    for split in ("ood", "train"):
+        for m in T.SEED_METRICS:
+            v = t.loc[t["split"] == split, m].to_numpy()
+            row = s.loc[(split, m)]
+            assert row["n_seeds"] == 3
+            assert row["mean"] == pytest.approx(np.mean(v))
+            assert (row["min"], row["max"]) == (pytest.approx(np.min(v)), pytest.approx(np.max(v)))
+            assert row["range"] == pytest.approx(np.ptp(v))
+
+
+def _seed_run(path):
+    ood = [dict(make_sample(q, "sex:Other", t, n), split="ood")
+           for q, (t, n) in enumerate([(2, 2), (1, 4), (3, 3), (7, 10), (5, 5)])]
+    run = write_run(path, TINY_SAMPLES)
+    with (run / "data" / "samples_ood.jsonl").open("w") as f:
+        for s in ood:
+            f.write(json.dumps(s) + "\n")
+    return run
+
+
+@pytest.mark.slow
+def test_train_over_seeds_one_adapter_per_seed_same_seed_same_files(tmp_path):
+    import pandas as pd
+    from safetensors.torch import load_file
+
+    from sgvalues.evaluate import load_predictions, predictions_path
+
+    params = tiny_params(seeds=[3, 5], max_steps=1, grad_accum=1, save_every=0, share_prefix=True)
+    params = dataclasses.replace(params, model=dataclasses.replace(params.model, cpu_threads=1))
+    a, b = _seed_run(tmp_path / "a"), _seed_run(tmp_path / "b")
+    table = T.train_over_seeds(params, a, splits=("ood",), cache=False)
+    adapters = {s: T.seed_dir(params, a, s) / "adapter" / "adapter_model.safetensors" for s in (3, 5)}
+    assert adapters[3] == a / "adapter" / "adapter_model.safetensors"  # the main adapter, as ever
+    assert all(p.is_file() for p in adapters.values())
+    assert (a / "adapters" / "seed-5" / "train_log.csv").is_file()
+    # different seeds, different weights
+    w3, w5 = (load_file(adapters[s]) for s in (3, 5))
+    assert w3.keys() == w5.keys() and any(not (w3[k] == w5[k]).all() for k in w3)
+    # seed 5 again, in another run folder: a byte-identical adapter and the same scores
+    only5 = dataclasses.replace(params, training=dataclasses.replace(params.training, seeds=(5,)))
+    again = T.train_over_seeds(only5, b, splits=("ood",), cache=False)
+    rel = adapters[5].relative_to(a)
+    assert (a / rel).read_bytes() == (b / rel).read_bytes()
+    assert not (b / "adapter").exists()  # the run seed was not asked for
+    pd.testing.assert_frame_equal(again.reset_index(drop=True),
+                                  table[table["seed"] == 5].reset_index(drop=True))
+    # one row per (seed, split); scores recomputed here from the predictions files
+    t = pd.read_csv(a / "seeds.csv")
+    assert list(t.columns) == list(T.SEED_COLUMNS)
+    assert list(zip(t["seed"], t["split"], t["tag"])) == [(3, "ood", "sft"), (5, "ood", "sft-seed5")]
+    pd.testing.assert_frame_equal(t, table, check_dtype=False)
+    for row in t.itertuples():
+        for state, tag in (("base", "base"), ("sft", row.tag)):
+            df = load_predictions(predictions_path(a, tag, row.split))
+            hit = (df["prediction"] == df["target"]).mean()
+            nmae = ((df["prediction"] - df["target"]).abs() / (df["scale_max"] - df["scale_min"])).mean()
+            assert getattr(row, f"{state}_accuracy") == pytest.approx(hit)
+            assert getattr(row, f"{state}_nmae") == pytest.approx(nmae)
+        assert row.n == len(df) == 5
+        assert row.accuracy_change == pytest.approx(row.sft_accuracy - row.base_accuracy)
+        assert row.nmae_change == pytest.approx(row.sft_nmae - row.base_nmae)
+
+
+def test_seed_table_and_sentence_report_the_spread_computed_by_hand():
+    import pandas as pd
+
+    from sgvalues.report import chapters
+
+    t = pd.DataFrame({"seed": [0, 1, 2, 0, 1, 2], "split": ["ood"] * 3 + ["train"] * 3,
+                      "sft_accuracy": [0.80, 0.78, 0.81, 0.9, 0.95, 0.92],
+                      "accuracy_change": [0.50, 0.48, 0.51, 0.6, 0.65, 0.62],
+                      "sft_nmae": [0.1, 0.12, 0.08, 0.05, 0.04, 0.03],
+                      "nmae_change": [-0.3, -0.28, -0.32, -0.3, -0.31, -0.32]})
+    table = chapters.seed_table(t).set_index(["split", "score"])
+    assert table.loc[("ood", "accuracy change"), "mean"] == f"{np.mean([0.50, 0.48, 0.51]):+.3f}"
+    assert table.loc[("ood", "accuracy change"), "lowest–highest"] == "+0.480 to +0.510"
+    assert table.loc[("train", "NMAE after SFT"), "mean"] == f"{np.mean([0.05, 0.04, 0.03]):.3f}"
+    assert table.loc[("train", "NMAE change"), "lowest–highest"] == "-0.320 to -0.300"
+    # OOD accuracy after SFT spans 0.78-0.81: a range of 0.03, within 0.05 but not within 0.02
+    assert "a range of 0.030, within the band of 0.050 we accept, so **the seeds agree**" in \
+        chapters.seed_sentence(t, 0.05)
+    assert "**the seeds do not agree**" in chapters.seed_sentence(t, 0.02)
+    assert "train accuracy after fine-tuning runs from 0.900 to 0.950" in chapters.seed_sentence(t, 0.05, "train")
+    assert "no run-to-run spread" in chapters.seed_sentence(t[t["seed"] == 0], 0.05)

@@ -273,6 +273,8 @@ def plot_comparison(rows: pd.DataFrame):
 
     ``rows``: ``model, state, predictor, accuracy`` where ``predictor`` is ``"model"``, a
     baseline name or :data:`NOISE`; the noise reference is drawn as a black tick on each row.
+    Optional ``low`` and ``high`` on a model row (the range over training seeds of a state
+    whose ``accuracy`` is their mean) draw as an error bar.
     One panel per model (its name as the title), the states on the y axis, the legend below:
     legible at the text column's width however long the model names.
     """
@@ -301,6 +303,14 @@ def plot_comparison(rows: pd.DataFrame):
             ax.barh(y - 0.4 + height * (j + 0.5), values(pred), height=height, color=colour,
                     label="model state" if pred == "model" else pred.replace("_", " "))
         ax.scatter(values(NOISE), y, marker="|", s=300, color="k", zorder=3, label=NOISE)
+        if {"low", "high"} <= set(sub.columns):
+            mine = sub[sub["predictor"] == "model"].set_index("state")
+            for k, st in enumerate(states):
+                if st in mine.index and pd.notna(mine.loc[st, "low"]):
+                    mid = float(mine.loc[st, "accuracy"])
+                    ax.errorbar(mid, y[k] - 0.4 + height * 0.5, fmt="none", ecolor="k", capsize=3, lw=1,
+                                xerr=[[mid - float(mine.loc[st, "low"])], [float(mine.loc[st, "high"]) - mid]],
+                                label="range over training seeds")
         ax.set_yticks(y, states, fontsize=9)
         ax.invert_yaxis()
         ax.set_title(model, fontsize=9, loc="left")
@@ -327,11 +337,12 @@ def _gain_lines(ours: list[dict], info: dict) -> list[str]:
         if not {"base", "sft"} <= set(acc.index):
             continue
         label = info.get(run, (run,))[0]
-        line = f"- {label}: {100 * (acc['sft'] - acc['base']):+.1f} points"
         spread = _seed_spread(Path(info.get(run, (None, None, None, None))[3] or run))
-        if spread is not None:
-            line += (f" in this run; over {spread['n']} training seeds a mean of {spread['mean']:+.1f} points "
-                     f"(range {spread['min']:+.1f} to {spread['max']:+.1f})")
+        if spread is not None and spread["n"] > 1:
+            line = (f"- {label}: a mean of {spread['mean']:+.1f} points over {spread['n']} training seeds "
+                    f"(range {spread['min']:+.1f} to {spread['max']:+.1f})")
+        else:
+            line = f"- {label}: {100 * (acc['sft'] - acc['base']):+.1f} points"
         lines.append(line)
     if not lines:
         return []
@@ -343,16 +354,38 @@ def _gain_lines(ours: list[dict], info: dict) -> list[str]:
             "questions after training on all of them.", ""]
 
 
+def _seed_table(run_dir: Path, split: str) -> pd.DataFrame | None:
+    """The rows of ``split`` in the run's ``seeds.csv`` (:func:`sgvalues.train.train_over_seeds`),
+    or ``None`` when the run has none."""
+    from sgvalues.train import TrainError, read_seeds
+
+    if not (run_dir / "seeds.csv").is_file():
+        return None
+    try:
+        s = read_seeds(run_dir)
+    except TrainError:
+        return None
+    s = s[s["split"] == split]
+    return s if len(s) else None
+
+
 def _seed_spread(run_dir: Path) -> dict | None:
     """Mean and range (points) of the base -> SFT OOD accuracy gain over the seeds in ``seeds.csv``."""
-    path = run_dir / "seeds.csv"
-    if not path.is_file():
+    s = _seed_table(run_dir, "ood")
+    if s is None:
         return None
-    s = pd.read_csv(path)
-    if not {"base", "sft"} <= set(s.columns) or s.empty:
-        return None
-    gain = 100 * (s["sft"] - s["base"])
+    gain = 100 * s["accuracy_change"]
     return {"n": int(len(s)), "mean": float(gain.mean()), "min": float(gain.min()), "max": float(gain.max())}
+
+
+def _seed_mean(run_dir: Path, split: str) -> dict | None:
+    """SFT accuracy and NMAE averaged over the training seeds of ``seeds.csv`` (more than one),
+    with the accuracy's range: what the comparison shows for a run's fine-tuned state."""
+    s = _seed_table(run_dir, split)
+    if s is None or len(s) < 2:
+        return None
+    return {"n": int(len(s)), "accuracy": float(s["sft_accuracy"].mean()), "nmae": float(s["sft_nmae"].mean()),
+            "min": float(s["sft_accuracy"].min()), "max": float(s["sft_accuracy"].max())}
 
 
 def _run_info(run_dir: Path) -> tuple[str, str | None, bool | None, str]:
@@ -400,7 +433,7 @@ def write_comparison_page(runs_root: str | Path, out_dir: str | Path, image_pref
             part = preds[preds["split"] == split]
             if part.empty:
                 continue
-            rows, sentences = [], []
+            rows, sentences, any_seeds = [], [], False
             for run in sorted(part["run"].unique()):
                 label, pname, syn, _ = info[run]
                 run_dir = runs_root / run
@@ -419,9 +452,17 @@ def write_comparison_page(runs_root: str | Path, out_dir: str | Path, image_pref
                 for tag in states:
                     df = by_state[tag]
                     s = score_predictions(df)
+                    seeds = _seed_mean(run_dir, split) if tag == "sft" else None
+                    if seeds is not None:  # every seed answered the same samples: their mean
+                        s = {**s, "accuracy": seeds["accuracy"], "nmae": seeds["nmae"]}
+                        any_seeds = True
                     ys = yardstick_scores(run_dir, split, df, tables=base_tables, samples=samples).set_index("predictor")
                     rows.append({"model": label + {True: " (synthetic)", False: " (WVS-7)"}.get(syn, ""),
-                                 "state": tag, "accuracy": s["accuracy"], "NMAE": s["nmae"],
+                                 "state": tag if seeds is None else f"{tag} (mean of {seeds['n']} seeds)",
+                                 "accuracy": s["accuracy"],
+                                 "seed range": MISSING if seeds is None
+                                 else f"{fmt_rate(seeds['min'])}–{fmt_rate(seeds['max'])}",
+                                 "NMAE": s["nmae"],
                                  "pop. mode": ys.loc["population_mode", "accuracy"],
                                  "marg. product": ys.loc["marginal_product", "accuracy"],
                                  "noise ref.": ys.loc[NOISE, "accuracy"], "invalid": s["invalid_rate"],
@@ -431,17 +472,23 @@ def write_comparison_page(runs_root: str | Path, out_dir: str | Path, image_pref
                     if split == "ood":
                         ours_pub.append({"params_name": pname, "run": run, "tag": tag, "accuracy": s["accuracy"],
                                          "nmae": s["nmae"]})
-                        fig_rows += [{"model": label, "state": tag, "predictor": "model", "accuracy": s["accuracy"]}]
+                        fig_rows += [{"model": label, "state": tag, "predictor": "model", "accuracy": s["accuracy"],
+                                      "low": seeds["min"] if seeds else float("nan"),
+                                      "high": seeds["max"] if seeds else float("nan")}]
                         fig_rows += [{"model": label, "state": tag, "predictor": p, "accuracy": v}
                                      for p, v in ys["accuracy"].items()]
             table = pd.DataFrame(rows)
+            if not any_seeds:
+                table = table.drop(columns="seed range")
+            seed_note = (" Where a run trained several adapters (training.seeds), its sft row is their mean and "
+                         "seed range the lowest to highest accuracy over them." if any_seeds else "")
             parts += ["```{table} Structured evaluation on the " + what[split] + " of every run. Each model state "
                       "(zeroshot = as released, over the whole split; base and sft = before and after LoRA "
                       "fine-tuning, on the questions fine-tuning used) beside, on the same samples, the accuracy of "
                       "the population's modal answer (pop. mode), of the no-interaction composition of the "
                       "single-axis answers (marg. product) and the survey-noise reference (accuracy: higher is "
                       "better; NMAE and invalid rate: lower is better). n and questions = what each row was "
-                      "scored on.",
+                      "scored on." + seed_note,
                       f":name: tbl-model-comparison-{split}", "",
                       markdown_table(table, counts=["n", "questions"]), "```", ""]
             if sentences:
