@@ -4,6 +4,10 @@
 model) with its tokenizer and chat template; bf16 on CUDA, fp32 on CPU unless the spec says
 otherwise; an optional peft LoRA adapter is merged into the weights (same outputs, no adapter
 overhead at inference).
+``spec.quantization`` (``"8bit"``/``"4bit"``) loads the weights through bitsandbytes on CUDA
+(:func:`quantization_config`; unquantized with a warning where CUDA or bitsandbytes is missing),
+and checkpoints that ship only as image-text-to-text models (the paper's judge,
+Mistral-Small-3.1-24B) load through that class and are used text-only (:func:`load_language_model`).
 
 The scoring engine
 ------------------
