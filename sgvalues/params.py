@@ -149,9 +149,19 @@ class EvaluationParams:
     batch_size: int = 16
     max_new_tokens: int = 8
     temperature: float = 0.0
+    #: option orders to ask each question in (``sgvalues.option_order``): ``[as_asked]`` is the
+    #: ordinary evaluation; ``[as_asked, reversed]`` also asks with the options listed backwards
+    #: (codes relabelled, answers mapped back) and reports the order effect
+    option_orders: tuple[str, ...] = ("as_asked",)
 
     def __post_init__(self):
         from sgvalues.models.base import ANSWER_MODES
+        from sgvalues.option_order import ORDERS
+
+        bad_orders = [o for o in self.option_orders if o not in ORDERS]
+        if bad_orders or not self.option_orders or len(set(self.option_orders)) != len(self.option_orders):
+            raise ValueError(f"option_orders = {list(self.option_orders)}: expected distinct values among "
+                             f"{', '.join(ORDERS)}")
 
         if self.mode not in ANSWER_MODES:
             raise ValueError(f"mode = {self.mode!r}: expected one of {', '.join(ANSWER_MODES)}")
@@ -168,7 +178,19 @@ class EvaluationParams:
 
 @dataclass(frozen=True)
 class TrainingParams:
-    """LoRA SFT recipe (see ``sgvalues.train``)."""
+    """LoRA SFT recipe (see ``sgvalues.train``).
+
+    ``objective``: ``modal`` (the paper's) is the cross-entropy of the modal answer's code and
+    end-of-turn tokens; ``distribution`` is the cross-entropy :math:`-\\sum_x q(x) \\log p(x)`
+    against the subgroup's whole answer distribution :math:`q` (the sample's ``distribution``),
+    with :math:`p` the model's option-code probabilities after the generation prompt,
+    renormalised over the options exactly as the evaluation engine reads them (multi-token codes
+    such as ``"10"`` by the same greedy-longest-code rule, ``sgvalues.models.scoring``).
+    ``reweight`` weights each sample's loss (weights normalised to mean 1 over the training
+    samples): ``none``; ``inverse_size``, proportional to 1 / the subgroup's share of the
+    question's respondents in its stratum (``n_valid``); ``error``, proportional to the base
+    model's NMAE on the subgroup's train samples (a first evaluation pass).
+    """
 
     enabled: bool = True
     lr: float = 1e-6
@@ -193,6 +215,10 @@ class TrainingParams:
     #: adapter per seed on the same samples and questions (those stay seeded by the top-level
     #: ``seed``); the seed equal to ``seed`` is the run's main adapter. ``None`` = ``[seed]``
     seeds: tuple[int, ...] | None = None
+    #: what the loss fits: ``modal`` (the modal answer's code) or ``distribution`` (the answer shares)
+    objective: Literal["modal", "distribution"] = "modal"
+    #: per-sample loss weights: ``none``, ``inverse_size`` (small subgroups up) or ``error`` (base NMAE)
+    reweight: Literal["none", "inverse_size", "error"] = "none"
 
     def __post_init__(self):
         if self.seeds is not None:
