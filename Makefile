@@ -9,7 +9,7 @@ PARAMS ?= params/smollm2-135m.yaml
 RUN ?= default
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast book lab bench chromium clean-book
+.PHONY: setup test test-fast lint book lab bench chromium clean-book
 
 setup: $(STAMP)
 
@@ -35,6 +35,10 @@ test: $(STAMP) chromium
 # The fast lane: everything but the tests marked slow (embedded model, servers, browser).
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+# ruff with the rules and line length of pyproject's [tool.ruff]
+lint: $(STAMP)
+	$(VENV)/bin/ruff check sgvalues tests benchmarks
 
 book: $(STAMP)
 	$(VENV)/bin/sgvalues run --params $(PARAMS) --run $(RUN)

@@ -206,6 +206,7 @@ def small_prepared(tmp_path_factory):
     return base
 
 
+@pytest.mark.slow  # ~40 s: prepares a synthetic sample and bootstraps the survey noise
 def test_cli_on_a_real_prepared_folder(small_prepared, capsys):
     from sgvalues.cli import main as cli_main
     from sgvalues.data import load_wvs
@@ -236,6 +237,7 @@ def test_cli_on_a_real_prepared_folder(small_prepared, capsys):
     assert set(noise["split"]) == {"train", "ood"} and noise["estimate"].between(0, 1).all()
 
 
+@pytest.mark.slow  # ~20 s: every baseline on a real prepared folder, twice
 def test_ensure_run_baselines_is_idempotent(small_prepared, tmp_path):
     import shutil
 

@@ -42,7 +42,7 @@ def _sgvalues(*args: str, env: dict | None = None) -> subprocess.CompletedProces
                           env={**os.environ, **(env or {})})
 
 
-@pytest.mark.parametrize("subcommand", ["evaluate", "train", "judge"])
+@pytest.mark.parametrize("subcommand", ["evaluate", "train", pytest.param("judge", marks=pytest.mark.slow)])
 def test_params_typo_is_one_clear_line_for_every_subcommand(subcommand, tmp_path):
     bad = tmp_path / "typo.yaml"
     bad.write_text("model:\n  nmae: smollm2-135m\n")

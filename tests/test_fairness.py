@@ -163,6 +163,7 @@ def test_bootstrap_point_estimates_and_determinism():
     assert (ch["lo"].abs() < 1e-12).all() and (ch["hi"].abs() < 1e-12).all()
 
 
+@pytest.mark.slow  # 200 simulated studies x 200 resamples
 def test_bootstrap_ci_covers_known_accuracy_at_stated_rate():
     # 200 simulated studies: 80 questions, one subgroup, P(correct) = 0.6 -> true accuracy 0.6
     rng = np.random.default_rng(11)
