@@ -454,7 +454,7 @@ def test_judge_run_writes_tables_reuses_parts_and_finds_the_adapter(tmp_path, mo
         loads.append((spec.name, adapter is not None))
         return _FakeModel(spec.name + ("+sft" if adapter is not None else ""))
 
-    monkeypatch.setattr(judge, "_load_model", fake_load)
+    monkeypatch.setattr(judge.stage, "_load_model", fake_load)
     tables = judge.judge_run(params, run, data_dir=data, log=None)
     assert sorted(set(loads)) == [("other-model", False), ("smollm2-135m", False), ("smollm2-135m", True)]
     gens, verdicts, wr = tables["generations"], tables["verdicts"], tables["win_rates"]
@@ -568,7 +568,7 @@ def test_sensitive_pairs_add_pairs_on_sensitive_questions_only(tmp_path, monkeyp
     recs = [_sample(q, lv, f"T{q % 2}") for q in (1, 2, 3, 4, 5, 6, 182, 189) for lv in levels]
     assert {"Q182", "Q189"} <= sensitive_ids() and not {f"Q{q}" for q in range(1, 7)} & sensitive_ids()
     write_samples(recs, data)
-    monkeypatch.setattr(judge, "_load_model", lambda spec, adapter=None: _FakeModel(spec.name))
+    monkeypatch.setattr(judge.stage, "_load_model", lambda spec, adapter=None: _FakeModel(spec.name))
     base = {"n_pairs": 3, "max_new_tokens": 8, "n_bootstrap": 10, "reference": {"name": "other-model"}}
     plain = judge.judge_run(Params.from_dict({"name": "t", "judge": base}), tmp_path / "a", data_dir=data, log=None)
     extra = judge.judge_run(Params.from_dict({"name": "t", "judge": {**base, "sensitive_pairs": 4}}),

@@ -100,7 +100,7 @@ def test_hf_loader_passes_the_8bit_config(monkeypatch):
 
 
 def test_judge_reuses_a_loaded_model_only_at_the_same_quantization():
-    from sgvalues.judge import _same
+    from sgvalues.judge.stage import _same
 
     a = ModelSpec(backend="hf", name="m")
     assert _same(a, ModelSpec(backend="hf", name="m", cpu_threads=2))

@@ -2,18 +2,25 @@
 
 The judge stage (:mod:`sgvalues.judge`) computes win rates, position consistency and verdict
 shares; this module only says what they mean for the run at hand, so the chapter's first
-paragraph is computed from its own tables and cannot contradict them.
+paragraph is computed from its own tables and cannot contradict them. It also holds what
+chapter 6 shows beside them: example answers (:func:`examples_markdown`), the paper's judge
+figures (:func:`published_judge_table`, :func:`published_kappas`) and the two figures
+(:func:`plot_win_rates`, :func:`plot_verdict_shares`).
 """
 
 from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
+from sgvalues.judge.statistics import verdict_shares
+from sgvalues.judge.verdicts import ROLES, VERDICTS
 from sgvalues.report.format import fmt_count, fmt_rate
 
-__all__ = ["judge_findings", "win_rate_table", "degenerate_answer"]
+__all__ = ["judge_findings", "win_rate_table", "degenerate_answer", "examples_markdown", "published_judge_table",
+           "published_kappas", "plot_win_rates", "plot_verdict_shares"]
 
 
 def _span(values: pd.Series) -> str:
@@ -146,3 +153,126 @@ def degenerate_answer(text) -> str | None:
                 return "looping"
             seen.add(key)
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# examples, the paper's figures, figures (moved from sgvalues.judge)
+# --------------------------------------------------------------------------------------------
+
+
+def examples_markdown(pairs: pd.DataFrame, generations: pd.DataFrame, n: int = 3, width: int = 600) -> str:
+    """Markdown showing ``n`` items: persona, question, majority answer, then each role's answer.
+
+    ``pairs`` is the ``pairs`` table of :func:`sgvalues.judge.judge_run` (persona, question, majority_answer).
+    """
+    text = {(r.sample_id, r.role): str(r.text) for r in generations.itertuples()}
+    roles = [r for r in ROLES if r in set(generations["role"])]
+    blocks = []
+    for r in pairs.head(n).itertuples():
+        lines = [f"**{r.sample_id}** ({r.theme}; {r.subgroup})", "",
+                 f"- *Persona:* {r.persona}", f"- *Question:* {r.question}",
+                 f"- *Survey majority answer of this subgroup:* {r.majority_answer}", "",
+                 "| " + " | ".join(roles) + " |", "|" + "---|" * len(roles)]
+        cells = []
+        for role in roles:
+            t = text.get((r.sample_id, role), "").replace("|", "\\|").replace("\n", " ").strip() or "*(empty)*"
+            cells.append(t if len(t) <= width else t[: width - 1] + "…")
+        lines.append("| " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def published_judge_table() -> pd.DataFrame:
+    """The paper's judge-related figures, one row per quantity, labelled as published."""
+    from sgvalues.published import PUBLISHED_LABEL, published
+
+    pub = published()["judge"]
+    rows = [
+        {"quantity": "judge model", "value": pub["judge_model"]},
+        {"quantity": "reference model", "value": pub["reference_model"]},
+    ]
+    for key, d in pub["weighted_kappa"].items():
+        rows.append({"quantity": f"weighted kappa, {key}, human-AI", "value": d["human_ai"]})
+        rows.append({"quantity": f"weighted kappa, {key}, human-human", "value": d["human_human"]})
+    for tag, v in pub["refusal_rate_sensitive"].items():
+        rows.append({"quantity": f"refusal rate on sensitive topics, {tag}", "value": v})
+    table = pd.DataFrame(rows).assign(source=PUBLISHED_LABEL)
+    # one text column mixes names and figures: figures as the paper gives them ("0.0666", "0")
+    table["value"] = table["value"].map(lambda v: f"{v:.4g}" if isinstance(v, (int, float)) else str(v))
+    return table
+
+
+#: names in sgvalues.published for our dimensions
+_PUBLISHED_KEY = {"overall": "overall", "persona_fidelity": "persona"}
+
+
+def published_kappas() -> pd.DataFrame:
+    """The paper's kappas in the shape of :func:`sgvalues.judge.agreement_table` (dimension names mapped)."""
+    from sgvalues.published import published
+
+    pub = published()["judge"]["weighted_kappa"]
+    rows = []
+    for dim, key in _PUBLISHED_KEY.items():
+        if key in pub:
+            rows.append({"dimension": dim, "kappa_human_ai": pub[key]["human_ai"],
+                         "kappa_human_human": pub[key]["human_human"]})
+    return pd.DataFrame(rows)
+
+
+def plot_win_rates(win_rates: pd.DataFrame, title: str | None = None):
+    """Bar chart of win rates per dimension and candidate, with bootstrap CIs and the 0.5 line."""
+    import matplotlib.pyplot as plt
+
+    dims = list(dict.fromkeys(win_rates["dimension"]))
+    cands = list(dict.fromkeys(win_rates["candidate"]))
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(dims), 3.4))
+    width = 0.8 / max(len(cands), 1)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, cand in enumerate(cands):
+        sub = win_rates[win_rates["candidate"] == cand].set_index("dimension").reindex(dims)
+        x = np.arange(len(dims)) + (k - (len(cands) - 1) / 2) * width
+        y = sub["win_rate"].to_numpy(float)
+        err = np.vstack([y - sub["ci_low"].to_numpy(float), sub["ci_high"].to_numpy(float) - y])
+        ax.bar(x, y, width=width * 0.92, color=colors[k % len(colors)], label=f"{cand} vs reference")
+        ax.errorbar(x, y, yerr=np.where(np.isfinite(err), err, 0), fmt="none", ecolor="black", capsize=3, lw=1)
+    ax.axhline(0.5, color="grey", ls="--", lw=1)
+    ax.set_xticks(np.arange(len(dims)), [d.replace("_", " ") for d in dims])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("win rate over reference")
+    ax.set_title(title or "Pairwise win rates (both orders, 95% bootstrap CI)")
+    ax.legend(loc="upper right", fontsize="small")
+    return fig
+
+
+def plot_verdict_shares(verdicts: pd.DataFrame, candidate: str | None = None):
+    """Stacked bars: share of A/B/tie/unparseable per dimension and order (position bias).
+
+    ``candidate`` picks one candidate (default: the last, i.e. ``sft`` when present).
+    """
+    import matplotlib.pyplot as plt
+
+    cand = candidate or sorted(verdicts["candidate"].unique())[-1]
+    shares = verdict_shares(verdicts[verdicts["candidate"] == cand])
+    dims = list(dict.fromkeys(shares["dimension"]))
+    fig, axes = plt.subplots(1, len(dims), figsize=(1.6 + 2.0 * len(dims), 3.4), sharey=True, squeeze=False)
+    colors = dict(zip(VERDICTS, plt.rcParams["axes.prop_cycle"].by_key()["color"][:3] + ["#bbbbbb"]))
+    for ax, dim in zip(axes[0], dims):
+        for x, order in enumerate((1, 2)):
+            row = shares[(shares["dimension"] == dim) & (shares["order"] == order)]
+            bottom = 0.0
+            for v in VERDICTS:
+                h = float(row[v].iloc[0]) if len(row) else 0.0
+                ax.bar(x, h, bottom=bottom, width=0.7, color=colors[v], label=v)
+                bottom += h
+        ax.set_xticks([0, 1], [f"{cand}\nas A", f"{cand}\nas B"], fontsize="small")
+        ax.set_title(dim.replace("_", " "), fontsize="medium")
+        ax.set_ylim(0, 1)
+    axes[0][0].set_ylabel("share of verdicts")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles[: len(VERDICTS)], labels[: len(VERDICTS)], title="verdict", loc="center left",
+               bbox_to_anchor=(1.0, 0.5), fontsize="small")
+    fig.suptitle(f"Judge verdicts by presentation order ({cand} vs reference)", fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
