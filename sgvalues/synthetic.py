@@ -19,7 +19,9 @@ What is realistic, and where it comes from (``resources/singapore_reference.json
 Everything else (the other 250 items' distributions, every subgroup effect, the latent
 traits, missing-answer rates, which items are "not asked") is a modelling choice of this
 module, chosen to give the subgroup structure a study of subgroup values needs; it is not a
-claim about the real survey.
+claim about the real survey. Those choices are numbers in
+``resources/synthetic_population.yaml`` (read once, each commented there); this module is the
+generator that turns them into respondents.
 
 Notes
 -----
@@ -85,6 +87,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from sgvalues.data import AGE_GROUPS
 
@@ -105,162 +108,104 @@ __all__ = [
 #: Column set to 1 on every synthetic row (the loader's "synthetic" label).
 SYNTHETIC_COLUMN = "SGV_SYNTHETIC"
 
-#: Items written as -4 "not asked in this country" for every respondent. This is a choice of
-#: the generator, not a fact about the real Singapore file: Q82, Q105 and Q223 are the items
-#: the indievalue metadata lacks (Q82's regional organisation and Q223's party list are
-#: country-specific), and Q91-Q93 are knowledge questions with a right answer, not values.
-NOT_ASKED_ITEMS: tuple[str, ...] = ("Q82", "Q91", "Q92", "Q93", "Q105", "Q223")
+#: The generator's population parameters (``resources/synthetic_population.yaml``): every
+#: modelling choice below, each explained by a comment there.
+POPULATION_FILE = "resources/synthetic_population.yaml"
 
-#: Items whose marginal shares (and, roughly, sex and age patterns) follow the real
-#: Singapore aggregates in ``resources/singapore_reference.json``.
-CALIBRATED_ITEMS: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q5", "Q48", "Q49", "Q50", "Q173", "Q240")
+_POPULATION_KEYS = (
+    "population_seed", "not_asked_items", "calibrated_items", "age_limits", "ethnicity_codes", "others_split",
+    "religion_codes", "traits", "catholic_share_of_christians", "indian_sampling_share", "ethnic_age_tilt",
+    "religion_age_tilt", "pr_share", "theme_effects", "default_theme", "semantic_loadings", "trait_religion_mean",
+    "trait_ethnic_mean", "trait_age_slope", "trait_female_shift", "trait_sd", "missing_rate", "sensitive_items",
+    "dropped_code_rules", "dropped_code_rate", "secondary_raw_rate", "second_choice",
+)
 
-#: Fixed seed for the question-level parameters (effects, loadings, target shares): they
-#: describe the synthetic *population* and are the same whatever the sample seed.
-POPULATION_SEED = 7022020
+
+def _frozen(x):
+    """YAML lists as tuples, recursively (the parameters are constants)."""
+    if isinstance(x, list):
+        return tuple(_frozen(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _frozen(v) for k, v in x.items()}
+    return x
+
+
+def _read_population(text: str) -> dict:
+    """Parse the text of :data:`POPULATION_FILE`: exactly its known keys, lists as tuples.
+
+    Raises
+    ------
+    ValueError
+        when the text is not a mapping, lacks a key the generator reads, or holds one it does
+        not know.
+
+    Examples
+    --------
+    >>> _read_population("population_seed: 1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: sgvalues/resources/synthetic_population.yaml: missing key(s) ['not_asked_items', ...
+    """
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"sgvalues/{POPULATION_FILE}: expected a mapping of parameters, got {type(data).__name__}")
+    missing = [k for k in _POPULATION_KEYS if k not in data]
+    unknown = sorted(set(data) - set(_POPULATION_KEYS))
+    if missing or unknown:
+        raise ValueError(f"sgvalues/{POPULATION_FILE}: missing key(s) {missing}, unknown key(s) {unknown}; "
+                         f"expected exactly {list(_POPULATION_KEYS)}")
+    return _frozen(data)
+
+
+@lru_cache(maxsize=1)
+def _population_parameters() -> dict:
+    """The parameters in :data:`POPULATION_FILE`, read once (see :func:`_read_population`)."""
+    return _read_population(resources.files("sgvalues").joinpath(POPULATION_FILE).read_text(encoding="utf-8"))
+
+
+_P = _population_parameters()
+#: Items written as -4 "not asked in this country" for every respondent (a generator choice).
+NOT_ASKED_ITEMS: tuple[str, ...] = _P["not_asked_items"]
+#: Items calibrated to the real Singapore aggregates in ``resources/singapore_reference.json``.
+CALIBRATED_ITEMS: tuple[str, ...] = _P["calibrated_items"]
+#: Seed of the question-level parameters: the same population whatever the sample seed.
+POPULATION_SEED: int = _P["population_seed"]
 
 # ---------------------------------------------------------------------------------------
 # Demographic codes (the official file's) and the generator's internal level order
 # ---------------------------------------------------------------------------------------
 #: the WVS-7 age bands (X003R codes 1..6), as the respondents table labels them
 AGE_BANDS = AGE_GROUPS
-AGE_LIMITS = ((21, 24), (25, 34), (35, 44), (45, 54), (55, 64), (65, 91))
+AGE_LIMITS = _P["age_limits"]
 #: internal ethnic group -> Q290 code(s); "Others" is split over three codebook codes
-ETHNICITY_CODES = {"Chinese": (702004,), "Malay": (702006,), "Indian": (702003,),
-                   "Others": (702008, 702001, 702999)}
-#: how the census "Others" group is spread over Eurasian, Caucasian and Others codes
-#: (assumption of this generator; the census figure is for the group as a whole)
-OTHERS_SPLIT = (0.4, 0.25, 0.35)
+ETHNICITY_CODES: dict[str, tuple[int, ...]] = _P["ethnicity_codes"]
+OTHERS_SPLIT = _P["others_split"]
 ETHNICITIES = tuple(ETHNICITY_CODES)
 #: internal religion level -> Q289 major-group code
-RELIGION_CODES = {"None": 0, "Roman Catholic": 1, "Protestant": 2, "Muslim": 5, "Hindu": 6,
-                  "Buddhist": 7, "Other": 9}
+RELIGION_CODES: dict[str, int] = _P["religion_codes"]
 RELIGIONS = tuple(RELIGION_CODES)
-TRAITS = ("religiosity", "traditionalism", "trust", "wellbeing", "politics")
-
-#: Share of Christians who are Roman Catholic (census: about 7.0 of 18.9 per cent).
-CATHOLIC_SHARE_OF_CHRISTIANS = 7.0 / 18.9
-#: Indians are drawn at this share instead of the census 9.0 % (slight oversampling, so the
-#: Indian and Hindu subgroups are not all just under the min_n rule); W_WEIGHT undoes it.
-INDIAN_SAMPLING_SHARE = 0.100
-#: Ethnic mix tilts with age (Malays are a younger group); log-odds per age band, centred.
-ETHNIC_AGE_TILT = {"Chinese": 0.06, "Malay": -0.10, "Indian": -0.02, "Others": -0.04}
-#: Within the Chinese group, religion tilts with age (more "no religion" and Christians among
-#: the young, more Buddhists and Taoists among the old); log-odds per band, centred. The
-#: census shares within ethnic group are kept for the group as a whole.
-RELIGION_AGE_TILT = {"None": -0.14, "Roman Catholic": -0.05, "Protestant": -0.10,
-                     "Muslim": 0.0, "Hindu": 0.0, "Buddhist": 0.10, "Other": 0.22}
-#: Share of permanent residents (not citizens): they may not vote (Q221/Q222 raw code 4).
-PR_SHARE = 0.10
-
-#: Theme -> standard deviations of the main effects (latent logit units: the logistic noise
-#: has sd 1.81), of the random trait loadings, the interaction scale ("inter", relative to
-#: the larger of the two axes' sds) and the range of the lead of the modal answer over the
-#: runner-up in the target distribution ("gap"). Religion dominates Religious Values, whose
-#: items are also the least one-sided overall; every axis is weak in Social Capital & Trust.
-#: Tuned so the Modal Diversity Score ranks Religious Values first and Social Capital &
-#: Trust last, as Tan et al. (2026) report for the real sample.
-_G = (0.06, 0.28)
-THEME_EFFECTS: dict[str, dict] = {
-    "Religious Values": dict(sex=0.15, age=0.30, eth=0.45, rel=1.10, inter=0.45, gap=(0.0, 0.12),
-                             religiosity=0.9, traditionalism=0.3, trust=0.1, wellbeing=0.1, politics=0.1),
-    "Ethical Values & Norms": dict(sex=0.25, age=0.35, eth=0.35, rel=0.50, inter=0.40, gap=_G,
-                                   religiosity=0.45, traditionalism=0.6, trust=0.1, wellbeing=0.1, politics=0.1),
-    "Social Values, Attitudes & Stereotypes": dict(sex=0.25, age=0.35, eth=0.35, rel=0.35, inter=0.35, gap=_G,
-                                                   religiosity=0.3, traditionalism=0.5, trust=0.2, wellbeing=0.2,
-                                                   politics=0.1),
-    "Political Culture & Political Regimes": dict(sex=0.20, age=0.35, eth=0.30, rel=0.25, inter=0.35, gap=_G,
-                                                  religiosity=0.2, traditionalism=0.35, trust=0.3, wellbeing=0.1,
-                                                  politics=0.4),
-    "Political Interest & Political Participation": dict(sex=0.30, age=0.35, eth=0.25, rel=0.20, inter=0.35, gap=_G,
-                                                         religiosity=0.1, traditionalism=0.2, trust=0.2,
-                                                         wellbeing=0.1, politics=0.7),
-    "Economic Values": dict(sex=0.15, age=0.25, eth=0.25, rel=0.20, inter=0.30, gap=_G,
-                            religiosity=0.1, traditionalism=0.35, trust=0.2, wellbeing=0.2, politics=0.2),
-    "Corruption": dict(sex=0.18, age=0.32, eth=0.32, rel=0.22, inter=0.30, gap=(0.02, 0.18),
-                       religiosity=0.1, traditionalism=0.2, trust=0.4, wellbeing=0.1, politics=0.2),
-    "Migration": dict(sex=0.15, age=0.25, eth=0.35, rel=0.20, inter=0.30, gap=_G,
-                      religiosity=0.1, traditionalism=0.4, trust=0.3, wellbeing=0.1, politics=0.1),
-    "Security": dict(sex=0.20, age=0.30, eth=0.30, rel=0.20, inter=0.30, gap=(0.05, 0.25),
-                     religiosity=0.1, traditionalism=0.2, trust=0.3, wellbeing=0.4, politics=0.1),
-    "Postmaterialist Index": dict(sex=0.15, age=0.30, eth=0.25, rel=0.15, inter=0.30, gap=_G,
-                                  religiosity=0.1, traditionalism=0.4, trust=0.1, wellbeing=0.1, politics=0.3),
-    "Science & Technology": dict(sex=0.20, age=0.30, eth=0.30, rel=0.35, inter=0.30, gap=(0.05, 0.25),
-                                 religiosity=0.4, traditionalism=0.2, trust=0.2, wellbeing=0.2, politics=0.1),
-    "Happiness & Well-being": dict(sex=0.12, age=0.25, eth=0.20, rel=0.15, inter=0.30, gap=_G,
-                                   religiosity=0.1, traditionalism=0.1, trust=0.2, wellbeing=0.8, politics=0.1),
-    "Social Capital, Trust & Organizational Membership": dict(sex=0.10, age=0.14, eth=0.12, rel=0.10, inter=0.25,
-                                                             gap=_G, religiosity=0.05, traditionalism=0.05,
-                                                             trust=0.8, wellbeing=0.1, politics=0.1),
-}
-_DEFAULT_THEME = dict(sex=0.15, age=0.25, eth=0.25, rel=0.2, inter=0.3, gap=_G, religiosity=0.2,
-                      traditionalism=0.2, trust=0.2, wellbeing=0.2, politics=0.2)
-
-#: Semantic trait loadings: question -> {trait: loading}; the sign is in the direction of
-#: the recoded answer codes (e.g. Q171 1 = attends more than once a week, so religiosity
-#: loads negatively). Replaces the random loading for that trait.
-SEMANTIC_LOADINGS: dict[str, dict[str, float]] = {
-    **{q: {"religiosity": -1.8} for q in ("Q6", "Q173")},
-    "Q15": {"religiosity": -1.3}, "Q64": {"religiosity": -1.0}, "Q94": {"religiosity": 1.5},
-    "Q160": {"religiosity": 0.8}, "Q161": {"religiosity": 0.5}, "Q164": {"religiosity": 2.2},
-    **{q: {"religiosity": -1.8} for q in ("Q165", "Q166", "Q167", "Q168")},
-    "Q169": {"religiosity": -1.2}, "Q170": {"religiosity": -0.8},
-    "Q171": {"religiosity": -2.2}, "Q172": {"religiosity": -2.2},
-    "Q174": {"religiosity": -0.4}, "Q175": {"religiosity": -0.4},
-    "Q239": {"religiosity": -0.7}, "Q242": {"religiosity": 0.6},
-    **{q: {"religiosity": -0.7, "traditionalism": -0.9} for q in ("Q182", "Q184", "Q186", "Q193")},
-    "Q185": {"religiosity": -0.4, "traditionalism": -0.7},
-    "Q22": {"religiosity": -0.5, "traditionalism": -0.8}, "Q25": {"traditionalism": -0.8},
-    "Q36": {"religiosity": 0.6, "traditionalism": 0.8},
-    "Q8": {"traditionalism": 0.5}, "Q11": {"traditionalism": 0.4}, "Q17": {"traditionalism": -0.6},
-    **{q: {"traditionalism": -0.8} for q in ("Q28", "Q29", "Q30", "Q31", "Q33")},
-    "Q35": {"traditionalism": -0.5}, "Q37": {"traditionalism": -0.7}, "Q38": {"traditionalism": -0.5},
-    "Q45": {"traditionalism": -0.6}, "Q235": {"traditionalism": -0.4}, "Q240": {"traditionalism": 0.4},
-    "Q57": {"trust": -1.2}, **{f"Q{k}": {"trust": -0.9} for k in range(58, 64)},
-    "Q46": {"wellbeing": -1.2}, "Q47": {"wellbeing": -0.8}, "Q48": {"wellbeing": 0.9},
-    "Q49": {"wellbeing": 1.2}, "Q50": {"wellbeing": 1.0}, "Q56": {"wellbeing": -0.5},
-    **{f"Q{k}": {"wellbeing": 0.6} for k in range(51, 56)},
-    "Q4": {"politics": -1.0}, "Q199": {"politics": -1.3}, "Q200": {"politics": -1.0},
-    **{f"Q{k}": {"politics": -0.8} for k in range(209, 221)},
-    "Q221": {"politics": -0.6}, "Q222": {"politics": -0.6}, "Q98": {"politics": 0.6},
-}
-
-#: Trait means (latent units) by religion, and slopes per age band (centred) and for women.
-_TRAIT_RELIGION_MEAN = {
-    #                   None  Cath  Prot  Musl  Hind  Budd  Other
-    "religiosity":    (-1.4, 0.75, 0.95, 1.05, 0.65, -0.05, 0.05),
-    "traditionalism": (-0.35, 0.10, 0.25, 0.45, 0.20, 0.0, 0.10),
-}
-_TRAIT_ETHNIC_MEAN = {"traditionalism": (0.0, 0.15, 0.10, -0.30), "trust": (0.08, -0.10, -0.05, 0.0)}
-_TRAIT_AGE_SLOPE = {"religiosity": 0.10, "traditionalism": 0.22, "trust": 0.03,
-                    "wellbeing": 0.04, "politics": 0.08}
-_TRAIT_FEMALE_SHIFT = {"religiosity": 0.15, "traditionalism": -0.05, "politics": -0.25,
-                       "wellbeing": 0.03}
-_TRAIT_SD = {"religiosity": 0.6, "traditionalism": 0.8, "trust": 1.0, "wellbeing": 1.0,
-             "politics": 1.0}
-
-#: Base rate of "don't know"/"no answer" by theme (before a per-item log-normal spread).
-_MISSING_RATE = {"Religious Values": 0.02, "Ethical Values & Norms": 0.03,
-                 "Political Culture & Political Regimes": 0.04,
-                 "Political Interest & Political Participation": 0.03, "Corruption": 0.04,
-                 "Migration": 0.03, "Science & Technology": 0.04, "Security": 0.02,
-                 "Economic Values": 0.03, "Postmaterialist Index": 0.02,
-                 "Happiness & Well-being": 0.01, "Social Values, Attitudes & Stereotypes": 0.012,
-                 "Social Capital, Trust & Organizational Membership": 0.025}
-#: Sensitive items: twice the theme's missing rate, and more refusals (-2).
-SENSITIVE_ITEMS = frozenset({"Q22", "Q36", "Q112", "Q113", "Q114", "Q115", "Q116", "Q117",
-                             "Q118", "Q182", "Q183", "Q184", "Q186", "Q193", "Q224", "Q225",
-                             "Q226", "Q227", "Q230", "Q235", "Q236", "Q237", "Q239", "Q251",
-                             "Q252"})
-#: Raw codes the catalogue drops as non-substantive, written for a few respondents:
-#: question -> (who, rate) with who "pr" (permanent residents) or "all".
-_DROPPED_CODE_RULES = {"Q221": ("pr", 0.95), "Q222": ("pr", 0.95), "Q254": ("pr", 0.30)}
-_DROPPED_CODE_RATE = 0.015
-#: Raw codes that share a recoded code with another raw code (e.g. Q241 raw 0 "against
-#: democracy (spontaneous)" and raw 1 both recode to 1): share given the secondary code.
-_SECONDARY_RAW_RATE = 0.08
-#: second choice -> first choice (Postmaterialist items)
-SECOND_CHOICE = {"Q153": "Q152", "Q155": "Q154", "Q157": "Q156"}
+TRAITS: tuple[str, ...] = _P["traits"]
+CATHOLIC_SHARE_OF_CHRISTIANS = (_P["catholic_share_of_christians"]["catholic_percent"]
+                                / _P["catholic_share_of_christians"]["christian_percent"])
+INDIAN_SAMPLING_SHARE: float = _P["indian_sampling_share"]
+ETHNIC_AGE_TILT: dict[str, float] = _P["ethnic_age_tilt"]
+RELIGION_AGE_TILT: dict[str, float] = _P["religion_age_tilt"]
+PR_SHARE: float = _P["pr_share"]
+#: theme -> sds of the main effects and trait loadings, interaction scale, modal lead range
+THEME_EFFECTS: dict[str, dict] = _P["theme_effects"]
+_DEFAULT_THEME = _P["default_theme"]
+#: question -> {trait: loading}, replacing the random loading for that trait
+SEMANTIC_LOADINGS: dict[str, dict[str, float]] = _P["semantic_loadings"]
+_TRAIT_RELIGION_MEAN = _P["trait_religion_mean"]
+_TRAIT_ETHNIC_MEAN = _P["trait_ethnic_mean"]
+_TRAIT_AGE_SLOPE = _P["trait_age_slope"]
+_TRAIT_FEMALE_SHIFT = _P["trait_female_shift"]
+_TRAIT_SD = _P["trait_sd"]
+_MISSING_RATE = _P["missing_rate"]
+SENSITIVE_ITEMS = frozenset(_P["sensitive_items"])
+_DROPPED_CODE_RULES = _P["dropped_code_rules"]
+_DROPPED_CODE_RATE: float = _P["dropped_code_rate"]
+_SECONDARY_RAW_RATE: float = _P["secondary_raw_rate"]
+SECOND_CHOICE: dict[str, str] = _P["second_choice"]
 
 
 def _expit(x):

@@ -373,3 +373,28 @@ def test_book_page_table_matches_the_generator():
     others = [S.THEME_EFFECTS[t][k] for t in S.THEME_EFFECTS if t not in quoted
               for k in ("sex", "age", "eth", "rel")]
     assert min(others) == 0.12 and max(others) == 0.35  # as the page says
+
+
+def test_population_file_names_only_catalogue_items_themes_and_traits():
+    """resources/synthetic_population.yaml: every item, theme and trait it names exists."""
+    cat = load_catalogue()
+    items, themes = set(cat["question_id"]), set(cat["theme"])
+    named = (set(S.NOT_ASKED_ITEMS) | set(S.CALIBRATED_ITEMS) | set(S.SENSITIVE_ITEMS) | set(S.SEMANTIC_LOADINGS)
+             | set(S._DROPPED_CODE_RULES) | set(S.SECOND_CHOICE) | set(S.SECOND_CHOICE.values()))
+    assert named <= items, sorted(named - items)
+    assert set(S.THEME_EFFECTS) | set(S._MISSING_RATE) <= themes
+    assert {t for d in S.SEMANTIC_LOADINGS.values() for t in d} <= set(S.TRAITS)
+    for table in (S.THEME_EFFECTS[t] for t in S.THEME_EFFECTS):
+        assert set(S.TRAITS) <= set(table)
+    assert len(S.AGE_LIMITS) == len(S.AGE_BANDS)
+    assert len(S._TRAIT_RELIGION_MEAN["religiosity"]) == len(S.RELIGIONS)
+    assert len(S._TRAIT_ETHNIC_MEAN["trust"]) == len(S.ETHNICITIES)
+
+
+def test_population_file_with_a_missing_or_unknown_key_is_an_error_naming_both():
+    text = S.resources.files("sgvalues").joinpath(S.POPULATION_FILE).read_text(encoding="utf-8")
+    with pytest.raises(ValueError, match=r"synthetic_population\.yaml: missing key\(s\) \['pr_share'\]"):
+        S._read_population(text.replace("pr_share:", "pr_share_typo:"))
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['pr_share_typo'\]"):
+        S._read_population(text.replace("pr_share:", "pr_share_typo:"))
+    assert S._read_population(text) == S._population_parameters()
