@@ -30,6 +30,7 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test: $(STAMP) chromium
+	$(VENV)/bin/ruff check sgvalues tests benchmarks
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The fast lane: everything but the tests marked slow (embedded model, servers, browser).

@@ -823,9 +823,9 @@ def legend_below(fig, pad: float = 0.15):
     for ax in fig.axes:
         leg = ax.get_legend()
         if leg is not None:
-            h, l = ax.get_legend_handles_labels()
-            handles += h
-            labels += l
+            ax_handles, ax_labels = ax.get_legend_handles_labels()
+            handles += ax_handles
+            labels += ax_labels
             leg.remove()
         for get, put in ((ax.get_xlim, ax.set_xlim), (ax.get_ylim, ax.set_ylim)):
             lo, hi = get()
