@@ -69,7 +69,12 @@ accumulation), the loss is the mean token cross-entropy
 
 .. math:: \\mathcal{L} = -\\frac{1}{|A|} \\sum_{(i,t) \\in A} \\log p_\\theta(x_{i,t} \\mid x_{i,<t}),
 
-and the learning rate at optimizer step :math:`s` of :math:`S`, with :math:`W` warm-up steps,
+(the ``modal`` objective). ``training.objective: distribution`` replaces it by the mean over
+samples of the soft cross-entropy :math:`-\\sum_x q(x) \\log p_\\theta(x)` against the subgroup's
+answer distribution :math:`q`, with :math:`p_\\theta` the option-code probabilities the evaluation
+engine reads (:func:`distribution_loss`); ``training.reweight`` multiplies each sample's term by
+a weight of mean 1 (:func:`sample_weights`). The learning rate at optimizer step :math:`s` of
+:math:`S`, with :math:`W` warm-up steps,
 is :math:`\\eta_s = \\eta \\, s/W` for :math:`s < W`, then
 :math:`\\eta \\, (S-s)/(S-W)` (linear decay).
 
@@ -91,6 +96,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import json
 import math
@@ -122,12 +128,17 @@ __all__ = [
     "evaluate_questions",
     "answer_completion",
     "encode_sample",
+    "option_code_tokens",
+    "encode_distribution_sample",
+    "sample_weights",
+    "base_subgroup_nmae",
     "length_grouped_batches",
     "question_batches",
     "collate",
     "answer_loss",
     "collate_shared",
     "shared_prefix_loss",
+    "distribution_loss",
     "build_model",
     "inputs_fingerprint",
     "train_run",
@@ -167,11 +178,19 @@ class TrainError(RuntimeError):
 
 @dataclass(frozen=True)
 class EncodedExample:
-    """One tokenized sample: ``labels`` is ``IGNORE_INDEX`` on the prompt, ids on the answer."""
+    """One tokenized sample: ``labels`` is ``IGNORE_INDEX`` on the prompt, ids on the answer.
+
+    For the ``distribution`` objective (:func:`encode_distribution_sample`) the "answer" is the
+    branch of the option-code trie (``"1"`` for codes 1-10 whose ``"10"`` is two tokens, else
+    nothing) and ``soft`` holds every option code's token ids with its target share.
+    ``weight`` multiplies the sample's loss (``training.reweight``).
+    """
 
     sample_id: str
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]
+    soft: tuple[tuple[tuple[int, ...], float], ...] = ()
+    weight: float = 1.0
 
     @property
     def n_answer(self) -> int:
@@ -385,6 +404,156 @@ def encode_sample(tokenizer, sample: dict, messages_fn: Callable | None = None) 
     )
 
 
+def option_code_tokens(tokenizer, prompt_text: str, codes: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """Token ids of each option code as it follows ``prompt_text`` (the rendered generation prompt).
+
+    The evaluation engine's rule (``sgvalues.models.hf.HFModel._code_tokens``): tokenise the
+    prompt's last 64 characters with and without the code and keep the difference; a code that
+    merges with the prompt's last token is tokenised on its own.
+    """
+    tail = prompt_text[-64:]
+    base = tokenizer(tail, add_special_tokens=False)["input_ids"]
+    out = {}
+    for c in codes:
+        ids = tokenizer(tail + c, add_special_tokens=False)["input_ids"]
+        if ids[: len(base)] == base and len(ids) > len(base):
+            out[c] = tuple(ids[len(base):])
+        else:
+            out[c] = tuple(tokenizer(c, add_special_tokens=False)["input_ids"])
+    return out
+
+
+def _json_field(sample: dict, key: str) -> dict:
+    value = sample.get(key)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise TrainError(f"sample {sample.get('sample_id', '?')}: key '{key}' is not valid JSON") from exc
+    if not isinstance(value, dict) or not value:
+        raise TrainError(f"sample {sample.get('sample_id', '?')}: key '{key}' = {value!r}: expected a "
+                         "non-empty mapping code -> value")
+    return value
+
+
+def encode_distribution_sample(tokenizer, sample: dict, messages_fn: Callable | None = None) -> EncodedExample:
+    """Tokenize one sample for the ``distribution`` objective.
+
+    ``input_ids`` = the prompt (chat template + generation prompt) followed by the option-code
+    trie's branch (``sgvalues.models.scoring.code_branches``: empty when every code is one
+    token; ``"1"`` when ``"10"`` is ``"1"`` + ``"0"``), so the logits at the last prompt token
+    and along the branch give the next-token distribution at every internal node of the trie,
+    all the greedy-longest-code rule reads. ``soft`` pairs each option code's tokens with its
+    share in the sample's ``distribution`` (renormalised over the options; 0 for an option
+    nobody chose).
+
+    Raises
+    ------
+    TrainError
+        when the sample's ``options`` or ``distribution`` are missing or malformed, when the
+        distribution has no mass on any option, or when the codes' trie has more than one
+        branch (codes such as 1-10 have one; the restriction keeps one forward per sample).
+    """
+    from sgvalues.models.scoring import code_branches
+
+    if messages_fn is None:
+        from sgvalues.prompts import structured_messages as messages_fn
+    sid = sample.get("sample_id", "?")
+    options = _json_field(sample, "options")
+    shares = _json_field(sample, "distribution")
+    codes = sorted((str(c) for c in options), key=lambda c: (float(c), c))
+    try:
+        q = {c: float(shares.get(c, 0.0)) for c in codes}
+    except (TypeError, ValueError) as exc:
+        raise TrainError(f"sample {sid}: key 'distribution' = {shares!r}: expected numeric shares") from exc
+    total = sum(q.values())
+    if not total > 0 or any(v < 0 for v in q.values()):
+        raise TrainError(f"sample {sid}: key 'distribution' = {shares!r}: expected non-negative shares with "
+                         f"mass on the options {codes}")
+    messages = messages_fn(sample)
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    code_toks = option_code_tokens(tokenizer, prompt, codes)
+    branches = code_branches(code_toks)
+    if len(branches) != 1:
+        raise TrainError(f"sample {sid}: the option codes {codes} tokenise into {len(branches)} branches "
+                         f"({branches}); the distribution objective reads one branch per sample")
+    branch = tuple(branches[0])
+    return EncodedExample(
+        sample_id=str(sid), input_ids=tuple(p_ids) + branch,
+        labels=(IGNORE_INDEX,) * len(p_ids) + branch,
+        soft=tuple((code_toks[c], q[c] / total) for c in codes),
+    )
+
+
+def sample_weights(samples: Sequence[dict], scheme: str,
+                   subgroup_nmae: dict[str, float] | None = None) -> np.ndarray:
+    """Loss weight of each training sample under ``training.reweight`` ``scheme``, mean 1.
+
+    - ``none``: every weight 1;
+    - ``inverse_size``: :math:`w_i \\propto 1 / s_i` with :math:`s_i = n_i / \\sum_{j} n_j` the
+      subgroup's share of the respondents who answered the question in its stratum (``n_valid``;
+      the sum runs over the samples of the same question and stratum), so a subgroup half the
+      size of another counts twice as much;
+    - ``error``: :math:`w_i \\propto \\mathrm{NMAE}_{g(i)}`, the base model's NMAE on subgroup
+      :math:`g(i)` (``subgroup_nmae``, from :func:`base_subgroup_nmae`).
+
+    Notes
+    -----
+    Weights are normalised to mean 1, :math:`w_i = u_i / \\bar u`, so the loss keeps its
+    scale and ``none`` is today's loss.
+
+    Examples
+    --------
+    >>> s = [{"question_id": "Q1", "stratum": "sex", "subgroup": g, "n_valid": n}
+    ...      for g, n in (("sex:Male", 300), ("sex:Female", 100))]
+    >>> sample_weights(s, "inverse_size").round(3).tolist()
+    [0.5, 1.5]
+    >>> sample_weights(s, "error", {"sex:Male": 0.1, "sex:Female": 0.3}).round(3).tolist()
+    [0.5, 1.5]
+    """
+    if scheme == "none":
+        return np.ones(len(samples))
+    if scheme == "inverse_size":
+        totals: Counter = Counter()
+        for i, smp in enumerate(samples):
+            n = smp.get("n_valid")
+            if isinstance(n, bool) or not isinstance(n, (int, float)) or not n > 0:
+                raise TrainError(f"sample {smp.get('sample_id', i)}: key 'n_valid' = {n!r}: expected a "
+                                 "positive count of respondents (inverse_size reweighting)")
+            totals[(str(smp["question_id"]), str(smp["stratum"]))] += float(n)
+        raw = np.array([totals[(str(smp["question_id"]), str(smp["stratum"]))] / float(smp["n_valid"])
+                        for smp in samples])
+    elif scheme == "error":
+        if subgroup_nmae is None:
+            raise TrainError("training.reweight = 'error' needs the base model's NMAE per subgroup")
+        missing = sorted({str(smp["subgroup"]) for smp in samples} - set(subgroup_nmae))
+        if missing:
+            raise TrainError(f"training.reweight = 'error': no base-model NMAE for subgroup(s) {missing[:5]}")
+        raw = np.array([float(subgroup_nmae[str(smp["subgroup"])]) for smp in samples])
+        if not raw.sum() > 0:
+            raise TrainError("training.reweight = 'error': the base model's NMAE is 0 on every training "
+                             "subgroup; nothing to weight by")
+    else:
+        raise TrainError(f"training.reweight = {scheme!r}: expected one of 'none', 'inverse_size', 'error'")
+    return raw / raw.mean()
+
+
+def base_subgroup_nmae(params, run_dir: str | Path, cache=True) -> dict[str, float]:
+    """The base model's NMAE per train subgroup, on the train samples of :func:`training_questions`.
+
+    One evaluation pass (:func:`evaluate_questions`, tag ``base-weights``, every sample of those
+    questions; cached answers make it free when notebook 04 has evaluated them) for
+    ``training.reweight: error``.
+    """
+    from sgvalues import metrics
+
+    df = evaluate_questions(params, run_dir, "train", "base-weights", training_questions(params, run_dir),
+                            limit=sys.maxsize, cache=cache, log=None)
+    per = metrics.aggregate(df, "subgroup")
+    return {str(g): float(v) for g, v in zip(per["subgroup"], per["nmae"])}
+
+
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed,
                            mega_batches: int = MEGA_BATCHES) -> list[list[int]]:
     """Seeded batches of indices whose members have similar lengths.
@@ -460,7 +629,13 @@ def collate(examples: Sequence[EncodedExample], pad_id: int) -> dict:
         labels[row, width - n:] = torch.tensor(e.labels)
         mask[row, width - n:] = 1
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "labels": labels}
+    batch = {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "labels": labels}
+    if any(e.soft for e in examples):
+        batch["soft"] = [e.soft for e in examples]
+        batch["branch_len"] = [e.n_answer for e in examples]
+    if any(e.weight != 1.0 for e in examples):
+        batch["weights"] = torch.tensor([float(e.weight) for e in examples], dtype=torch.float32)
+    return batch
 
 
 def answer_loss(model, batch: dict):
@@ -469,16 +644,26 @@ def answer_loss(model, batch: dict):
     Only the last ``K + 1`` positions are sent through ``lm_head`` (``K`` = longest answer;
     the batch is left padded), via the model's ``logits_to_keep``.
     """
-    import torch.nn.functional as F
 
     labels = batch["labels"]
     k = int((labels != IGNORE_INDEX).sum(-1).max())
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                 position_ids=batch["position_ids"], logits_to_keep=k + 1, use_cache=False)
     logits = out.logits[:, :-1, :].float()  # position t predicts token t + 1
-    targets = labels[:, -k:]
-    loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                               ignore_index=IGNORE_INDEX, reduction="sum")
+    return _token_cross_entropy(logits, labels[:, -k:], batch.get("weights"))
+
+
+def _token_cross_entropy(logits, targets, weights=None):
+    """Summed answer-token cross-entropy (each row's tokens times its weight) and the token count."""
+    import torch.nn.functional as F
+
+    if weights is None:
+        loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                   ignore_index=IGNORE_INDEX, reduction="sum")
+    else:
+        per_token = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                    ignore_index=IGNORE_INDEX, reduction="none").view(targets.shape)
+        loss_sum = (per_token.sum(-1) * weights.to(per_token.device)).sum()
     return loss_sum, (targets != IGNORE_INDEX).sum()
 
 
@@ -509,7 +694,7 @@ def collate_shared(examples: Sequence[EncodedExample], pad_id: int) -> dict:
     for e in examples[1:]:
         n = min(n, len(os.path.commonprefix([list(first[:n]), list(e.input_ids[:n])])))
     n = max(n, 0)
-    rest = [EncodedExample(e.sample_id, e.input_ids[n:], e.labels[n:]) for e in examples]
+    rest = [dataclasses.replace(e, input_ids=e.input_ids[n:], labels=e.labels[n:]) for e in examples]
     batch = collate(rest, pad_id)
     batch["position_ids"] = batch["position_ids"] + n
     ones = torch.ones((len(rest), n), dtype=batch["attention_mask"].dtype)
@@ -526,12 +711,18 @@ def shared_prefix_loss(model, batch: dict):
     prefix's computation, so loss and gradients equal the unshared ones (without dropout:
     with LoRA dropout the prefix shares one dropout mask across the batch).
     """
+    labels = batch["labels"]
+    k = int((labels != IGNORE_INDEX).sum(-1).max())
+    logits = _shared_prefix_logits(model, batch, k + 1)[:, :-1, :].float()  # t predicts t + 1
+    return _token_cross_entropy(logits, labels[:, -k:], batch.get("weights"))
+
+
+def _shared_prefix_logits(model, batch: dict, keep: int):
+    """Logits at the last ``keep`` positions of a :func:`collate_shared` batch (prefix run once)."""
     import torch
-    import torch.nn.functional as F
     from transformers import DynamicCache
 
     labels = batch["labels"]
-    k = int((labels != IGNORE_INDEX).sum(-1).max())
     prefix = batch["prefix_ids"]
     cache = None
     if prefix.shape[1] > 0:
@@ -543,13 +734,65 @@ def shared_prefix_loss(model, batch: dict):
         cache = DynamicCache([(key.expand(rows, -1, -1, -1), val.expand(rows, -1, -1, -1))
                               for key, val, *_ in kv], config=cfg)
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                position_ids=batch["position_ids"], logits_to_keep=k + 1,
+                position_ids=batch["position_ids"], logits_to_keep=keep,
                 use_cache=cache is not None, cache=cache)
-    logits = out.logits[:, :-1, :].float()  # position t predicts token t + 1
-    targets = labels[:, -k:]
-    loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                               ignore_index=IGNORE_INDEX, reduction="sum")
-    return loss_sum, (targets != IGNORE_INDEX).sum()
+    return out.logits
+
+
+def distribution_loss(model, batch: dict):
+    """Summed soft cross-entropy against each row's answer distribution, and the number of rows.
+
+    Works on :func:`collate` and :func:`collate_shared` batches of
+    :func:`encode_distribution_sample` examples. Each row ends with its trie branch (left
+    padding), so the last ``B + 1`` logits (``B`` = longest branch) hold every row's
+    next-token distributions at the trie's internal nodes.
+
+    Notes
+    -----
+    With :math:`\\ell_v(t)` the log-probability of token :math:`t` at trie node :math:`v`, a code
+    :math:`c = t_1 \\dots t_k` gets, as in the evaluation engine (``sgvalues.models.scoring``),
+
+    .. math:: \\log \\tilde p(c) = \\sum_{i=1}^{k} \\ell_{t_{<i}}(t_i)
+              + \\log\\Big(1 - \\sum_{t \\in \\mathrm{children}(c)} e^{\\ell_{c}(t)}\\Big),
+       \\qquad \\log p(c) = \\log \\tilde p(c) - \\log \\sum_{c'} \\tilde p(c'),
+
+    and the row's loss is :math:`w \\cdot \\big(-\\sum_c q(c) \\log p(c)\\big)` with its target
+    shares :math:`q` and weight :math:`w` (1 without ``weights``). For a one-hot :math:`q` it is
+    :math:`-\\log p(\\text{target})`, the modal answer's cross-entropy *over the options*; the
+    ``modal`` objective's token cross-entropy is over the whole vocabulary and includes the
+    end-of-turn token.
+    """
+    import torch
+
+    soft, branch_len = batch["soft"], batch["branch_len"]
+    keep = max(branch_len) + 1
+    if "prefix_ids" in batch:
+        logits = _shared_prefix_logits(model, batch, keep)
+    else:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       position_ids=batch["position_ids"], logits_to_keep=keep, use_cache=False).logits
+    logp = logits[:, -keep:, :].float().log_softmax(-1)
+    weights = batch.get("weights")
+    total = logp.new_zeros(())
+    for row, (pairs, b) in enumerate(zip(soft, branch_len)):
+        root = keep - 1 - b  # index of the last prompt token in the kept logits
+        seqs = [tuple(toks) for toks, _ in pairs]
+        scores = []
+        for s in seqs:
+            lp = logp.new_zeros(())
+            for i, tok in enumerate(s):
+                lp = lp + logp[row, root + i, tok]
+            children = sorted({t[len(s)] for t in seqs if len(t) > len(s) and t[: len(s)] == s})
+            if children:
+                cont = logp[row, root + len(s), children].exp().sum()
+                lp = lp + torch.log1p(-cont.clamp(max=1 - 1e-7))
+            scores.append(lp)
+        log_p = torch.stack(scores)
+        log_p = log_p - torch.logsumexp(log_p, 0)
+        q = torch.tensor([share for _, share in pairs], dtype=log_p.dtype, device=log_p.device)
+        loss = -(q * log_p).sum()
+        total = total + (loss * float(weights[row]) if weights is not None else loss)
+    return total, torch.tensor(len(soft))
 
 
 # ----------------------------------------------------------------------------- stage 3: model
@@ -594,6 +837,9 @@ def build_model(params, dtype=None):
 
 #: training settings that do not decide one adapter (``seeds`` lists the adapters to train)
 _NOT_IN_FINGERPRINT = ("seeds",)
+#: settings added later, left out of the fingerprint at their defaults so adapters trained
+#: before they existed stay valid
+_LATER_DEFAULTS = {"objective": "modal", "reweight": "none"}
 
 
 def inputs_fingerprint(params, samples: Sequence[dict], seed: int | None = None) -> str:
@@ -604,7 +850,8 @@ def inputs_fingerprint(params, samples: Sequence[dict], seed: int | None = None)
     existing adapter valid.
     """
     h = hashlib.sha256()
-    training = {k: v for k, v in params.to_dict()["training"].items() if k not in _NOT_IN_FINGERPRINT}
+    training = {k: v for k, v in params.to_dict()["training"].items()
+                if k not in _NOT_IN_FINGERPRINT and not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])}
     recipe = {"model": params.model.name, "dtype": params.model.dtype,
               "seed": params.seed if seed is None else int(seed), "training": training}
     h.update(json.dumps(recipe, sort_keys=True).encode())
@@ -701,6 +948,19 @@ def _save_checkpoint(ckpt_dir: Path, step: int, model, optimizer, scheduler, met
     return final
 
 
+def _write_weights(path: Path, samples: Sequence[dict], weights) -> None:
+    """``train_weights.csv``: each training subgroup's loss weight and its number of samples."""
+    per: dict[str, list] = {}
+    for smp, w in zip(samples, weights):
+        per.setdefault(str(smp["subgroup"]), []).append(float(w))
+    with atomic_path(path) as tmp:
+        with tmp.open("w", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(["subgroup", "n_samples", "weight"])
+            for g in sorted(per):
+                w.writerow([g, len(per[g]), round(float(np.mean(per[g])), 6)])
+
+
 def _write_log(path: Path, rows: list[dict]) -> None:
     with atomic_path(path) as tmp:
         with tmp.open("w", newline="") as f:
@@ -772,6 +1032,7 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
     train_seed = params.seed if seed is None else int(seed)
     samples = load_train_samples(params, run_dir)
     fingerprint = inputs_fingerprint(params, samples, train_seed)
+    run_dir_data = run_dir
     run_dir = Path(out_dir) if out_dir is not None else run_dir  # where training writes
     run_dir.mkdir(parents=True, exist_ok=True)
     adapter_dir = run_dir / "adapter"
@@ -794,7 +1055,14 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
 
     started = time.time()
     model, tokenizer = build_model(params, dtype=dtype)
-    examples = [encode_sample(tokenizer, s) for s in samples]
+    encode = encode_distribution_sample if t.objective == "distribution" else encode_sample
+    examples = [encode(tokenizer, s) for s in samples]
+    if t.reweight != "none":
+        nmae = base_subgroup_nmae(params, run_dir_data) if t.reweight == "error" else None
+        weights = sample_weights(samples, t.reweight, nmae)
+        examples = [dataclasses.replace(e, weight=float(w)) for e, w in zip(examples, weights)]
+        if main_proc:
+            _write_weights(run_dir / "train_weights.csv", samples, weights)
     lengths = [len(e) for e in examples]
     questions = [str(s["question_id"]) for s in samples] if t.share_prefix else None
     if questions is not None:
@@ -809,7 +1077,10 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
     order, epoch_of = _schedule(total_micro, n_per_epoch, t.batch_size, lengths, train_seed,
                                 questions)
     collate_fn = collate_shared if t.share_prefix else collate
-    loss_fn = shared_prefix_loss if t.share_prefix else answer_loss
+    if t.objective == "distribution":
+        loss_fn = distribution_loss
+    else:
+        loss_fn = shared_prefix_loss if t.share_prefix else answer_loss
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=t.lr, weight_decay=0.0)
@@ -867,7 +1138,9 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
         while step < total_steps:
             in_step = True
             micro = [next(batches) for _ in range(t.grad_accum)]
-            n_answer = sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in micro)
+            # the loss's denominator: answer tokens (modal) or samples (distribution)
+            n_answer = sum(len(b["soft"]) if "soft" in b else int((b["labels"] != IGNORE_INDEX).sum())
+                           for b in micro)
             step_loss = torch.zeros((), device=accelerator.device)
             for j, batch in enumerate(micro):
                 sync = j == len(micro) - 1
@@ -928,6 +1201,9 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
             "world_size": world, "resumed_from": resumed_from,
             "recipe": params.to_dict()["training"], "seed": train_seed,
             "trainable_parameters": int(sum(p.numel() for p in trainable)),
+            "objective": t.objective, "reweight": t.reweight,
+            "weight_min": round(min(e.weight for e in examples), 6),
+            "weight_max": round(max(e.weight for e in examples), 6),
         }
         (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
         shutil.rmtree(ckpt_dir, ignore_errors=True)
@@ -972,6 +1248,7 @@ def recipe_table(params, published_recipe: dict | None = None):
             ("target modules", ", ".join(t.target_modules)),
             ("batch size x grad accum", f"{t.batch_size} x {t.grad_accum}"),
             ("shared-prefix batches", t.share_prefix),
+            ("objective", t.objective), ("loss weights (reweight)", t.reweight),
             ("warm-up ratio", t.warmup_ratio), ("checkpoint every (steps)", t.save_every),
             ("seed", params.seed),
             ("training seeds (spread)", ", ".join(str(s) for s in training_seeds(params)))]
