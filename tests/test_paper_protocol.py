@@ -33,7 +33,8 @@ def test_the_embedded_default_keeps_its_embedded_judge(name):
     for spec in (p.judge.judge, p.judge.reference):
         assert (spec.backend, spec.name, spec.quantization) == ("hf", "smollm2-135m", None)
     assert p.evaluation.mode == "logprob"
-    assert p.judge.sensitive_pairs == 0
+    # a few sensitive pairs at most: they add to the judged pairs on a laptop CPU
+    assert p.judge.sensitive_pairs <= p.judge.n_pairs // 4
 
 
 @pytest.mark.parametrize("body,expect", [
