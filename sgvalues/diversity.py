@@ -39,9 +39,6 @@ __all__ = [
     "theme_ranking",
     "extreme_questions",
     "mds_wasserstein_correlation",
-    "plot_theme_ranking",
-    "plot_mds_heatmap",
-    "plot_mds_vs_wasserstein",
 ]
 
 DIVERSITY_COLUMNS = ["question_id", "theme", "stratum", "mds", "mean_wasserstein", "n_subgroups", "n_options"]
@@ -460,76 +457,3 @@ def mds_wasserstein_correlation(diversity: pd.DataFrame, level: str = "question"
         return {"rho": float("nan"), "p_value": float("nan"), "n": int(len(d))}
     res = spearmanr(d["mds"], d["mean_wasserstein"])
     return {"rho": round(float(res.statistic), 12), "p_value": float(res.pvalue), "n": int(len(d))}
-
-
-# --------------------------------------------------------------------------------------------
-# figures
-# --------------------------------------------------------------------------------------------
-def plot_theme_ranking(ranking: pd.DataFrame, label_published: str | None = None):
-    """Horizontal bars of mean MDS per theme (most divisive on top), published values as markers."""
-    import matplotlib.pyplot as plt
-
-    from sgvalues.published import PUBLISHED_LABEL
-
-    r = ranking.sort_values("mds", ascending=True)
-    fig, ax = plt.subplots(figsize=(9.5, 0.38 * len(r) + 1.2))
-    y = np.arange(len(r))
-    ax.barh(y, r["mds"], color="C0", label="ours")
-    pub = r["published_mds"].to_numpy(dtype=float)
-    has = ~np.isnan(pub)
-    if has.any():
-        ax.scatter(pub[has], y[has], marker="D", color="C3", zorder=3, s=40,
-                   label=label_published or PUBLISHED_LABEL)
-    ax.set_yticks(y, r["theme"])
-    ax.set_xlabel("mean MDS (0 = consensus, 1 = maximal disagreement)")
-    ax.set_xlim(0, 1.12 * float(np.nanmax(np.r_[r["mds"].to_numpy(dtype=float), pub, 0.01])))
-    ax.set_title("Which themes divide Singapore's subgroups?")
-    ax.legend(loc="lower left", bbox_to_anchor=(1.01, 0.0), frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_mds_heatmap(diversity: pd.DataFrame, questions: pd.DataFrame | None = None):
-    """Question x stratum heatmap of MDS, questions grouped by theme (theme boundaries drawn)."""
-    import matplotlib.pyplot as plt
-
-    piv = diversity.pivot_table(index="question_id", columns="stratum", values="mds", aggfunc="mean", sort=False)
-    strata = list(pd.unique(diversity["stratum"]))
-    piv = piv[strata]
-    theme = diversity.drop_duplicates("question_id").set_index("question_id")["theme"]
-    qorder = diversity.drop_duplicates("question_id")[["question_id", "theme"]].copy()
-    qorder["_n"] = qorder["question_id"].str.extract(r"(\d+)", expand=False).astype(float)
-    qorder = qorder.sort_values(["theme", "_n", "question_id"])
-    piv = piv.loc[qorder["question_id"]]
-    fig, ax = plt.subplots(figsize=(8, max(4.0, 0.035 * len(piv) + 2)))
-    im = ax.imshow(piv.to_numpy(dtype=float), aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks(np.arange(len(strata)), [s.replace("_x_", " × ") for s in strata], rotation=40, ha="right")
-    themes = theme.loc[piv.index].to_numpy()
-    starts = [0] + [i for i in range(1, len(themes)) if themes[i] != themes[i - 1]]
-    for s in starts[1:]:
-        ax.axhline(s - 0.5, color="white", lw=0.8)
-    ends = starts[1:] + [len(themes)]
-    ax.set_yticks([(a + b - 1) / 2 for a, b in zip(starts, ends)], [themes[a] for a in starts], fontsize=7)
-    ax.set_ylabel("questions, grouped by theme")
-    ax.grid(False)
-    fig.colorbar(im, ax=ax, label="Modal Diversity Score", shrink=0.6)
-    ax.set_title("MDS per question and stratum")
-    fig.tight_layout()
-    return fig
-
-
-def plot_mds_vs_wasserstein(diversity: pd.DataFrame, level: str = "question"):
-    """Scatter of MDS against mean pairwise Wasserstein distance, Spearman rho in the title."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    d = question_diversity(diversity) if level == "question" else diversity
-    corr = mds_wasserstein_correlation(diversity, level=level)
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    sns.scatterplot(data=d, x="mean_wasserstein", y="mds", hue="theme", ax=ax, s=22, alpha=0.8)
-    ax.set_xlabel("mean pairwise Wasserstein distance (codes rescaled to [0, 1])")
-    ax.set_ylabel("Modal Diversity Score")
-    ax.set_title(f"MDS vs Wasserstein: Spearman ρ = {corr['rho']:.2f} ({corr['n']} {level}s)")
-    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), title="theme")
-    fig.tight_layout()
-    return fig

@@ -74,7 +74,6 @@ __all__ = [
     "load_predictions",
     "summarise",
     "status_table",
-    "plot_metrics",
     "published_comparison",
     "configure_parser",
     "main",
@@ -410,32 +409,6 @@ def status_table(df: pd.DataFrame) -> pd.DataFrame:
     counts = df["status"].value_counts().reindex(list(STATUSES), fill_value=0)
     return pd.DataFrame({"status": list(STATUSES), "n": counts.to_numpy(),
                          "share": counts.to_numpy() / max(len(df), 1)})
-
-
-def plot_metrics(agg: pd.DataFrame, by: str, title: str = "", overall: dict | None = None):
-    """Two panels, accuracy and NMAE per ``by`` group (output of ``metrics.aggregate``).
-
-    ``overall`` (``summarise`` output) draws the whole-split value as a dashed line.
-    """
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    agg = agg.sort_values("accuracy", ascending=False)
-    height = max(2.6, 0.32 * len(agg) + 1.2)
-    fig, axes = plt.subplots(1, 2, figsize=(10, height), sharey=True)
-    for ax, metric, label in ((axes[0], "accuracy", "accuracy (higher is better)"),
-                              (axes[1], "nmae", "NMAE (lower is better)")):
-        sns.barplot(data=agg, y=by, x=metric, ax=ax, color=sns.color_palette()[0 if metric == "accuracy" else 1])
-        if overall is not None:
-            ax.axvline(overall[metric], ls="--", color="0.3", lw=1, label="all samples")
-            ax.legend(loc="best", fontsize="small", framealpha=0.9)
-        ax.set_xlabel(label)
-        ax.set_ylabel(by if ax is axes[0] else "")
-        ax.set_xlim(0, 1)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
 
 
 def published_comparison(df: pd.DataFrame) -> pd.DataFrame:

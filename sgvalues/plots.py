@@ -1,7 +1,8 @@
 """One figure style for the whole book (seaborn on matplotlib).
 
-Every notebook calls :func:`use_book_style` once; figure functions live next to the analysis
-they draw (e.g. ``diversity``, ``fairness``) and save through :func:`save_figure`.
+Every notebook calls :func:`use_book_style` once; figure functions live in :mod:`sgvalues.report`
+(``report.figures``, ``report.judging``, ...), never in the stage modules that compute what they
+draw, and save through :func:`save_figure`.
 
 The style's colour cycle is :data:`BOOK_COLORS`: seaborn's colour-blind palette (ten colours)
 extended by four colours of Kelly's maximum-contrast set, so a figure with up to 14 categories

@@ -33,7 +33,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from sgvalues.atomic import atomic_write_text
@@ -54,7 +53,6 @@ __all__ = [
     "params_with_data",
     "source_note",
     "catalogue_by_theme",
-    "plot_catalogue_by_theme",
     "configure_parser",
     "main",
 ]
@@ -459,25 +457,3 @@ def catalogue_by_theme(questions: pd.DataFrame, excluded: pd.DataFrame) -> pd.Da
                         "excluded": [int(exc.get(t, 0)) for t in themes]})
     out["total"] = out["selected"] + out["excluded"]
     return out
-
-
-def plot_catalogue_by_theme(table: pd.DataFrame, title: str | None = None):
-    """Stacked horizontal bars: selected and excluded questions per theme."""
-    import matplotlib.pyplot as plt
-
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(table) + 1.2))
-    y = np.arange(len(table))
-    ax.barh(y, table["selected"], color=colors[0], label="selected")
-    ax.barh(y, table["excluded"], left=table["selected"], color=colors[7 % len(colors)], label="excluded")
-    for yi, (s, t) in enumerate(zip(table["selected"], table["total"])):
-        ax.text(t + 0.5, yi, f"{s} / {t}", va="center", fontsize=7)
-    ax.set_yticks(y, table["theme"], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("questions")
-    ax.margins(x=0.12)
-    ax.legend(frameon=False, fontsize=8, loc="lower right")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return fig

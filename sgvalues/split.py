@@ -25,13 +25,12 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from sgvalues.atomic import atomic_write_text
 from sgvalues.prompts import open_prompt, structured_prompt, user_persona
 from sgvalues.countries import profile_for_levels, resolve_profile
-from sgvalues.subgroups import STRATUM_NAMES, _split_colors
+from sgvalues.subgroups import STRATUM_NAMES
 
 __all__ = [
     "SPLITS",
@@ -46,8 +45,6 @@ __all__ = [
     "split_counts",
     "example_prompts",
     "strata_table",
-    "plot_split_design",
-    "plot_split_counts",
 ]
 
 SPLITS = ("train", "ood")
@@ -301,44 +298,6 @@ def _table_profile(subgroups: pd.DataFrame | None, profile):
     return resolve_profile(profile)
 
 
-def plot_split_design(subgroups: pd.DataFrame | None = None, profile=None):
-    """The design as an axis x axis grid: diagonal = single axes, upper triangle = pairs.
-
-    Each cell is coloured by its split and says how many subgroups the stratum has (kept /
-    possible when ``subgroups`` is given). ``profile``: the country profile (default
-    the one whose levels ``subgroups`` holds, else Singapore's). Returns the matplotlib figure.
-    """
-    prof = _table_profile(subgroups, profile)
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch, Rectangle
-
-    axes_ = list(prof.axes)
-    colors = dict(zip(SPLITS, _split_colors()))
-    kept = subgroups["stratum"].value_counts().to_dict() if subgroups is not None else {}
-    fig, ax = plt.subplots(figsize=(6.4, 5.4))
-    for st in prof.strata:
-        i = axes_.index(st.axes[0])
-        j = axes_.index(st.axes[-1])
-        row, col = min(i, j), max(i, j)
-        ax.add_patch(Rectangle((col, row), 0.96, 0.96, color=colors[st.split], alpha=0.85))
-        count = f"{kept.get(st.name, 0)} / {st.n_levels}" if subgroups is not None else f"{st.n_levels}"
-        ax.text(col + 0.48, row + 0.48, f"{st.split}\n{count}\nsubgroups", ha="center", va="center",
-                fontsize=9, color="white", fontweight="bold")
-    ax.set_xlim(0, 4)
-    ax.set_ylim(4, 0)
-    ax.set_xticks([k + 0.48 for k in range(4)], axes_)
-    ax.set_yticks([k + 0.48 for k in range(4)], axes_)
-    ax.xaxis.tick_top()
-    ax.grid(False)
-    ax.set_aspect("equal")
-    ax.legend(handles=[Patch(color=colors[s], label=s) for s in SPLITS], loc="lower left",
-              bbox_to_anchor=(0.0, 0.0), frameon=False)
-    what = "kept / possible" if subgroups is not None else "possible"
-    ax.set_title(f"Compositional split: strata by axis pair ({what} subgroups)", pad=28, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
 def strata_table(subgroups: pd.DataFrame, profile=None) -> pd.DataFrame:
     """One row per stratum: ``stratum, axes, split, possible, kept`` (subgroups before / after min_n).
 
@@ -348,27 +307,3 @@ def strata_table(subgroups: pd.DataFrame, profile=None) -> pd.DataFrame:
     kept = subgroups["stratum"].value_counts().to_dict()
     return pd.DataFrame([{"stratum": st.name, "axes": " x ".join(st.axes), "split": st.split,
                           "possible": st.n_levels, "kept": int(kept.get(st.name, 0))} for st in prof.strata])
-
-
-def plot_split_counts(counts: pd.DataFrame, label_published: str = "published"):
-    """Paired bars of our counts and the published ones (subgroups and samples per split)."""
-    import matplotlib.pyplot as plt
-
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    groups = [["train subgroups", "ood subgroups"], ["questions"], ["train samples", "ood samples"]]
-    c = counts.set_index("quantity")
-    fig, axs = plt.subplots(1, 3, figsize=(9, 3.2), gridspec_kw={"width_ratios": [2, 1, 2]})
-    for ax, names in zip(axs, groups):
-        x = np.arange(len(names))
-        ours, pub = c.loc[names, "ours"].to_numpy(), c.loc[names, "published"].to_numpy()
-        ax.bar(x - 0.2, ours, 0.4, label="ours", color=colors[0])
-        ax.bar(x + 0.2, pub, 0.4, label=label_published, color=colors[7 % len(colors)])
-        for xi, (o, p) in enumerate(zip(ours, pub)):
-            ax.text(xi - 0.2, o, f"{o:,}", ha="center", va="bottom", fontsize=7)
-            ax.text(xi + 0.2, p, f"{p:,}", ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(x, names, fontsize=8)
-        ax.margins(y=0.15)
-    handles, labels = axs[0].get_legend_handles_labels()
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False, fontsize=8)
-    return fig

@@ -56,10 +56,8 @@ __all__ = [
     "stratum_codes",
     "build_subgroups",
     "membership_pairs",
-    "plot_subgroup_sizes",
     "OFF_AXIS",
     "composition_table",
-    "plot_composition",
 ]
 
 _SINGAPORE = load_profile(702)
@@ -249,47 +247,6 @@ def membership_pairs(respondents: pd.DataFrame, subgroups: pd.DataFrame,
     return np.concatenate(rows), np.concatenate(groups)
 
 
-def _split_colors() -> list:
-    """First two colours of the active cycle (the book's palette after ``plots.use_book_style``)."""
-    import matplotlib.pyplot as plt
-
-    return plt.rcParams["axes.prop_cycle"].by_key()["color"][:2]
-
-
-def plot_subgroup_sizes(subgroups: pd.DataFrame, min_n: int | None = None, title: str | None = None):
-    """Horizontal bars of ``n_respondents`` per subgroup, grouped by stratum, coloured by split.
-
-    Log-scaled x axis; a dashed line marks ``min_n``. Returns the matplotlib figure.
-    """
-    import matplotlib.pyplot as plt
-
-    df = subgroups.copy()
-    df["label"] = df["subgroup"].str.partition(":")[2].str.replace("|", " · ", regex=False)
-    strata = ([s for s in STRATUM_NAMES if s in set(df["stratum"])]
-              + [s for s in dict.fromkeys(df["stratum"]) if s not in STRATUM_NAMES])
-    heights = [max(1, (df["stratum"] == s).sum()) for s in strata]
-    fig, axes = plt.subplots(len(strata), 1, figsize=(8, 0.16 * sum(heights) + 0.55 * len(strata) + 0.6),
-                             gridspec_kw={"height_ratios": heights}, sharex=True, squeeze=False)
-    colors = dict(zip(("train", "ood"), _split_colors()))
-    xmax = df["n_respondents"].max() * 1.3 if len(df) else 10
-    for ax, s in zip(axes[:, 0], strata):
-        part = df[df["stratum"] == s]
-        ax.barh(part["label"], part["n_respondents"], color=[colors[x] for x in part["split"]])
-        ax.invert_yaxis()
-        ax.set_title(f"{s} ({part['split'].iloc[0]})", loc="left", fontsize=9)
-        ax.tick_params(axis="y", labelsize=7)
-        if min_n is not None:
-            ax.axvline(min_n, color="black", linestyle="--", linewidth=1)
-        # log scale: the small pairs near min_n matter more than the size of "Chinese"
-        ax.set_xscale("log")
-        ax.set_xlim(max(1, (min_n or 10) / 3), xmax)
-    axes[-1, 0].set_xlabel("respondents in subgroup, log scale" + (f" (dashed line: min_n = {min_n})" if min_n else ""))
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
 #: Census 2020 religion categories (``singapore_reference.json``) mapped onto the religion axis.
 #: WVS splits Christians into Roman Catholic / Protestant / Other Christian; the census reports
 #: Catholics (about 7 %) and other Christians (about 12 %), shown beside Protestant.
@@ -370,33 +327,3 @@ def _composition(respondents: pd.DataFrame, axes: dict, ref: dict, source: dict)
                          "weighted_share": 100.0 * w[mask].sum() / w.sum() if n_all else float("nan"),
                          "reference_share": ref[axis].get(lv, float("nan")), "reference": source[axis]})
     return pd.DataFrame(rows)
-
-
-def plot_composition(table: pd.DataFrame, title: str | None = None):
-    """Bars per axis: sample share, weighted share and reference share of each level."""
-    import matplotlib.pyplot as plt
-
-    axes_ = list(dict.fromkeys(table["axis"]))
-    # two panels a row: four in one row would be shrunk below legibility at the book's column width
-    ncols = min(2, len(axes_))
-    nrows = -(-len(axes_) // ncols)
-    fig, axs = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.4 * nrows), squeeze=False)
-    for ax in axs.flat[len(axes_):]:
-        ax.set_visible(False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    width = 0.27
-    for k, (ax, axis) in enumerate(zip(axs.flat, axes_)):
-        part = table[table["axis"] == axis].reset_index(drop=True)
-        x = np.arange(len(part))
-        ax.bar(x - width, part["share"], width, label="sample", color=colors[0])
-        ax.bar(x, part["weighted_share"], width, label="sample, weighted", color=colors[1])
-        ax.bar(x + width, part["reference_share"], width, label="reference", color=colors[2])
-        ax.set_xticks(x, part["level"], rotation=60, ha="right", fontsize=8)
-        ax.set_title(f"{axis}\n(reference: {part['reference'].iloc[0]})", fontsize=8)
-        ax.set_ylabel("% of respondents" if k % ncols == 0 else "")
-    handles, labels = axs[0, 0].get_legend_handles_labels()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.06 / nrows, 1, 1))
-    fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False, fontsize=8)
-    return fig

@@ -42,3 +42,47 @@ def test_thirteen_categories_get_distinct_colours_better_spread_than_seaborns_fa
 def test_book_style_sets_the_cycle_seaborn_uses_for_hue():
     plots.use_book_style()
     assert [mc.to_hex(c) for c in sns.color_palette(n_colors=13)] == plots.BOOK_COLORS[:13]
+
+
+def test_stage_modules_compute_and_never_import_matplotlib():
+    """Figures live in sgvalues.report; importing a stage module loads neither matplotlib nor seaborn."""
+    import subprocess
+    import sys
+
+    stages = ["prepare", "subgroups", "split", "diversity", "evaluate", "fairness", "judge", "synthetic", "metrics"]
+    code = ("import sys\n" + "".join(f"import sgvalues.{m}\n" for m in stages)
+            + "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'seaborn'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_theme_ranking_bars_are_the_mds_sorted_and_markers_the_published_values():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from sgvalues.report.figures import plot_theme_ranking
+
+    ranking = pd.DataFrame({"theme": ["a", "b", "c"], "mds": [0.5, 0.2, 0.8], "published_mds": [0.4, np.nan, 0.9]})
+    fig = plot_theme_ranking(ranking, label_published="paper")
+    ax = fig.axes[0]
+    assert [round(p.get_width(), 9) for p in ax.patches] == [0.2, 0.5, 0.8]  # ascending: most divisive on top
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "a", "c"]
+    offsets = ax.collections[0].get_offsets()
+    np.testing.assert_allclose(np.asarray(offsets), [[0.4, 1], [0.9, 2]])  # b has no published value
+    plt.close(fig)
+
+
+def test_metrics_figure_draws_one_bar_per_group_and_the_overall_line():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from sgvalues.report.figures import plot_metrics
+
+    agg = pd.DataFrame({"stratum": ["sex", "age_group", "religion"], "accuracy": [0.3, 0.6, 0.45],
+                        "nmae": [0.2, 0.1, 0.15]})
+    fig = plot_metrics(agg, "stratum", overall={"accuracy": 0.5, "nmae": 0.12})
+    acc, nmae = fig.axes[:2]
+    assert sorted(round(p.get_width(), 9) for p in acc.patches) == [0.3, 0.45, 0.6]
+    assert sorted(round(p.get_width(), 9) for p in nmae.patches) == [0.1, 0.15, 0.2]
+    assert [line.get_xdata()[0] for line in acc.lines if line.get_linestyle() == "--"] == [0.5]
+    plt.close(fig)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from sgvalues.subgroups import (AXES, OOD_STRATA, STRATA, TRAIN_STRATA, all_subgroups, build_subgroups,
-                                composition_table, membership_pairs, parse_subgroup_id, plot_subgroup_sizes, subgroup_id)
+                                composition_table, membership_pairs, parse_subgroup_id, subgroup_id)
 
 
 def _resp(rows):
@@ -103,6 +103,8 @@ def test_bad_labels_are_named():
 
 
 def test_plot_subgroup_sizes_draws_every_subgroup():
+    from sgvalues.report.figures import plot_subgroup_sizes
+
     r = _resp([["Male", "16-24", "Chinese", "Buddhist"]] * 3 + [["Female", "65+", "Malay", "Muslim"]] * 3)
     sg = build_subgroups(r, min_n=3)
     fig = plot_subgroup_sizes(sg, min_n=3)
