@@ -49,7 +49,8 @@ def test_stage_modules_compute_and_never_import_matplotlib():
     import subprocess
     import sys
 
-    stages = ["prepare", "subgroups", "split", "diversity", "evaluate", "fairness", "judge", "synthetic", "metrics"]
+    stages = ["data", "subgroups", "modal", "diversity", "split", "prepare", "evaluate", "baselines", "metrics", "judge",
+              "sensitive", "fairness", "synthetic"]
     code = ("import sys\n" + "".join(f"import sgvalues.{m}\n" for m in stages)
             + "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'seaborn'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
