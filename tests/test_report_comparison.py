@@ -178,7 +178,9 @@ def test_comparison_page_shows_the_mean_over_training_seeds_and_its_range(tmp_pa
     base_row = next(line for line in text.splitlines() if line.startswith("| r (synthetic) | base |"))
     assert "| – |" in base_row  # no seed range for the untuned state
     assert "a mean of +45.0 points over 3 training seeds (range +30.0 to +60.0)" in text
+    assert "its whisker the lowest to highest" in text
     # without seeds.csv the page keeps its old columns
     (run / "seeds.csv").unlink()
     text = cmp.write_comparison_page(tmp_path / "runs", tmp_path / "out").read_text()
     assert "seed range" not in text and "| r (synthetic) | sft |" in text
+    assert "whisker" not in text

@@ -318,7 +318,8 @@ def plot_comparison(rows: pd.DataFrame):
     axes[-1, 0].set_xlabel("OOD accuracy (modal answer matched)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.tight_layout(rect=(0, 0.07 if len(models) < 3 else 0.04, 1, 1))
-    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False, fontsize=8, bbox_to_anchor=(0.5, 0.0))
+    fig.legend(handles, labels, loc="lower center", ncol=3 if len(handles) > 4 else 2, frameon=False, fontsize=8,
+               bbox_to_anchor=(0.5, 0.0))
     return fig
 
 
@@ -512,7 +513,9 @@ def write_comparison_page(runs_root: str | Path, out_dir: str | Path, image_pref
                   ":name: fig-model-comparison", ":alt: OOD accuracy per model state beside the baselines", "",
                   "OOD accuracy of every model state (blue) beside the population's modal answer and the "
                   "no-interaction composition on the same samples (grey), and the survey-noise reference "
-                  "(black mark).", "```", "",
+                  "(black mark)." + (" A fine-tuned state trained with several seeds shows their mean, its "
+                                     "whisker the lowest to highest."
+                                     if any(pd.notna(r.get("low")) for r in fig_rows) else ""), "```", "",
                   "**Figure.** Does a blue bar reach past both grey bars of its row? Only then has the model "
                   "state learned something about subgroups that the population's answers do not already "
                   "tell. The black mark estimates how often a fresh survey sample would keep each "
