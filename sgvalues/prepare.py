@@ -337,11 +337,9 @@ def prepare_run_data(params, run_dir: str | Path) -> Path:
         if data.wvs_file is None:
             import sgvalues.synthetic as synthetic
 
-            # the generator's code is an input too: a changed generator means a different sample
+            # the generator's code and resources are inputs too: a changed generator means a different sample
             extra = {"synthetic_seed": int(data.synthetic_seed), "synthetic_n": int(data.synthetic_n),
-                     "synthetic_code_sha256": file_sha256(synthetic.__file__),
-                     "synthetic_reference_sha256": file_sha256(
-                         Path(synthetic.__file__).parent / "resources" / "singapore_reference.json"),
+                     "synthetic_inputs_sha256": {p.name: file_sha256(p) for p in synthetic.input_files()},
                      **_questions_inputs(questions)}
             source = out_dir / SYNTHETIC_FILENAME
             if source.is_file():

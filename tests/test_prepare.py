@@ -138,6 +138,13 @@ def test_prepare_run_data_skips_when_up_to_date(tmp_path):
     summary = json.loads((data / SUMMARY_FILE).read_text())
     assert summary["synthetic"] and summary["n_respondents"] == 120
     assert summary["inputs"]["synthetic_seed"] == 3
+    # the generator's every module and both resource files key the cache (hashlib, not file_sha256)
+    import hashlib
+
+    from sgvalues import synthetic
+    hashes = summary["inputs"]["synthetic_inputs_sha256"]
+    assert {"answers.py", "singapore_reference.json", "synthetic_population.yaml"} <= set(hashes)
+    assert hashes == {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in synthetic.input_files()}
     stamps = {f: (data / f).stat().st_mtime_ns for f in OUTPUT_FILES}
     prepare_run_data(params, tmp_path / "run")                       # nothing to do
     assert {f: (data / f).stat().st_mtime_ns for f in OUTPUT_FILES} == stamps

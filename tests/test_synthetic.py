@@ -316,7 +316,7 @@ def frame():
 def test_formats_round_trip_through_load_wvs(tmp_path, respondents, frame, ext):
     path = S.write_sample(tmp_path / f"sg{ext}")
     again = tmp_path / f"again{ext}"
-    S._write_frame(frame, again)  # same sample written again: byte-identical
+    S.files._write_frame(frame, again)  # same sample written again: byte-identical
     assert _md5(path) == _md5(again)
     got = load_wvs(path)
     assert got.attrs["synthetic"] is True
@@ -380,21 +380,21 @@ def test_population_file_names_only_catalogue_items_themes_and_traits():
     cat = load_catalogue()
     items, themes = set(cat["question_id"]), set(cat["theme"])
     named = (set(S.NOT_ASKED_ITEMS) | set(S.CALIBRATED_ITEMS) | set(S.SENSITIVE_ITEMS) | set(S.SEMANTIC_LOADINGS)
-             | set(S._DROPPED_CODE_RULES) | set(S.SECOND_CHOICE) | set(S.SECOND_CHOICE.values()))
+             | set(S.parameters._DROPPED_CODE_RULES) | set(S.SECOND_CHOICE) | set(S.SECOND_CHOICE.values()))
     assert named <= items, sorted(named - items)
-    assert set(S.THEME_EFFECTS) | set(S._MISSING_RATE) <= themes
+    assert set(S.THEME_EFFECTS) | set(S.parameters._MISSING_RATE) <= themes
     assert {t for d in S.SEMANTIC_LOADINGS.values() for t in d} <= set(S.TRAITS)
     for table in (S.THEME_EFFECTS[t] for t in S.THEME_EFFECTS):
         assert set(S.TRAITS) <= set(table)
     assert len(S.AGE_LIMITS) == len(S.AGE_BANDS)
-    assert len(S._TRAIT_RELIGION_MEAN["religiosity"]) == len(S.RELIGIONS)
-    assert len(S._TRAIT_ETHNIC_MEAN["trust"]) == len(S.ETHNICITIES)
+    assert len(S.parameters._TRAIT_RELIGION_MEAN["religiosity"]) == len(S.RELIGIONS)
+    assert len(S.parameters._TRAIT_ETHNIC_MEAN["trust"]) == len(S.ETHNICITIES)
 
 
 def test_population_file_with_a_missing_or_unknown_key_is_an_error_naming_both():
-    text = S.resources.files("sgvalues").joinpath(S.POPULATION_FILE).read_text(encoding="utf-8")
+    text = S.parameters.resources.files("sgvalues").joinpath(S.POPULATION_FILE).read_text(encoding="utf-8")
     with pytest.raises(ValueError, match=r"synthetic_population\.yaml: missing key\(s\) \['pr_share'\]"):
-        S._read_population(text.replace("pr_share:", "pr_share_typo:"))
+        S.parameters._read_population(text.replace("pr_share:", "pr_share_typo:"))
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['pr_share_typo'\]"):
-        S._read_population(text.replace("pr_share:", "pr_share_typo:"))
-    assert S._read_population(text) == S._population_parameters()
+        S.parameters._read_population(text.replace("pr_share:", "pr_share_typo:"))
+    assert S.parameters._read_population(text) == S.parameters._population_parameters()
