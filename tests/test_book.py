@@ -240,6 +240,8 @@ _PAGE_STATE = r"""
     nav: Array.from(document.querySelectorAll('nav.bd-docs-nav a, .bd-sidebar-primary a.reference'))
       .map(a => a.innerText.trim()).filter(t => t),
     height: document.documentElement.scrollHeight,
+    // the page itself wider than the window: a reader scrolls sideways to read it
+    pageOverflow: document.documentElement.scrollWidth - window.innerWidth,
     scripts: document.scripts.length,
   };
 })()
@@ -294,6 +296,8 @@ def _reader_problems(page: str, st: dict) -> list[str]:
         if f["natural"] > 0 and f["shown"] / f["natural"] < _MIN_FIGURE_SCALE:
             out.append(f"{page}: figure {f['src'].rsplit('/', 1)[-1]} is shrunk to "
                        f"{100 * f['shown'] / f['natural']:.0f}% of its size (labels unreadable)")
+    if st.get("pageOverflow", 0) > 1:
+        out.append(f"{page}: the page is {st['pageOverflow']} px wider than the window")
     if st.get("scripts", 0) > 150:  # MathJax itself loads ~80 (its config and extensions)
         out.append(f"{page}: {st['scripts']} script tags (static files globbed into the page?)")
     if page.startswith("chapters/") and st.get("codeShown", 0) > 1:
@@ -357,8 +361,12 @@ def test_book_renders_in_chromium(chain, browser):
             states[page] = state
             # every page, its whole length (capped), for a reader's look and for CI artifacts
             height = min(int(state.get("height") or 1600), 12000)
-            shot = dt.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+            # a window as tall as the page: Chromium's captureBeyondViewport shifted some pages'
+            # content left in the picture though the page itself was laid out correctly
+            dt.call("Emulation.setDeviceMetricsOverride", width=1280, height=height, deviceScaleFactor=1, mobile=False)
+            shot = dt.call("Page.captureScreenshot", format="png",
                            clip={"x": 0, "y": 0, "width": 1280, "height": height, "scale": 0.75})
+            dt.call("Emulation.setDeviceMetricsOverride", width=1280, height=1600, deviceScaleFactor=1, mobile=False)
             path = ARTIFACTS / f"book-{page.replace('/', '-')}.png"
             path.write_bytes(base64.b64decode(shot["data"]))
             shots.append(path)
@@ -666,7 +674,7 @@ def test_reader_checks_catch_each_defect():
              "tables": [{"width": 650, "scroll": 0, "header": ["n", "acc"], "rows": [["12,300", "0.925"], ["40", "–"]]}],
              "figures": [{"src": "f.png", "natural": 800, "shown": 700}]}
     assert _reader_problems("chapters/x", clean) == []
-    bad = {"column": 700, "codeShown": 3, "scripts": 301,
+    bad = {"column": 700, "codeShown": 3, "scripts": 301, "pageOverflow": 120,
            "text": ("| a | b |\n|---|---|\nevaluated 5/40 new samples\n"
                     "soft \tfrac12 p(\text{tie}) and frac12 exttie\nsee /work/main/runs/default/predictions/base_ood.csv"),
            "tables": [{"width": 900, "scroll": 0, "header": ["n", "acc"], "rows": [["12300.000", "nan"]]},
@@ -675,5 +683,6 @@ def test_reader_checks_catch_each_defect():
     found = "\n".join(_reader_problems("chapters/x", bad))
     for needle in ("900 px wide", "overflows its box by 40", "['nan']", "['NaN']", "['12300.000']",
                    "raw pipe table", "unrendered maths", "progress lines", "/work/main/runs/default",
-                   "wide.png is shrunk to 35%", "3 code cells open", "301 script tags"):
+                   "wide.png is shrunk to 35%", "3 code cells open", "301 script tags",
+                   "120 px wider than the window"):
         assert needle in found, (needle, found)

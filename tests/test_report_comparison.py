@@ -172,15 +172,18 @@ def test_comparison_page_shows_the_mean_over_training_seeds_and_its_range(tmp_pa
                   for k, (a, e) in enumerate(zip(sft_acc, sft_nmae))], columns=list(SEED_COLUMNS)).to_csv(
         run / "seeds.csv", index=False)
     text = cmp.write_comparison_page(tmp_path / "runs", tmp_path / "out").read_text()
-    row = next(line for line in text.splitlines() if "sft (mean of 3 seeds)" in line)
+    row = next(line for line in text.splitlines() if "sft (mean of 3 seeds" in line)
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[2:5] == [f"{np.mean(sft_acc):.3f}", "0.600–0.900", f"{np.mean(sft_nmae):.3f}"]
+    assert cells[1] == f"sft (mean of 3 seeds, accuracy {min(sft_acc):.3f}–{max(sft_acc):.3f})"
+    assert cells[2:4] == [f"{np.mean(sft_acc):.3f}", f"{np.mean(sft_nmae):.3f}"]
     base_row = next(line for line in text.splitlines() if line.startswith("| r (synthetic) | base |"))
-    assert "| – |" in base_row  # no seed range for the untuned state
+    assert "seeds" not in base_row  # the untuned state has no seeds
+    # every answer valid here: the invalid column gives way to a sentence
+    assert "invalid |" not in text and "No answer of any row was invalid" in text
     assert "a mean of +45.0 points over 3 training seeds (range +30.0 to +60.0)" in text
     assert "its whisker the lowest to highest" in text
     # without seeds.csv the page keeps its old columns
     (run / "seeds.csv").unlink()
     text = cmp.write_comparison_page(tmp_path / "runs", tmp_path / "out").read_text()
-    assert "seed range" not in text and "| r (synthetic) | sft |" in text
+    assert "mean of" not in text and "| r (synthetic) | sft |" in text
     assert "whisker" not in text

@@ -459,10 +459,11 @@ def write_comparison_page(runs_root: str | Path, out_dir: str | Path, image_pref
                         any_seeds = True
                     ys = yardstick_scores(run_dir, split, df, tables=base_tables, samples=samples).set_index("predictor")
                     rows.append({"model": label + {True: " (synthetic)", False: " (WVS-7)"}.get(syn, ""),
-                                 "state": tag if seeds is None else f"{tag} (mean of {seeds['n']} seeds)",
+                                 # several training seeds: their mean, and the accuracy range in the label
+                                 "state": tag if seeds is None else
+                                 f"{tag} (mean of {seeds['n']} seeds, accuracy {fmt_rate(seeds['min'])}–"
+                                 f"{fmt_rate(seeds['max'])})",
                                  "accuracy": s["accuracy"],
-                                 "seed range": MISSING if seeds is None
-                                 else f"{fmt_rate(seeds['min'])}–{fmt_rate(seeds['max'])}",
                                  "NMAE": s["nmae"],
                                  "pop. mode": ys.loc["population_mode", "accuracy"],
                                  "marg. product": ys.loc["marginal_product", "accuracy"],
@@ -479,10 +480,12 @@ def write_comparison_page(runs_root: str | Path, out_dir: str | Path, image_pref
                         fig_rows += [{"model": label, "state": tag, "predictor": p, "accuracy": v}
                                      for p, v in ys["accuracy"].items()]
             table = pd.DataFrame(rows)
-            if not any_seeds:
-                table = table.drop(columns="seed range")
-            seed_note = (" Where a run trained several adapters (training.seeds), its sft row is their mean and "
-                         "seed range the lowest to highest accuracy over them." if any_seeds else "")
+            seed_note = (" Where a run trained several adapters (training.seeds), its sft row is their mean, "
+                         "with the lowest to highest accuracy over them." if any_seeds else "")
+            if len(table) and (table["invalid"] == 0).all():
+                # a column of zeros only narrows the others: say it instead
+                table = table.drop(columns="invalid")
+                seed_note += " No answer of any row was invalid (refused or unparseable)."
             parts += ["```{table} Structured evaluation on the " + what[split] + " of every run. Each model state "
                       "(zeroshot = as released, over the whole split; base and sft = before and after LoRA "
                       "fine-tuning, on the questions fine-tuning used) beside, on the same samples, the accuracy of "
