@@ -59,40 +59,13 @@ imports matplotlib.
 from __future__ import annotations
 
 from sgvalues.judge.annotation import ANNOTATION_COLUMNS, agreement_table, export_annotation_sheet, read_annotations
-from sgvalues.judge.stage import (
-    configure_parser,
-    generate_answers,
-    judge_pairs,
-    judge_run,
-    load_judge_tables,
-    main,
-    resolve_judge_mode,
-)
-from sgvalues.judge.statistics import (
-    bootstrap_win_rate,
-    paired_scores,
-    position_consistency,
-    refusal_table,
-    soft_win_rate,
-    verdict_shares,
-    weighted_kappa,
-    win_rate,
-    win_rate_table,
-)
-from sgvalues.judge.verdicts import (
-    DIMENSIONS,
-    OUTCOME_SCORE,
-    OUTCOMES,
-    ROLES,
-    VERDICTS,
-    judge_messages,
-    majority_answer,
-    parse_verdict,
-    persona_text,
-    question_text,
-    select_pairs,
-    verdict_to_outcome,
-)
+from sgvalues.judge.stage import (configure_parser, generate_answers, judge_pairs, judge_run, load_judge_tables,
+                                  main, resolve_judge_mode)
+from sgvalues.judge.statistics import (bootstrap_win_rate, paired_scores, position_consistency, refusal_table,
+                                       soft_win_rate, verdict_shares, weighted_kappa, win_rate, win_rate_table)
+from sgvalues.judge.verdicts import (DIMENSIONS, OUTCOME_SCORE, OUTCOMES, ROLES, VERDICTS, judge_messages,
+                                     majority_answer, parse_verdict, persona_text, question_text, select_pairs,
+                                     verdict_to_outcome)
 from sgvalues.models.base import is_refusal
 
 #: names that moved to :mod:`sgvalues.report.judging` (what the book shows), resolved lazily

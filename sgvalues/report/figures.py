@@ -8,18 +8,17 @@ colour cycle). Every function returns the figure; notebooks save it with
 :mod:`sgvalues.report.judging`; training's (``plot_training_curve``, ``plot_gain``) are still in
 :mod:`sgvalues.train`.
 
-matplotlib is imported inside each function, so importing this module stays cheap.
+matplotlib is imported inside each function, so importing this module stays cheap. The per-level
+bars and bootstrap intervals of chapter 7 are :func:`sgvalues.report.chapters.plot_level_bars`
+and :func:`sgvalues.report.chapters.plot_intervals`.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
 from sgvalues.diversity import mds_wasserstein_correlation, question_diversity
-from sgvalues.fairness import ATTRIBUTES
 from sgvalues.split import SPLITS, _table_profile
 from sgvalues.subgroups import STRATUM_NAMES
 
@@ -34,9 +33,7 @@ __all__ = [
     "plot_mds_vs_wasserstein",
     "plot_metrics",
     "plot_subgroup_scores",
-    "plot_level_scores",
     "plot_fairness_paradox",
-    "plot_bootstrap_intervals",
 ]
 
 
@@ -361,42 +358,6 @@ def _empty_figure(message: str):
     return fig
 
 
-def plot_level_scores(levels: pd.DataFrame, metric: str = "accuracy", run: str | None = None):
-    """Bars per persona level, one panel per attribute, base vs SFT, for one run (model)."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    d = levels if run is None or levels.empty else levels[levels["run"] == run]
-    if d.empty:
-        return _empty_figure(f"no predictions for run {run!r}" if run else "no predictions")
-    label = d["label"].iloc[0] if "label" in d.columns and d["label"].nunique() == 1 else None
-    attrs = [a for a in ATTRIBUTES if a in set(d["attribute"])]
-    widths = [max(2, d.loc[d["attribute"] == a, "level"].nunique()) for a in attrs]
-    fig, axes = plt.subplots(1, len(attrs), figsize=(sum(widths) * 0.7 + 2, 3.8), sharey=True,
-                             gridspec_kw={"width_ratios": widths}, squeeze=False)
-    for ax, a in zip(axes[0], attrs):
-        g = d[d["attribute"] == a]
-        sns.barplot(data=g, x="level", y=metric, hue="tag", ax=ax, errorbar=None,
-                    hue_order=[t for t in ("base", "sft") if t in set(g["tag"])])
-        ax.set_title(a.replace("_", " "))
-        ax.set_xlabel("")
-        ax.tick_params(axis="x", rotation=40)
-        for t in ax.get_xticklabels():
-            t.set_ha("right")
-        if ax is not axes[0][0]:
-            ax.set_ylabel("")
-        if ax.get_legend():
-            ax.get_legend().remove()
-    axes[0][0].set_ylabel(metric if metric == "accuracy" else "NMAE")
-    handles, names = axes[0][0].get_legend_handles_labels()
-    if label:
-        fig.suptitle(label, fontweight="bold")
-    fig.tight_layout()
-    if handles:
-        fig.legend(handles, names, title="tag", loc="upper left", bbox_to_anchor=(1.0, 0.9), frameon=False)
-    return fig
-
-
 def plot_fairness_paradox(ablation: pd.DataFrame, published_rows: pd.DataFrame | None = None,
                           intervals: pd.DataFrame | None = None):
     """Change in accuracy Norm. Range (x) against change in NMAE Norm. Range (y), base -> SFT.
@@ -442,39 +403,5 @@ def plot_fairness_paradox(ablation: pd.DataFrame, published_rows: pd.DataFrame |
     ax.set_ylabel("Δ NMAE Norm. Range (SFT − base; < 0 = fairer)")
     ax.set_title("Does SFT make subgroups more equal?")
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    return fig
-
-
-def plot_bootstrap_intervals(boot: pd.DataFrame, statistics: Iterable[str] | None = None,
-                             tags: Iterable[str] | None = None):
-    """Forest plot: estimate and bootstrap interval per model and tag, one panel per statistic
-    (``tags`` selects e.g. ``("base", "sft")`` or ``("sft - base",)``)."""
-    import matplotlib.pyplot as plt
-
-    if tags is not None:
-        boot = boot[boot["tag"].isin(list(tags))]
-    if boot.empty:
-        return _empty_figure("no bootstrap results")
-    stats = list(statistics or dict.fromkeys(boot["statistic"]))
-    n_rows = boot[["label", "tag", "split"]].drop_duplicates().shape[0]
-    fig, axes = plt.subplots(1, len(stats), figsize=(3.2 * len(stats), 0.45 * n_rows + 1.6), squeeze=False, sharey=True)
-    for ax, stat in zip(axes[0], stats):
-        b = boot[boot["statistic"] == stat].reset_index(drop=True)
-        names = [f"{r.label} · {r.split} · {r.tag}" for r in b.itertuples()]
-        y = np.arange(len(b))
-        colour = {"base": "C0", "sft": "C1", "sft - base": "C2"}
-        for tag, col in colour.items():
-            m = (b["tag"] == tag).to_numpy()
-            if m.any():
-                e = b[m]
-                ax.errorbar(e["estimate"], y[m], xerr=[np.maximum(0, e["estimate"] - e["lo"]),
-                                                       np.maximum(0, e["hi"] - e["estimate"])],
-                            fmt="o", color=col, ms=4, capsize=3, label=tag)
-        if (b["tag"] == "sft - base").any():
-            ax.axvline(0, color="0.6", lw=0.7, ls="--")
-        ax.set_yticks(y, names, fontsize=7)
-        ax.set_title(stat.replace("_", " "), fontsize=9)
-    axes[0][-1].legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig

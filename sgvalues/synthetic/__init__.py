@@ -90,26 +90,10 @@ from pathlib import Path
 
 from sgvalues.synthetic.answers import generate_sample
 from sgvalues.synthetic.files import configure_parser, main, write_sample
-from sgvalues.synthetic.parameters import (
-    AGE_BANDS,
-    AGE_LIMITS,
-    CALIBRATED_ITEMS,
-    ETHNICITIES,
-    ETHNICITY_CODES,
-    INDIAN_SAMPLING_SHARE,
-    NOT_ASKED_ITEMS,
-    POPULATION_FILE,
-    POPULATION_SEED,
-    RELIGION_CODES,
-    RELIGIONS,
-    SECOND_CHOICE,
-    SEMANTIC_LOADINGS,
-    SENSITIVE_ITEMS,
-    SYNTHETIC_COLUMN,
-    THEME_EFFECTS,
-    TRAITS,
-    reference,
-)
+from sgvalues.synthetic.parameters import (AGE_BANDS, AGE_LIMITS, CALIBRATED_ITEMS, ETHNICITIES, ETHNICITY_CODES,
+                                          INDIAN_SAMPLING_SHARE, NOT_ASKED_ITEMS, POPULATION_FILE, POPULATION_SEED,
+                                          RELIGION_CODES, RELIGIONS, SECOND_CHOICE, SEMANTIC_LOADINGS,
+                                          SENSITIVE_ITEMS, SYNTHETIC_COLUMN, THEME_EFFECTS, TRAITS, reference)
 
 __all__ = [
     "SYNTHETIC_COLUMN",
