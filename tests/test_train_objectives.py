@@ -258,3 +258,23 @@ def test_error_reweighting_weights_by_the_base_models_nmae_per_subgroup(tmp_path
         assert got[g] == pytest.approx(want[[s["subgroup"] == g for s in SOFT_SAMPLES]].mean(), abs=1e-6)
     summary = json.loads((run / "train_summary.json").read_text())
     assert summary["reweight"] == "error" and summary["objective"] == "modal"
+
+
+@pytest.mark.slow
+def test_distribution_training_moves_the_engines_option_distribution_towards_the_shares(tmp_path, engine_probs):
+    """A few steps on the distribution objective lower the soft cross-entropy that the evaluation
+    engine's probabilities (adapter merged) have against the samples' answer shares."""
+    from sgvalues.evaluate import sample_request
+    from sgvalues.models.hf import HFModel
+
+    params = tiny_params(objective="distribution", lora_dropout=0.0, max_steps=6, grad_accum=1, batch_size=2,
+                         save_every=0, lr=1e-2)
+    adapter = T.train_run(params, write_run(tmp_path, SOFT_SAMPLES), verbose=False)
+    engine = HFModel(params.model, adapter=adapter)
+    try:
+        tuned = [dict(a.probs) for a in engine.score_answers([sample_request(s) for s in SOFT_SAMPLES])]
+    finally:
+        engine.close()
+    before = np.mean([_soft_ce(p, s["distribution"]) for p, s in zip(engine_probs, SOFT_SAMPLES)])
+    after = np.mean([_soft_ce(p, s["distribution"]) for p, s in zip(tuned, SOFT_SAMPLES)])
+    assert after < before - 0.1
