@@ -1538,6 +1538,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="retrain even if the adapter exists")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="override training.max_steps (e.g. a quick check)")
+    parser.add_argument("--all-seeds", action="store_true",
+                        help="train one adapter per training.seeds (the run's seed into adapter/, the "
+                             "others into adapters/seed-<s>/); evaluate them with train.train_over_seeds")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -1553,7 +1556,10 @@ def main(args: argparse.Namespace) -> int:
         params = dataclasses.replace(
             params, training=dataclasses.replace(params.training, max_steps=args.max_steps))
     try:
-        train_run(params, args.run_dir, force=args.force)
+        seeds = training_seeds(params) if getattr(args, "all_seeds", False) else [params.seed]
+        for seed in seeds:
+            train_run(params, args.run_dir, force=args.force, seed=seed,
+                      out_dir=seed_dir(params, args.run_dir, seed))
     except (TrainError, FileNotFoundError, ValueError) as exc:
         print(f"sgvalues train: error: {exc}", file=sys.stderr)
         return 2

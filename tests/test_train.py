@@ -525,3 +525,19 @@ def test_seed_table_and_sentence_report_the_spread_computed_by_hand():
     assert "**the seeds do not agree**" in chapters.seed_sentence(t, 0.02)
     assert "train accuracy after fine-tuning runs from 0.900 to 0.950" in chapters.seed_sentence(t, 0.05, "train")
     assert "no run-to-run spread" in chapters.seed_sentence(t[t["seed"] == 0], 0.05)
+
+
+@pytest.mark.slow
+def test_cli_all_seeds_trains_one_adapter_per_training_seed(tmp_path):
+    import argparse
+
+    run = write_run(tmp_path / "run", TINY_SAMPLES)
+    params_file = tmp_path / "p.yaml"
+    params_file.write_text("name: x\nseed: 3\nmodel:\n  cpu_threads: 1\ntraining:\n  seeds: [3, 8]\n"
+                           "  max_steps: 1\n  batch_size: 2\n  lora_r: 2\n  lora_alpha: 4\n  save_every: 0\n")
+    parser = argparse.ArgumentParser()
+    T.configure_parser(parser)
+    assert T.main(parser.parse_args(["--params", str(params_file), "--run-dir", str(run), "--all-seeds"])) == 0
+    seeds = {json.loads((d / "train_summary.json").read_text())["seed"] for d in (run, run / "adapters" / "seed-8")}
+    assert seeds == {3, 8}
+    assert (run / "adapters" / "seed-8" / "adapter" / "adapter_config.json").is_file()
