@@ -87,3 +87,21 @@ def test_metrics_figure_draws_one_bar_per_group_and_the_overall_line():
     assert sorted(round(p.get_width(), 9) for p in nmae.patches) == [0.1, 0.15, 0.2]
     assert [line.get_xdata()[0] for line in acc.lines if line.get_linestyle() == "--"] == [0.5]
     plt.close(fig)
+
+
+def test_subgroup_scores_figure_shows_base_and_sft_only_and_says_when_there_are_none():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from sgvalues.report.figures import plot_subgroup_scores
+
+    rows = [{"run": "r", "label": "m", "split": "ood", "tag": tag, "stratum": "sex", "subgroup": f"sex:{s}",
+             "accuracy": acc} for tag, s, acc in [("base", "Male", 0.2), ("base", "Female", 0.4),
+                                                  ("sft", "Male", 0.6), ("zeroshot", "Male", 0.9)]]
+    fig = plot_subgroup_scores(pd.DataFrame(rows))
+    points = np.concatenate([np.asarray(c.get_offsets())[:, 1] for c in fig.axes[0].collections])
+    assert sorted(points.round(9)) == [0.2, 0.4, 0.6]  # the zeroshot row is not drawn
+    plt.close(fig)
+    only_zeroshot = plot_subgroup_scores(pd.DataFrame(rows[3:]))
+    assert [t.get_text() for t in only_zeroshot.axes[0].texts] == ["no base or fine-tuned predictions"]
+    plt.close(only_zeroshot)

@@ -319,13 +319,17 @@ def plot_metrics(agg: pd.DataFrame, by: str, title: str = "", overall: dict | No
 
 
 def plot_subgroup_scores(sub_scores: pd.DataFrame, metric: str = "accuracy", split: str | None = None):
-    """Per-subgroup scores by stratum, one panel per model, base and SFT side by side."""
+    """Per-subgroup scores by stratum, one panel per model, base and SFT side by side.
+
+    Rows of other tags (``zeroshot``) are left out; with no base or SFT rows the figure says so.
+    """
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     d = sub_scores if split is None else sub_scores[sub_scores["split"] == split]
+    d = d[d["tag"].isin(["base", "sft"])]
     if d.empty:
-        return _empty_figure("no predictions")
+        return _empty_figure("no base or fine-tuned predictions")
     labels = list(dict.fromkeys(d["label"]))
     present = set(d["stratum"])
     order = [s for s in STRATUM_NAMES if s in present] + sorted(present - set(STRATUM_NAMES))
