@@ -454,4 +454,11 @@ def main(args: argparse.Namespace) -> int:
                       limit=args.limit, mode=args.mode, cache=not args.no_cache,
                       log=lambda m: print(m, file=sys.stderr))
     print(json.dumps(summarise(df)))
+    if len(params.evaluation.option_orders) > 1:  # the params ask for the option-order check too
+        from sgvalues.option_order import evaluate_run_orders, order_effect, orders_path
+
+        table = evaluate_run_orders(params, args.run_dir, args.split, args.tag, adapter=args.adapter,
+                                    limit=args.limit, cache=not args.no_cache)
+        print(f"{orders_path(args.run_dir, args.tag, args.split)}:", file=sys.stderr)
+        print(order_effect(table)[["option_order", "accuracy", "nmae", "changed", "n"]].to_string(index=False))
     return 0

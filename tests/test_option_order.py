@@ -181,3 +181,53 @@ def test_run_orders_with_the_embedded_model_match_the_ordinary_evaluation(tmp_pa
     by_hand = float((rev.set_index("sample_id")["prediction"]
                      != asked.set_index("sample_id")["prediction"]).mean())
     assert effect.loc["reversed", "changed"] == pytest.approx(by_hand)
+
+
+@pytest.mark.parametrize("options", [
+    {"1": "Strongly agree", "2": "Agree", "3": "Disagree", "4": "Strongly disagree"},   # 4-option
+    {"1": "Yes", "2": "No"},                                                          # binary
+    {str(i): ("Never justifiable" if i == 1 else "Always justifiable" if i == 10 else str(i))
+     for i in range(1, 11)},                                                          # 1-10 scale
+])
+def test_reversing_maps_codes_and_twice_is_the_identity(options):
+    codes = sorted(options, key=int)
+    k = len(codes)
+    prompt = structured_prompt({"wording": "Q?", "options": options}, {"sex": "Male"})
+    s = {"sample_id": "Q|sex:Male", "options": dict(options), "target": int(codes[0]),
+         "distribution": {c: (i + 1) / (k * (k + 1) / 2) for i, c in enumerate(codes)}, **prompt}
+    mapping = option_order.code_map(options, "reversed")
+    # shown code i means original code k + 1 - i (codes 1..k)
+    assert mapping == {c: str(k + 1 - int(c)) for c in codes}
+    once = option_order.reorder_sample(s, "reversed")
+    assert once["options"]["1"] == options[codes[-1]] and once["target"] == k
+    twice = option_order.reorder_sample({**once, "options": once["options"]}, "reversed")
+    for key in ("options", "user_shared", "target", "distribution"):
+        assert twice[key] == s[key], key
+
+
+@pytest.mark.slow
+def test_sgvalues_evaluate_runs_the_orders_the_params_ask_for(tmp_path, capsys):
+    import argparse
+
+    import yaml
+
+    from sgvalues import evaluate
+    from sgvalues.prepare import ensure_prepared
+    from sgvalues.params import load_params
+
+    raw = yaml.safe_load(open("params/smoke.yaml"))
+    raw["evaluation"]["option_orders"] = ["as_asked", "reversed"]
+    pfile = tmp_path / "orders.yaml"
+    pfile.write_text(yaml.safe_dump(raw))
+    run = tmp_path / "run"
+    ensure_prepared(load_params(pfile), run)
+    args = argparse.Namespace(params=str(pfile), run_dir=str(run), split="ood", tag="base", adapter=None, limit=8,
+                              mode=None, no_cache=True)
+    assert evaluate.main(args) == 0
+    plain = evaluate.load_predictions(evaluate.predictions_path(run, "base", "ood"))
+    orders = pd.read_csv(option_order.orders_path(run, "base", "ood"))
+    asked = orders[orders.option_order == "as_asked"]
+    assert list(asked["sample_id"]) == list(plain["sample_id"]) and len(plain) == 8
+    assert list(asked["prediction"]) == list(plain["prediction"])
+    assert set(orders["option_order"]) == {"as_asked", "reversed", "order_averaged"}
+    assert "changed" in capsys.readouterr().out
