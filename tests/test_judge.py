@@ -588,3 +588,44 @@ def test_sensitive_pairs_add_pairs_on_sensitive_questions_only(tmp_path, monkeyp
     hand = sens[sens["role"] == "candidate_base"]["text"].str.contains("As an AI").mean()
     assert rates.loc["base", "refusal_rate_sensitive"] == pytest.approx(hand)
     assert rates.loc["base", "n_sensitive"] == 6
+
+
+def test_debiased_verdicts_rank_pairs_an_always_a_judge_cannot(tmp_path):
+    """A judge that always says "A" but is surer when the candidate is A: argmax verdicts are
+    win/loss on every item (win rate 0.5, consistency 0); the debiased verdicts, by hand."""
+    import json as _json
+
+    import numpy as _np
+    import pandas as _pd
+
+    from sgvalues import judge as _judge
+
+    def probs(a):
+        return _json.dumps({"A": a, "B": round(1 - a, 6), "tie": 0.0})
+
+    # (P(A) in order 1 with the candidate as A, P(A) in order 2 with the candidate as B)
+    items = {"s1": (0.9, 0.6), "s2": (0.6, 0.9), "s3": (0.7, 0.7)}
+    rows = []
+    for sid, (p1, p2) in items.items():
+        rows += [{"candidate": "sft", "dimension": "overall", "sample_id": sid, "order": 1, "outcome": "win",
+                  "raw_output": probs(p1)},
+                 {"candidate": "sft", "dimension": "overall", "sample_id": sid, "order": 2, "outcome": "loss",
+                  "raw_output": probs(p2)}]
+    # s4: the judge prefers the candidate in both orders (B in order 2): consistent argmax win
+    rows += [{"candidate": "sft", "dimension": "overall", "sample_id": "s4", "order": 1, "outcome": "win",
+              "raw_output": probs(0.8)},
+             {"candidate": "sft", "dimension": "overall", "sample_id": "s4", "order": 2, "outcome": "win",
+              "raw_output": probs(0.3)}]
+    row = _judge.win_rate_table(_pd.DataFrame(rows), n_boot=0).iloc[0]
+    s = {k: (p1 + (1 - p2)) / 2 for k, (p1, p2) in {**items, "s4": (0.8, 0.3)}.items()}
+    assert s == pytest.approx({"s1": 0.65, "s2": 0.35, "s3": 0.5, "s4": 0.75})
+    verdicts = ["win", "loss", "tie", "win"]  # against 0.5 -+ TIE_BAND
+    assert _judge.debiased_verdicts(*[[_json.loads(probs(v[i])) for v in (*items.values(), (0.8, 0.3))]
+                                      for i in (0, 1)]) == verdicts
+    assert row["win_rate"] == pytest.approx(0.625) and row["position_consistency"] == pytest.approx(0.25)
+    assert row["debiased_win_rate"] == pytest.approx(_np.mean([1, 0, 0.5, 1]))
+    assert row["debiased_decided"] == pytest.approx(3 / 4)
+    assert row["debiased_agreement"] == pytest.approx(1.0)  # s4, the one consistent item, agrees
+    assert row["soft_win_rate"] == pytest.approx(_np.mean(list(s.values())))
+    with pytest.raises(ValueError, match="tie_band"):
+        _judge.debiased_verdicts([], [], tie_band=0.5)

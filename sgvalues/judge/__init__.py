@@ -62,7 +62,8 @@ from sgvalues.judge.annotation import ANNOTATION_COLUMNS, agreement_table, expor
 from sgvalues.judge.stage import (configure_parser, generate_answers, judge_pairs, judge_run, load_judge_tables,
                                   main, resolve_judge_mode)
 from sgvalues.judge.statistics import (bootstrap_win_rate, paired_scores, position_consistency, refusal_table,
-                                       soft_win_rate, verdict_shares, weighted_kappa, win_rate, win_rate_table)
+                                       soft_win_rate, verdict_shares, weighted_kappa, win_rate, win_rate_table,
+                                       soft_scores, debiased_verdicts, TIE_BAND)
 from sgvalues.judge.verdicts import (DIMENSIONS, OUTCOME_SCORE, OUTCOMES, ROLES, VERDICTS, judge_messages,
                                      majority_answer, parse_verdict, persona_text, question_text, select_pairs,
                                      verdict_to_outcome)
@@ -94,6 +95,9 @@ __all__ = [
     "paired_scores",
     "win_rate",
     "soft_win_rate",
+    "soft_scores",
+    "debiased_verdicts",
+    "TIE_BAND",
     "position_consistency",
     "bootstrap_win_rate",
     "weighted_kappa",

@@ -277,21 +277,73 @@ def soft_win_rate(probs1: Sequence[dict | None], probs2: Sequence[dict | None]) 
     >>> soft_win_rate([{"A": .9, "B": .1, "tie": 0}], [{"A": .7, "B": .3, "tie": 0}])
     0.6
     """
+    scores = [s for s in soft_scores(probs1, probs2) if s is not None]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def soft_scores(probs1: Sequence[dict | None], probs2: Sequence[dict | None]) -> list[float | None]:
+    """Per item, the candidate's expected score averaged over both orders (:func:`soft_win_rate`'s
+    :math:`\\tilde s_i`); ``None`` where an order has no probabilities.
+
+    >>> soft_scores([{"A": .9, "B": .1, "tie": 0}, None], [{"A": .7, "B": .3, "tie": 0}, {"A": 1}])
+    [0.6, None]
+    """
     if len(probs1) != len(probs2):
         raise ValueError(f"probs1 has {len(probs1)} items, probs2 has {len(probs2)}: expected the same items")
-    scores = []
+    scores: list[float | None] = []
     for p1, p2 in zip(probs1, probs2):
-        if not p1 or not p2:
-            continue
-        s = 0.0
+        s: float | None = 0.0
         for p, mine in ((p1, "A"), (p2, "B")):
-            total = sum(float(p.get(k, 0.0)) for k in ("A", "B", "tie"))
+            total = sum(float(p.get(k, 0.0)) for k in ("A", "B", "tie")) if isinstance(p, dict) else 0.0
             if total <= 0:
+                s = None
                 break
             s += (float(p.get(mine, 0.0)) + 0.5 * float(p.get("tie", 0.0))) / total / 2
-        else:
-            scores.append(s)
-    return float(np.mean(scores)) if scores else float("nan")
+        scores.append(None if s is None else round(s, 12))
+    return scores
+
+
+#: half-width of the band around 0.5 in which a position-debiased verdict is a tie
+TIE_BAND = 0.05
+
+
+def debiased_verdicts(probs1: Sequence[dict | None], probs2: Sequence[dict | None],
+                      tie_band: float = TIE_BAND) -> list[str]:
+    """Position-debiased verdict per item from the judge's verdict probabilities in both orders.
+
+    Parameters
+    ----------
+    probs1, probs2 : as for :func:`soft_win_rate`.
+    tie_band : float
+        Half-width of the tie band around 0.5.
+
+    Returns
+    -------
+    list of str
+        ``"win"`` where :math:`\\tilde s_i > 0.5 + b`, ``"loss"`` where :math:`\\tilde s_i < 0.5 - b`,
+        ``"tie"`` in between, ``"unparseable"`` where an order has no probabilities.
+
+    Notes
+    -----
+    :math:`\\tilde s_i` (:func:`soft_scores`) averages the probability that the candidate wins
+    over the two presentation orders, so a judge that prefers the first position by the same
+    margin in both orders cancels out, while any lean towards one answer remains. A judge that
+    always says "A" has argmax verdicts win/loss on every item (position consistency 0), yet its
+    debiased verdicts still rank the pairs on which it was surer when the candidate was first.
+
+    Examples
+    --------
+    >>> debiased_verdicts([{"A": .9, "B": .1, "tie": 0}, {"A": .6, "B": .4, "tie": 0}],
+    ...                   [{"A": .7, "B": .3, "tie": 0}, {"A": .62, "B": .38, "tie": 0}])
+    ['win', 'tie']
+    """
+    if not 0 <= tie_band < 0.5:
+        raise ValueError(f"tie_band = {tie_band}: expected a value in [0, 0.5)")
+    out = []
+    for s in soft_scores(probs1, probs2):
+        out.append("unparseable" if s is None else "win" if s > 0.5 + tie_band
+                   else "loss" if s < 0.5 - tie_band else "tie")
+    return out
 
 
 def _probs(raw) -> dict | None:
@@ -320,7 +372,11 @@ def win_rate_table(verdicts: pd.DataFrame, n_boot: int = 1000, seed: int = 0, ci
         ``candidate, dimension, n_items, n_used, n_unparseable_items, win_rate, ci_low,
         ci_high, position_consistency, wins, ties, losses`` (the last three count single-order
         outcomes on used items), and ``soft_win_rate`` (:func:`soft_win_rate`, from the judge's
-        probabilities in ``raw_output``; NaN in ``generate`` mode).
+        probabilities in ``raw_output``; NaN in ``generate`` mode), and from the same
+        probabilities the position-debiased verdicts (:func:`debiased_verdicts`, tie band
+        :data:`TIE_BAND`): ``debiased_win_rate`` (win 1, tie 0.5), ``debiased_decided`` (share of
+        items with a win or loss) and ``debiased_agreement`` (share of the items whose argmax
+        verdict survived the swap on which the debiased verdict agrees with it; NaN when none did).
 
     Examples
     --------
@@ -344,20 +400,45 @@ def win_rate_table(verdicts: pd.DataFrame, n_boot: int = 1000, seed: int = 0, ci
                      "n_unparseable_items": int((~used).sum()), "win_rate": win_rate(o1, o2),
                      "ci_low": lo, "ci_high": hi, "position_consistency": position_consistency(o1, o2),
                      "wins": both.count("win"), "ties": both.count("tie"), "losses": both.count("loss"),
-                     "soft_win_rate": _soft(g)})
+                     "soft_win_rate": _soft(g), **_debiased(g, o1, o2)})
     return pd.DataFrame(rows, columns=["candidate", "dimension", "n_items", "n_used", "n_unparseable_items",
                                        "win_rate", "ci_low", "ci_high", "position_consistency",
-                                       "wins", "ties", "losses", "soft_win_rate"])
+                                       "wins", "ties", "losses", "soft_win_rate", "debiased_win_rate",
+                                       "debiased_decided", "debiased_agreement"])
 
 
-def _soft(group: pd.DataFrame) -> float:
+def _wide_probs(group: pd.DataFrame):
+    """(probs in order 1, probs in order 2), aligned with :func:`_orders`' items; None if absent."""
     if "raw_output" not in group.columns:
-        return float("nan")
+        return None
     g = group.assign(_p=group["raw_output"].map(_probs))
     wide = g.pivot_table(index="sample_id", columns="order", values="_p", aggfunc="first")
     if 1 not in wide.columns or 2 not in wide.columns:
-        return float("nan")
-    return soft_win_rate(wide[1].tolist(), wide[2].tolist())
+        return None
+    wide = wide.reindex(sorted(group["sample_id"].unique()))
+    return wide[1].tolist(), wide[2].tolist()
+
+
+def _soft(group: pd.DataFrame) -> float:
+    wide = _wide_probs(group)
+    return float("nan") if wide is None else soft_win_rate(*wide)
+
+
+def _debiased(group: pd.DataFrame, o1, o2) -> dict:
+    nan = float("nan")
+    wide = _wide_probs(group)
+    if wide is None:
+        return {"debiased_win_rate": nan, "debiased_decided": nan, "debiased_agreement": nan}
+    verdicts = np.asarray(debiased_verdicts(*wide), dtype=object)
+    ok = verdicts != "unparseable"
+    if not ok.any():
+        return {"debiased_win_rate": nan, "debiased_decided": nan, "debiased_agreement": nan}
+    score = {"win": 1.0, "tie": 0.5, "loss": 0.0}
+    a1, a2 = _pair(o1, o2)
+    consistent = ok & (a1 == a2) & (a1 != "unparseable")
+    return {"debiased_win_rate": float(np.mean([score[v] for v in verdicts[ok]])),
+            "debiased_decided": float(np.mean(np.isin(verdicts[ok], ["win", "loss"]))),
+            "debiased_agreement": float(np.mean(verdicts[consistent] == a1[consistent])) if consistent.any() else nan}
 
 
 def refusal_table(generations: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from sgvalues.judge.statistics import verdict_shares
 from sgvalues.judge.verdicts import ROLES, VERDICTS
 from sgvalues.report.format import fmt_count, fmt_rate
 
-__all__ = ["judge_findings", "win_rate_table", "degenerate_answer", "examples_markdown", "published_judge_table",
+__all__ = ["debiased_table", "debiased_sentence", "judge_findings", "win_rate_table", "degenerate_answer", "examples_markdown", "published_judge_table",
            "published_kappas", "plot_win_rates", "plot_verdict_shares"]
 
 
@@ -127,6 +127,54 @@ def win_rate_table(win_rates: pd.DataFrame) -> pd.DataFrame:
 
 
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+
+
+def debiased_table(win_rates: pd.DataFrame) -> pd.DataFrame:
+    """Argmax and position-debiased verdicts side by side, per candidate and dimension.
+
+    ``candidate, dimension, win rate, consistency`` (of the argmax verdicts), ``debiased win rate,
+    decided`` (share of items the debiased verdict calls a win or a loss) and ``agreement`` (with
+    the argmax verdicts on the items whose verdict survived the swap; "–" where none did).
+    Empty when the judge gave no probabilities (``generate`` mode).
+    """
+    if "debiased_win_rate" not in win_rates.columns or win_rates["debiased_win_rate"].isna().all():
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "candidate": win_rates["candidate"], "dimension": win_rates["dimension"],
+        "win rate": win_rates["win_rate"], "consistency": win_rates["position_consistency"],
+        "debiased win rate": win_rates["debiased_win_rate"], "decided": win_rates["debiased_decided"],
+        "agreement": win_rates["debiased_agreement"]}).reset_index(drop=True)
+
+
+def debiased_sentence(win_rates: pd.DataFrame, tie_band: float | None = None) -> str:
+    """Markdown: what the position-debiased verdicts add to the argmax ones on this run.
+
+    Examples
+    --------
+    >>> wr = pd.DataFrame({"candidate": ["sft", "base"], "dimension": "overall", "win_rate": 0.5,
+    ...     "position_consistency": 0.0, "debiased_win_rate": [0.6, 0.5], "debiased_decided": [0.25, 0.0],
+    ...     "debiased_agreement": float("nan")})
+    >>> print(debiased_sentence(wr, tie_band=0.05))
+    Averaged over both orders, the judge's probabilities decide 0.0 % to 25.0 % of the items (a win or a loss outside 0.450 to 0.550), giving debiased win rates of 0.500 to 0.600 where the argmax verdicts give 0.500. No argmax verdict survived the swap, so there is nothing to agree with.
+    """
+    from sgvalues.judge import TIE_BAND
+
+    band = TIE_BAND if tie_band is None else tie_band
+    t = debiased_table(win_rates)
+    if t.empty:
+        return ("The judge gave no verdict probabilities on this run (`generate` mode), so there is no "
+                "position-debiased verdict.")
+    dec = t["decided"].dropna()
+    lo, hi = f"{100 * dec.min():.1f} %", f"{100 * dec.max():.1f} %"
+    text = (f"Averaged over both orders, the judge's probabilities decide {lo if lo == hi else f'{lo} to {hi}'} "
+            f"of the items (a win or a loss outside {fmt_rate(0.5 - band)} to "
+            f"{fmt_rate(0.5 + band)}), giving debiased win rates of {_span(t['debiased win rate'])} where the "
+            f"argmax verdicts give {_span(t['win rate'])}.")
+    agree = t["agreement"].dropna()
+    if agree.empty:
+        return text + " No argmax verdict survived the swap, so there is nothing to agree with."
+    return text + (f" On the items whose argmax verdict survived the swap, the debiased verdict agrees with it "
+                   f"in {_span(agree)} of them (per row).")
 
 
 def degenerate_answer(text) -> str | None:
