@@ -76,6 +76,7 @@ import numpy as np
 import pandas as pd
 
 from sgvalues.atomic import atomic_path, atomic_write_text
+from sgvalues.subgroups import parse_levels
 
 __all__ = [
     "BASELINES",
@@ -119,20 +120,6 @@ def _shares(value) -> dict[int, float]:
     if isinstance(value, str):
         value = json.loads(value) if value.strip() else {}
     return {int(float(k)): float(v) for k, v in dict(value or {}).items()}
-
-
-def _levels(subgroup: str, levels=None) -> dict[str, str]:
-    if isinstance(levels, str) and levels.strip():
-        levels = json.loads(levels)
-    if isinstance(levels, Mapping) and levels:
-        return {str(k): str(v) for k, v in levels.items()}
-    stratum, sep, rest = str(subgroup).partition(":")
-    if not sep:
-        raise ValueError(f"subgroup {subgroup!r}: expected an id '<stratum>:<level>[|<level>]'")
-    axes, parts = stratum.split("_x_"), rest.split("|")
-    if len(axes) != len(parts):
-        raise ValueError(f"subgroup {subgroup!r}: stratum has {len(axes)} axes but {len(parts)} levels")
-    return dict(zip(axes, parts))
 
 
 def _mode(scores: np.ndarray) -> int:
@@ -220,7 +207,7 @@ def fit_baselines(modal: pd.DataFrame, subgroups: pd.DataFrame | None = None,
             counts = np.rint(counts)
         fitted.votes[q][int(np.searchsorted(codes, int(r.modal_answer)))] += 1
         if "_x_" not in str(r.stratum):
-            level = _levels(str(r.subgroup))[str(r.stratum)]
+            level = parse_levels(str(r.subgroup))[str(r.stratum)]
             fitted.single[(q, str(r.stratum), level)] = counts
             key = (q, str(r.stratum))
             pooled[key] = pooled.get(key, 0.0) + counts
@@ -318,7 +305,7 @@ def predict_baselines(fitted: FittedBaselines, samples, names: Sequence[str] = B
                 raise ValueError(f"sample {s['sample_id']}: options {want} differ from the train codes "
                                  f"{codes.tolist()} of question {q}")
             checked.add(q)
-        levels = _levels(s["subgroup"], s.get("levels"))
+        levels = parse_levels(s["subgroup"], s.get("levels"))
         lv = s.get("levels", levels)
         common = {
             "sample_id": s["sample_id"], "split": s.get("split", ""), "question_id": q,
@@ -534,9 +521,8 @@ COMPARED_METRICS: dict[str, bool] = {"accuracy": True, "nmae": False, "jsd": Fal
 
 def _per_sample(df: pd.DataFrame) -> pd.DataFrame:
     from sgvalues import metrics
-    from sgvalues.fairness import score_samples
 
-    scored = score_samples(df)
+    scored = metrics.score_samples(df)
     dist = metrics.distribution_scores(scored)
     return pd.DataFrame({"sample_id": scored["sample_id"].astype(str).to_numpy(),
                          "question_id": scored["question_id"].astype(str).to_numpy(),

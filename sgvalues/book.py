@@ -10,25 +10,8 @@ The book's prose lives in ``book/`` (committed); the results come from the runs.
    book needs no network);
 4. runs ``jupyter-book build -W`` (every warning fails the build).
 
-Notes
------
-For one model, split and tag with :math:`N` samples, prediction :math:`\\hat y_i`, target
-:math:`y_i` on the scale :math:`[a_i, b_i]`, and :math:`v_i = 1` when the answer is valid:
-
-.. math:: \\mathrm{Acc} = \\frac1N \\sum_i v_i\\,[\\hat y_i = y_i], \\qquad
-          \\mathrm{NMAE} = \\frac1N \\sum_i \\begin{cases}
-          |\\hat y_i - y_i| / (b_i - a_i) & v_i = 1\\\\ 1 & v_i = 0 \\end{cases}
-
-so an invalid answer (refused, unparseable, failed) counts as wrong with the largest error.
-
-Example
--------
->>> import pandas as pd
->>> df = pd.DataFrame({"target": [1, 2, 3], "prediction": [1, 4, None], "scale_min": 1,
-...                    "scale_max": 5, "status": ["ok", "ok", "refused"]})
->>> s = score_predictions(df)
->>> round(s["accuracy"], 4), round(s["nmae"], 4), s["n"], round(s["invalid_rate"], 4)
-(0.3333, 0.5, 3, 0.3333)
+Scores come from :func:`sgvalues.metrics.score` (the invalid rule and the formulas are there);
+predictions from :func:`sgvalues.evaluate.load_run_predictions` (one loader, one run label).
 """
 
 from __future__ import annotations
@@ -48,8 +31,6 @@ from sgvalues.runs import RunError, read_manifest, repo_path, run_synthetic
 
 __all__ = [
     "BookError",
-    "score_predictions",
-    "gather_predictions",
     "comparison_table",
     "write_comparison",
     "run_summary",
@@ -63,73 +44,11 @@ __all__ = [
     "main",
 ]
 
-_PRED_FILE = re.compile(r"^(?P<tag>[A-Za-z0-9]+)_(?P<split>train|ood)\.csv$")
-_REQUIRED = ("sample_id", "target", "scale_min", "scale_max", "prediction", "status")
-
-
 class BookError(RuntimeError):
     """The book cannot be assembled or built; the message says what is missing."""
 
 
-# ----------------------------------------------------------------------------- metrics
-
-
-def _valid_only(df: pd.DataFrame) -> pd.DataFrame:
-    """Predictions whose status is not ``ok`` become missing, so they count as invalid."""
-    pred = pd.to_numeric(df["prediction"], errors="coerce")
-    return df.assign(prediction=pred.where(df["status"].astype(str) == "ok"))
-
-
-def score_predictions(df: pd.DataFrame) -> dict:
-    """Accuracy, NMAE, refusal and invalid rate of one predictions table (module Notes).
-
-    A row is valid when ``status == "ok"`` and ``prediction`` is a number; the metrics are
-    :func:`sgvalues.metrics.aggregate` on the table with invalid predictions blanked.
-    """
-    from sgvalues.metrics import aggregate
-
-    if len(df) == 0:
-        return {"n": 0, "accuracy": float("nan"), "nmae": float("nan"),
-                "refusal_rate": float("nan"), "invalid_rate": float("nan")}
-    clean = _valid_only(df)
-    row = aggregate(clean, by=None).iloc[0]
-    return {"n": int(row["n"]), "accuracy": float(row["accuracy"]), "nmae": float(row["nmae"]),
-            "refusal_rate": float(row["refusal_rate"]),
-            "invalid_rate": float(clean["prediction"].isna().mean())}
-
-
-def _run_label(run_dir: Path) -> tuple[str, bool | None]:
-    man = read_manifest(run_dir)
-    params = man.get("params") or {}
-    label = params.get("display_name") or params.get("name") or run_dir.name
-    if label != run_dir.name:
-        label = f"{label} ({run_dir.name})"
-    return label, run_synthetic(run_dir)
-
-
-def gather_predictions(runs_root: str | Path) -> pd.DataFrame:
-    """Every ``runs/*/predictions/<tag>_<split>.csv`` stacked, with ``run`` and ``tag`` columns.
-
-    Raises
-    ------
-    BookError
-        when a predictions file lacks a required column (names file and column).
-    """
-    runs_root = Path(runs_root)
-    frames = []
-    for path in sorted(runs_root.glob("*/predictions/*.csv")):
-        m = _PRED_FILE.match(path.name)
-        if not m:
-            continue
-        df = pd.read_csv(path)
-        missing = [c for c in _REQUIRED if c not in df.columns]
-        if missing:
-            raise BookError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(_REQUIRED)}")
-        df = df.assign(run=path.parent.parent.name, tag=m["tag"], split=m["split"])
-        frames.append(df)
-    if not frames:
-        return pd.DataFrame(columns=["run", "tag", "split", *_REQUIRED])
-    return pd.concat(frames, ignore_index=True)
+# ----------------------------------------------------------------------------- comparison
 
 
 def comparison_table(runs_root: str | Path) -> pd.DataFrame:
@@ -138,18 +57,22 @@ def comparison_table(runs_root: str | Path) -> pd.DataFrame:
     ``n`` and ``n_questions`` say what each row was scored on: runs and tags cover different
     samples (``base``/``sft`` the questions fine-tuning used, ``zeroshot`` the whole split).
     """
-    from sgvalues.baselines import BASELINES
+    from sgvalues.evaluate import load_run_predictions
+    from sgvalues.metrics import score
 
-    preds = gather_predictions(runs_root)
-    preds = preds[~preds["tag"].isin(BASELINES)]  # the no-model yardsticks are shown beside, not as models
+    try:
+        preds = load_run_predictions(runs_root)  # the model states; baselines are shown beside
+    except ValueError as exc:
+        raise BookError(str(exc)) from exc
     rows = []
-    for (run, tag, split), df in preds.groupby(["run", "tag", "split"], sort=True):
-        label, synthetic = _run_label(Path(runs_root) / run)
-        s = score_predictions(df)
-        n_questions = int(df["question_id"].nunique()) if "question_id" in df else None
+    for (run, label, tag, split), df in preds.groupby(["run", "label", "tag", "split"], sort=True):
+        model = label if label == run else f"{label} ({run})"
+        synthetic = run_synthetic(Path(runs_root) / run)
+        s = score(df).iloc[0]
+        n_questions = int(df["question_id"].nunique())
         for metric in ("accuracy", "nmae", "refusal_rate", "invalid_rate"):
-            rows.append({"run": run, "model": label, "synthetic": synthetic, "tag": tag,
-                         "split": split, "metric": metric, "value": s[metric], "n": s["n"],
+            rows.append({"run": run, "model": model, "synthetic": synthetic, "tag": tag,
+                         "split": split, "metric": metric, "value": float(s[metric]), "n": int(s["n"]),
                          "n_questions": n_questions})
     return pd.DataFrame(rows, columns=["run", "model", "synthetic", "tag", "split", "metric", "value", "n",
                                        "n_questions"])
@@ -211,13 +134,16 @@ def run_summary(run_dir: str | Path) -> str:
             f"{fmt_count(smp.get('ood'))} samples.")
     else:
         lines.append("**Data.** This run has no prepared data summary.")
-    preds = gather_predictions(run_dir.parent)
+    from sgvalues.evaluate import load_run_predictions
+    from sgvalues.metrics import score
+
+    preds = load_run_predictions(run_dir.parent)
     preds = preds[(preds["run"] == run_dir.name) & (preds["split"] == "ood")]
     what = {"zeroshot": "as released, whole OOD split", "base": "before fine-tuning",
             "sft": "after LoRA fine-tuning"}
     rows = []
     for tag in [t for t in ("zeroshot", "base", "sft") if t in set(preds["tag"])]:
-        sc = score_predictions(preds[preds["tag"] == tag])
+        sc = score(preds[preds["tag"] == tag]).iloc[0]
         rows.append(f"{fmt_rate(sc['accuracy'])} {what[tag]} (NMAE {fmt_rate(sc['nmae'])}, "
                     f"{fmt_count(sc['n'])} samples)")
     if rows:

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -72,6 +73,10 @@ __all__ = [
     "stratified_limit",
     "predictions_path",
     "load_predictions",
+    "MODEL_STATES",
+    "JSON_COLUMNS",
+    "json_cell",
+    "load_run_predictions",
     "summarise",
     "status_table",
     "published_comparison",
@@ -309,6 +314,78 @@ def load_predictions(path: str | Path) -> pd.DataFrame:
     return df
 
 
+#: the tags of a model's own predictions (not a baseline, a seed, a probe or a variant)
+MODEL_STATES = ("zeroshot", "base", "sft")
+
+#: the predictions columns holding JSON, decoded by :func:`load_run_predictions`
+JSON_COLUMNS = ("levels", "probs", "distribution")
+
+#: the columns every stacked predictions table needs
+_RUN_REQUIRED = ("sample_id", "question_id", "subgroup", "target", "scale_min", "scale_max", "prediction", "status")
+
+_PREDICTIONS_FILE = re.compile(r"^(?P<tag>[A-Za-z0-9_-]+?)_(?P<split>train|ood)\.csv$")
+
+
+def json_cell(value) -> dict | None:
+    """One JSON cell of a predictions table as a dict; ``None`` for a blank or missing cell.
+
+    >>> json_cell('{"1": 0.5}'), json_cell(""), json_cell(float("nan")), json_cell({"a": 1})
+    ({'1': 0.5}, None, None, {'a': 1})
+    """
+    if isinstance(value, dict):
+        return value
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value).strip()
+    return json.loads(text) if text else None
+
+
+def load_run_predictions(runs_root: str | Path = "runs", tags: Sequence[str] | None = MODEL_STATES) -> pd.DataFrame:
+    """Every run's predictions tables under ``runs_root``, stacked and labelled.
+
+    Reads ``<runs_root>/<run>/predictions/<tag>_<split>.csv`` (split ``ood`` or ``train``; only
+    ``tags``, default :data:`MODEL_STATES`; ``None`` = every tag, baselines included) and adds
+    ``run`` (the folder name), ``tag`` and ``split`` (from the file name) and ``label``: the
+    model's name from the run's manifest (:func:`sgvalues.runs.run_label`, which falls back to
+    ``params.yaml``), else the table's ``model`` column, else the run name. The JSON columns
+    (:data:`JSON_COLUMNS`) are decoded once here into dicts (``None`` when blank).
+
+    Raises
+    ------
+    ValueError
+        naming the file and the columns it lacks.
+
+    Returns an empty table with the key columns when no run has predictions.
+    """
+    from sgvalues.runs import run_label
+
+    root = Path(runs_root)
+    frames = []
+    for path in sorted(root.glob("*/predictions/*.csv")) if root.is_dir() else []:
+        m = _PREDICTIONS_FILE.match(path.name)
+        if not m or (tags is not None and m["tag"] not in tags):
+            continue
+        df = pd.read_csv(path, dtype={c: str for c in ("sample_id", "raw_output", *JSON_COLUMNS)})
+        missing = [c for c in _RUN_REQUIRED if c not in df.columns]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(_RUN_REQUIRED)} "
+                             "(a predictions table, ARCHITECTURE.md)")
+        run_dir = path.parent.parent
+        label = run_label(run_dir)
+        if label is None and "model" in df.columns and df["model"].notna().any():
+            label = str(df["model"].dropna().iloc[0])
+        for c in JSON_COLUMNS:
+            if c in df.columns:
+                df[c] = df[c].map(json_cell)
+        df = df.assign(run=run_dir.name, label=label or run_dir.name, tag=m["tag"], split=m["split"])
+        frames.append(df)
+    front = ["run", "label", "tag", "split"]
+    if not frames:
+        return pd.DataFrame(columns=front + [c for c in _RUN_REQUIRED if c != "split"])
+    out = pd.concat(frames, ignore_index=True)
+    return out[front + [c for c in out.columns if c not in front]]
+
+
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False, lineterminator="\n")
@@ -391,17 +468,13 @@ def evaluate_run(params, run_dir: str | Path, split: str = "ood", tag: str = "ba
 
 
 def summarise(df: pd.DataFrame) -> dict:
-    """Overall accuracy, NMAE, refusal rate and status counts of a predictions table."""
-    from sgvalues import metrics
+    """Overall :func:`sgvalues.metrics.score` of a predictions table and its status counts."""
+    from sgvalues.metrics import score
 
+    row = score(df).iloc[0]
     counts = df["status"].value_counts()
-    return {
-        "n": int(len(df)),
-        "accuracy": metrics.accuracy(df["prediction"], df["target"]),
-        "nmae": metrics.nmae(df["prediction"], df["target"], df["scale_min"], df["scale_max"]),
-        "refusal_rate": metrics.refusal_rate(df["status"]),
-        **{s: int(counts.get(s, 0)) for s in STATUSES},
-    }
+    return {"n": int(row["n"]), **{k: float(row[k]) for k in ("accuracy", "nmae", "refusal_rate", "invalid_rate")},
+            **{s: int(counts.get(s, 0)) for s in STATUSES}}
 
 
 def status_table(df: pd.DataFrame) -> pd.DataFrame:

@@ -2,8 +2,9 @@
 
 Every statistic here starts from the **predictions tables** of the runs present
 (``runs/<run>/predictions/<tag>_<split>.csv``, tag ``base`` or ``sft``) gathered by
-:func:`load_run_predictions`, scored per sample by :func:`score_samples` (an invalid or refused
-answer is wrong and has normalised error 1), then:
+:func:`sgvalues.evaluate.load_run_predictions`, scored per sample by
+:func:`sgvalues.metrics.score_samples` (an invalid or refused answer is wrong and has normalised
+error 1), then:
 
 1. per-subgroup accuracy and NMAE (:func:`subgroup_scores`) and their spread across subgroups,
    the **normalised range** and the **coefficient of variation** (:func:`fairness_table`);
@@ -34,15 +35,16 @@ import numpy as np
 import pandas as pd
 from scipy.stats import permutation_test, variation
 
+from sgvalues.evaluate import load_run_predictions
+from sgvalues.subgroups import parse_levels
+
 __all__ = [
     "ATTRIBUTES",
     "FairnessWarning",
     "normalized_range",
     "coefficient_of_variation",
-    "load_run_predictions",
     "gather_predictions",
     "run_inventory",
-    "score_samples",
     "sample_levels",
     "subgroup_scores",
     "fairness_table",
@@ -173,60 +175,6 @@ def _cv_rows(m: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # loading and per-sample scores
 # --------------------------------------------------------------------------------------------
-def _run_label(run_dir: Path) -> str | None:
-    p = run_dir / "params.yaml"
-    if not p.is_file():
-        return None
-    import yaml
-
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    if not isinstance(raw, dict):
-        return None
-    return raw.get("display_name") or raw.get("name")
-
-
-def load_run_predictions(runs_root: str | Path = "runs") -> pd.DataFrame:
-    """Every predictions table of every run under ``runs_root``, stacked.
-
-    Reads ``<runs_root>/<run>/predictions/<tag>_<split>.csv`` (tag ``zeroshot``, ``base`` or
-    ``sft``, split ``ood`` or ``train``; other files, such as ``base-unseen_ood.csv``, are
-    skipped) and adds ``run`` (the folder name), ``tag`` and ``label`` (the model's
-    ``display_name`` or ``name`` from ``<run>/params.yaml``, else the predictions' ``model``
-    column, else the run name). Returns an empty table with those columns when no
-    run has predictions yet.
-    """
-    root = Path(runs_root)
-    frames = []
-    for run_dir in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
-        label = _run_label(run_dir)
-        for f in sorted((run_dir / "predictions").glob("*_*.csv")):
-            tag, _, split = f.stem.partition("_")
-            if tag not in ("zeroshot", "base", "sft") or split not in ("ood", "train"):
-                continue
-            df = pd.read_csv(f, keep_default_na=True)
-            missing = [c for c in ("sample_id", "question_id", "subgroup", "target", "prediction") if c not in df.columns]
-            if missing:
-                raise ValueError(f"{f}: missing column(s) {missing}; expected a predictions table (ARCHITECTURE.md)")
-            df["run"] = run_dir.name
-            df["tag"] = tag
-            if "split" not in df.columns:
-                df["split"] = split
-            lab = label
-            if lab is None and "model" in df.columns and df["model"].notna().any():
-                lab = str(df["model"].dropna().iloc[0])
-            df["label"] = lab or run_dir.name
-            frames.append(df)
-    if not frames:
-        return pd.DataFrame(columns=["run", "label", "tag", "split", "sample_id", "question_id", "stratum",
-                                     "subgroup", "target", "scale_min", "scale_max", "prediction", "status"])
-    out = pd.concat(frames, ignore_index=True)
-    front = ["run", "label", "tag", "split"]
-    return out[front + [c for c in out.columns if c not in front]]
-
-
 def gather_predictions(run_dir: str | Path, runs_root: str | Path = "runs") -> tuple[pd.DataFrame, Path]:
     """Predictions of every run beside this one: :func:`load_run_predictions` of ``runs_root``,
     or of ``run_dir``'s parent when ``run_dir`` lies elsewhere (e.g. a temporary run), so the
@@ -262,71 +210,6 @@ def run_inventory(predictions: pd.DataFrame) -> pd.DataFrame:
     return out[cols]
 
 
-def score_samples(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Add per-sample ``correct`` (0/1) and ``nmae`` (normalised absolute error) columns.
-
-    Notes
-    -----
-    With target :math:`t`, prediction :math:`\\hat y` on a scale :math:`[c_{min}, c_{max}]`:
-
-    .. math:: \\mathrm{correct} = [\\hat y = t], \\qquad
-              \\mathrm{nmae} = \\frac{|\\hat y - t|}{c_{max} - c_{min}}
-
-    A missing prediction or a ``status`` other than ``ok`` (refused, unparseable, failed)
-    counts as wrong with ``nmae = 1`` (the largest possible error), so refusing is never
-    rewarded. (``sgvalues.metrics`` holds the same rule for the whole-model metrics.)
-
-    Examples
-    --------
-    >>> p = pd.DataFrame({"target": [2, 2, 3], "prediction": [2, 4, float("nan")], "scale_min": [1] * 3,
-    ...                   "scale_max": [5] * 3, "status": ["ok", "ok", "refused"]})
-    >>> score_samples(p)[["correct", "nmae"]].to_dict("list")
-    {'correct': [1.0, 0.0, 0.0], 'nmae': [0.0, 0.5, 1.0]}
-    """
-    for c in ("target", "prediction", "scale_min", "scale_max"):
-        if c not in predictions.columns:
-            raise ValueError(f"predictions: missing column {c!r}; expected target, prediction, scale_min, scale_max")
-    out = predictions.copy()
-    pred = pd.to_numeric(out["prediction"], errors="coerce").to_numpy(float)
-    target = pd.to_numeric(out["target"], errors="coerce").to_numpy(float)
-    span = (pd.to_numeric(out["scale_max"], errors="coerce")
-            - pd.to_numeric(out["scale_min"], errors="coerce")).to_numpy(float)
-    bad = ~(span > 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"predictions: row {i} (sample {out['sample_id'].iloc[i] if 'sample_id' in out else i}): "
-                         f"scale_max - scale_min = {span[i]}: expected a positive scale width")
-    if np.isnan(target).any():
-        i = int(np.flatnonzero(np.isnan(target))[0])
-        raise ValueError(f"predictions: column 'target' is missing in row {i}: expected a numeric code")
-    valid = ~np.isnan(pred)
-    if "status" in out.columns:
-        valid &= out["status"].fillna("ok").astype(str).eq("ok").to_numpy()
-    out["correct"] = np.where(valid, (pred == target).astype(float), 0.0)
-    out["nmae"] = np.where(valid, np.minimum(np.abs(pred - target) / span, 1.0), 1.0)
-    return out
-
-
-def _parse_levels(subgroup: str, levels) -> dict[str, str]:
-    if isinstance(levels, dict):
-        return {str(k): str(v) for k, v in levels.items()}
-    if isinstance(levels, str) and levels.strip():
-        try:
-            d = json.loads(levels)
-            if isinstance(d, dict) and d:  # an empty mapping says nothing: use the id
-                return {str(k): str(v) for k, v in d.items()}
-        except json.JSONDecodeError:
-            pass
-    stratum, sep, rest = str(subgroup).partition(":")
-    if not sep:
-        raise ValueError(f"predictions: subgroup {subgroup!r} has no 'levels' and is not an id "
-                         "'<stratum>:<level>[|<level>]'")
-    axes, parts = stratum.split("_x_"), rest.split("|")
-    if len(axes) != len(parts):
-        raise ValueError(f"predictions: subgroup {subgroup!r}: stratum has {len(axes)} axes but {len(parts)} levels")
-    return dict(zip(axes, parts))
-
-
 def sample_levels(scored: pd.DataFrame) -> pd.DataFrame:
     """One row per (sample, persona level it carries): the input columns plus ``attribute, level``.
 
@@ -348,7 +231,7 @@ def sample_levels(scored: pd.DataFrame) -> pd.DataFrame:
     lv = scored["levels"].map(as_key) if "levels" in scored.columns else pd.Series("", index=scored.index)
     # parse each distinct (subgroup, levels) once into a small table, then join it back
     codes, uniques = pd.factorize(pd.MultiIndex.from_arrays([scored["subgroup"].astype(str).to_numpy(), lv.to_numpy()]))
-    table = pd.DataFrame([(c, a, v) for c, (sg, lvl) in enumerate(uniques) for a, v in _parse_levels(sg, lvl).items()],
+    table = pd.DataFrame([(c, a, v) for c, (sg, lvl) in enumerate(uniques) for a, v in parse_levels(sg, lvl).items()],
                          columns=["_code", "attribute", "level"])
     out = scored.reset_index(drop=True).assign(_code=codes, _pos=np.arange(len(scored)))
     out = out.merge(table, on="_code", how="inner").sort_values("_pos", kind="stable")
@@ -364,7 +247,7 @@ def _keys(df: pd.DataFrame) -> list[str]:
 
 def subgroup_scores(scored: pd.DataFrame) -> pd.DataFrame:
     """Per-subgroup accuracy and NMAE: ``run, label, tag, split, stratum, subgroup, n_samples,
-    accuracy, nmae`` (means of :func:`score_samples`' columns over the subgroup's samples).
+    accuracy, nmae`` (means of :func:`sgvalues.metrics.score_samples`' columns over the subgroup's samples).
 
     Examples
     --------
@@ -592,7 +475,7 @@ def bootstrap_fairness(scored: pd.DataFrame, n_boot: int = 1000, seed: int = 0, 
     Parameters
     ----------
     scored : DataFrame
-        :func:`score_samples` output (one or several runs, tags, splits).
+        :func:`sgvalues.metrics.score_samples` output (one or several runs, tags, splits).
     n_boot : int
         Bootstrap draws.
     seed : int

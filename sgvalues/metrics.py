@@ -3,7 +3,9 @@ and their aggregation.
 
 Pure functions on array-likes; a prediction that is missing (``NaN``/``None``: refused,
 unparseable or failed) counts as wrong for accuracy and as the largest error, 1.0, for NMAE,
-so a model cannot improve its scores by declining to answer.
+so a model cannot improve its scores by declining to answer. On a predictions table the rule
+is :func:`valid_predictions` (a number and status ``ok``), used by :func:`score` (per group)
+and :func:`score_samples` (per sample), the project's only scorers.
 
 The modal answer mutes minority views, so where a predictor gives a distribution over the
 options (``probs``: logprob mode, every baseline) it is also scored against the subgroup's
@@ -26,14 +28,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["accuracy", "nmae", "refusal_rate", "distribution_scores", "aggregate", "aggregate_by_level",
-           "METRIC_COLUMNS", "DISTRIBUTION_COLUMNS"]
+__all__ = ["accuracy", "nmae", "refusal_rate", "distribution_scores", "valid_predictions", "score_samples", "score",
+           "aggregate", "aggregate_by_level", "METRIC_COLUMNS", "DISTRIBUTION_COLUMNS"]
 
 #: the distributional scores (:func:`distribution_scores`), lower is better
 DISTRIBUTION_COLUMNS = ["jsd", "wasserstein", "nmae_expected"]
 
-#: the columns :func:`aggregate` adds
-METRIC_COLUMNS = ["accuracy", "nmae", "refusal_rate", "n"] + DISTRIBUTION_COLUMNS
+#: the columns :func:`score` adds
+METRIC_COLUMNS = ["accuracy", "nmae", "refusal_rate", "invalid_rate", "n"] + DISTRIBUTION_COLUMNS
 
 
 def _floats(values, name: str) -> np.ndarray:
@@ -201,32 +203,107 @@ def distribution_scores(predictions: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def valid_predictions(predictions: pd.DataFrame) -> pd.Series:
+    """The ``prediction`` column with every invalid answer blanked (``NaN``): THE invalid rule.
+
+    An answer is **valid** when its ``prediction`` is a number and its ``status`` (when the
+    table has one) is ``ok``. Everything else (refused, unparseable, failed, or a code parsed
+    from a refusal) is invalid, and every score here counts an invalid answer as wrong with the
+    largest error, NMAE 1, so declining to answer never improves a score.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"prediction": [2, 3, None], "status": ["ok", "refused", "ok"]})
+    >>> valid_predictions(df).tolist()
+    [2.0, nan, nan]
+    """
+    pred = pd.to_numeric(pd.Series(predictions["prediction"], dtype=object), errors="coerce").astype(float)
+    if "status" in predictions.columns:
+        pred = pred.where(predictions["status"].fillna("ok").astype(str).eq("ok").to_numpy())
+    return pred
+
+
+def score_samples(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Add per-sample ``correct`` (0/1) and ``nmae`` (normalised absolute error) columns.
+
+    Notes
+    -----
+    With target :math:`t`, prediction :math:`\\hat y` on a scale :math:`[c_{min}, c_{max}]`:
+
+    .. math:: \\mathrm{correct} = [\\hat y = t], \\qquad
+              \\mathrm{nmae} = \\min\\left(\\frac{|\\hat y - t|}{c_{max} - c_{min}}, 1\\right)
+
+    An invalid answer (:func:`valid_predictions`) has ``correct = 0`` and ``nmae = 1``.
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"target": [2, 2, 3], "prediction": [2, 4, float("nan")], "scale_min": [1] * 3,
+    ...                   "scale_max": [5] * 3, "status": ["ok", "ok", "refused"]})
+    >>> score_samples(p)[["correct", "nmae"]].to_dict("list")
+    {'correct': [1.0, 0.0, 0.0], 'nmae': [0.0, 0.5, 1.0]}
+    """
+    for c in ("target", "prediction", "scale_min", "scale_max"):
+        if c not in predictions.columns:
+            raise ValueError(f"predictions: missing column {c!r}; expected target, prediction, scale_min, scale_max")
+    out = predictions.copy()
+    pred = valid_predictions(out).to_numpy(float)
+    target = pd.to_numeric(out["target"], errors="coerce").to_numpy(float)
+    span = (pd.to_numeric(out["scale_max"], errors="coerce")
+            - pd.to_numeric(out["scale_min"], errors="coerce")).to_numpy(float)
+    bad = ~(span > 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"predictions: row {i} (sample {out['sample_id'].iloc[i] if 'sample_id' in out else i}): "
+                         f"scale_max - scale_min = {span[i]}: expected a positive scale width")
+    if np.isnan(target).any():
+        i = int(np.flatnonzero(np.isnan(target))[0])
+        raise ValueError(f"predictions: column 'target' is missing in row {i}: expected a numeric code")
+    valid = ~np.isnan(pred)
+    out["correct"] = np.where(valid, (pred == target).astype(float), 0.0)
+    out["nmae"] = np.where(valid, np.minimum(np.abs(pred - target) / span, 1.0), 1.0)
+    return out
+
+
 def _summary(g: pd.DataFrame) -> pd.Series:
     return pd.Series({
         "accuracy": accuracy(g["prediction"], g["target"]),
         "nmae": nmae(g["prediction"], g["target"], g["scale_min"], g["scale_max"]),
         "refusal_rate": refusal_rate(g["status"]),
+        "invalid_rate": float(g["prediction"].isna().mean()) if len(g) else float("nan"),
         "n": int(len(g)),
         # mean over the rows that have both distributions; NaN when none has
         **{c: float(g[c].mean()) if g[c].notna().any() else float("nan") for c in DISTRIBUTION_COLUMNS},
     })
 
 
-def aggregate(predictions: pd.DataFrame, by: Sequence[str] | str | None = ("stratum",)) -> pd.DataFrame:
-    """Accuracy, NMAE, refusal rate and ``n`` per group of the predictions table.
+def score(predictions: pd.DataFrame, by: Sequence[str] | str | None = None) -> pd.DataFrame:
+    """Accuracy, NMAE, refusal rate, invalid rate, ``n`` and the distributional scores per group.
 
-    ``by=None`` or ``[]`` gives one overall row. Needs columns ``prediction``, ``target``,
-    ``scale_min``, ``scale_max``, ``status`` plus the ``by`` columns. The distributional scores
-    ``jsd``, ``wasserstein``, ``nmae_expected`` (:func:`distribution_scores`) are the means over
-    the group's rows that have ``probs`` and ``distribution``; NaN when none has.
+    The one scorer of a predictions table. ``by=None`` or ``[]`` gives one overall row. Needs
+    columns ``prediction``, ``target``, ``scale_min``, ``scale_max``, ``status`` plus the ``by``
+    columns. Invalid answers (:func:`valid_predictions`) count as wrong with NMAE 1;
+    ``invalid_rate`` is their share. The distributional scores ``jsd``, ``wasserstein``,
+    ``nmae_expected`` (:func:`distribution_scores`) are the means over the group's rows that
+    have ``probs`` and ``distribution``; NaN when none has. An empty table gives one row of NaN
+    with ``n = 0`` (``by=None``) or no rows.
+
+    Notes
+    -----
+    For a group of :math:`N` samples with prediction :math:`\\hat y_i`, target :math:`y_i` on the
+    scale :math:`[a_i, b_i]`, and :math:`v_i = 1` when the answer is valid:
+
+    .. math:: \\mathrm{Acc} = \\frac1N \\sum_i v_i\\,[\\hat y_i = y_i], \\qquad
+              \\mathrm{NMAE} = \\frac1N \\sum_i \\begin{cases}
+              |\\hat y_i - y_i| / (b_i - a_i) & v_i = 1\\\\ 1 & v_i = 0 \\end{cases}
 
     Examples
     --------
     >>> df = pd.DataFrame({"stratum": ["sex", "sex", "age"], "prediction": [1, None, 2],
     ...                    "target": [1, 2, 3], "scale_min": 1, "scale_max": 3,
     ...                    "status": ["ok", "refused", "ok"]})
-    >>> aggregate(df, "stratum")[["stratum", "accuracy", "nmae", "n"]].to_dict("records")
-    [{'stratum': 'age', 'accuracy': 0.0, 'nmae': 0.5, 'n': 1}, {'stratum': 'sex', 'accuracy': 0.5, 'nmae': 0.5, 'n': 2}]
+    >>> score(df, "stratum")[["stratum", "accuracy", "nmae", "invalid_rate", "n"]].to_dict("records")
+    [{'stratum': 'age', 'accuracy': 0.0, 'nmae': 0.5, 'invalid_rate': 0.0, 'n': 1}, \
+{'stratum': 'sex', 'accuracy': 0.5, 'nmae': 0.5, 'invalid_rate': 0.5, 'n': 2}]
     """
     by = [by] if isinstance(by, str) else list(by or [])
     need = {"prediction", "target", "scale_min", "scale_max", "status", *by}
@@ -234,7 +311,8 @@ def aggregate(predictions: pd.DataFrame, by: Sequence[str] | str | None = ("stra
     if missing:
         raise ValueError(f"predictions table lacks column(s) {missing}; expected the evaluate.PREDICTION_COLUMNS")
     scores = distribution_scores(predictions)
-    predictions = predictions.assign(**{c: scores[c].to_numpy() for c in DISTRIBUTION_COLUMNS})
+    predictions = predictions.assign(prediction=valid_predictions(predictions).to_numpy(),
+                                     **{c: scores[c].to_numpy() for c in DISTRIBUTION_COLUMNS})
     if not by:
         out = _summary(predictions).to_frame().T
     else:
@@ -247,23 +325,37 @@ def aggregate(predictions: pd.DataFrame, by: Sequence[str] | str | None = ("stra
     return out.reset_index(drop=True)
 
 
+def aggregate(predictions: pd.DataFrame, by: Sequence[str] | str | None = ("stratum",)) -> pd.DataFrame:
+    """:func:`score` with ``by`` defaulting to ``"stratum"`` (the name chapter 04 and train.py use).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"stratum": ["sex", "sex", "age"], "prediction": [1, None, 2],
+    ...                    "target": [1, 2, 3], "scale_min": 1, "scale_max": 3,
+    ...                    "status": ["ok", "refused", "ok"]})
+    >>> aggregate(df)[["stratum", "accuracy", "nmae", "n"]].to_dict("records")
+    [{'stratum': 'age', 'accuracy': 0.0, 'nmae': 0.5, 'n': 1}, {'stratum': 'sex', 'accuracy': 0.5, 'nmae': 0.5, 'n': 2}]
+    """
+    return score(predictions, by)
+
+
 def aggregate_by_level(predictions: pd.DataFrame) -> pd.DataFrame:
     """Metrics per attribute level (``attribute``, ``level``): a pair subgroup counts for both levels.
 
-    Reads the ``levels`` column (JSON ``{axis: level}`` or a dict), e.g. the OOD subgroup
+    Reads the ``levels`` column (JSON ``{axis: level}`` or a dict; blank falls back to the
+    ``subgroup`` id, :func:`sgvalues.subgroups.parse_levels`), e.g. the OOD subgroup
     ``sex_x_age_group:Female|25-34`` counts towards ``sex=Female`` and ``age_group=25-34``.
     """
+    from sgvalues.subgroups import parse_levels
+
     if "levels" not in predictions.columns:
         raise ValueError("predictions table lacks column 'levels' (JSON axis -> level)")
+    subgroups = predictions["subgroup"] if "subgroup" in predictions.columns else pd.Series("", index=predictions.index)
+    keys = [tuple(sorted(parse_levels(sg, lv).items())) for sg, lv in zip(subgroups, predictions["levels"])]
     parts = []
-    for axis_levels, g in predictions.groupby(predictions["levels"].map(_levels_key), sort=False):
+    for axis_levels, g in predictions.groupby(pd.Series(keys, index=predictions.index), sort=False):
         for axis, level in axis_levels:
             parts.append(g.assign(attribute=axis, level=level))
     if not parts:
         return pd.DataFrame(columns=["attribute", "level"] + METRIC_COLUMNS)
-    return aggregate(pd.concat(parts, ignore_index=True), ["attribute", "level"])
-
-
-def _levels_key(value) -> tuple:
-    d = json.loads(value) if isinstance(value, str) else dict(value)
-    return tuple(sorted(d.items()))
+    return score(pd.concat(parts, ignore_index=True), ["attribute", "level"])

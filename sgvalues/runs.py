@@ -55,6 +55,7 @@ __all__ = [
     "package_versions",
     "data_record",
     "read_manifest",
+    "run_label",
     "run_synthetic",
     "run_notebooks",
     "ensure_baselines",
@@ -278,6 +279,32 @@ def read_manifest(run_dir: str | Path) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise RunError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def run_label(run_dir: str | Path) -> str | None:
+    """The model's name for a run: ``display_name`` or ``name`` from ``manifest.json``'s params,
+    else from ``<run_dir>/params.yaml`` (a run folder without a manifest); ``None`` when neither
+    says.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "params.yaml").write_text("name: tiny\\n")
+    >>> run_label(d)
+    'tiny'
+    """
+    run_dir = Path(run_dir)
+    params = read_manifest(run_dir).get("params") or {}
+    if not (params.get("display_name") or params.get("name")) and (run_dir / "params.yaml").is_file():
+        import yaml
+
+        try:
+            params = yaml.safe_load((run_dir / "params.yaml").read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise RunError(f"{run_dir / 'params.yaml'}: not valid YAML ({exc})") from exc
+        params = params if isinstance(params, dict) else {}
+    return params.get("display_name") or params.get("name") or None
 
 
 def run_synthetic(run_dir: str | Path) -> bool | None:

@@ -34,6 +34,7 @@ Example
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from itertools import product
 
 import numpy as np
@@ -51,6 +52,7 @@ __all__ = [
     "get_stratum",
     "subgroup_id",
     "parse_subgroup_id",
+    "parse_levels",
     "all_subgroups",
     "validate_axes",
     "stratum_codes",
@@ -119,6 +121,49 @@ def parse_subgroup_id(sid: str, profile=None) -> tuple[str, dict[str, str]]:
     levels = dict(zip(st.axes, parts))
     subgroup_id(stratum, levels, profile)  # validates the levels
     return stratum, levels
+
+
+def parse_levels(subgroup: str, levels=None) -> dict[str, str]:
+    """A sample's persona levels ``{axis: level}``: from ``levels`` when it says something, else
+    from the subgroup id.
+
+    The one reader of the ``levels`` column (JSON text, a mapping, or blank) and of a subgroup
+    id ``<stratum>:<level>[|<level>]`` whose stratum names its axes joined by ``_x_``. Unlike
+    :func:`parse_subgroup_id` it needs no country profile, so it reads any predictions table.
+
+    Parameters
+    ----------
+    subgroup : the subgroup id, e.g. ``"age_group_x_religion:25-34|Muslim"``.
+    levels : JSON text or a mapping axis -> level; ``None``, ``""``, ``"{}"`` or an empty mapping
+        fall back to the id.
+
+    Raises
+    ------
+    ValueError
+        when ``levels`` is not JSON and the id has no ``:``, or the id's stratum has a different
+        number of axes than levels.
+
+    Examples
+    --------
+    >>> parse_levels("age_group_x_religion:25-34|Muslim")
+    {'age_group': '25-34', 'religion': 'Muslim'}
+    >>> parse_levels("sex:Male", '{"sex": "Male"}')
+    {'sex': 'Male'}
+    """
+    if isinstance(levels, str) and levels.strip():
+        try:
+            levels = json.loads(levels)
+        except json.JSONDecodeError:
+            levels = None
+    if isinstance(levels, Mapping) and levels:  # an empty mapping says nothing: use the id
+        return {str(k): str(v) for k, v in levels.items()}
+    stratum, sep, rest = str(subgroup).partition(":")
+    if not sep:
+        raise ValueError(f"subgroup {subgroup!r} has no 'levels' and is not an id '<stratum>:<level>[|<level>]'")
+    axes, parts = stratum.split("_x_"), rest.split("|")
+    if len(axes) != len(parts):
+        raise ValueError(f"subgroup {subgroup!r}: stratum has {len(axes)} axes but {len(parts)} levels")
+    return dict(zip(axes, parts))
 
 
 def all_subgroups(profile=None) -> pd.DataFrame:

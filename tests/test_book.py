@@ -41,6 +41,7 @@ from sklearn.metrics import accuracy_score
 
 from sgvalues import book as bk
 from sgvalues.book import toc_files
+from sgvalues.metrics import score as _score_table
 from sgvalues.models.embedded import cache_root
 
 REPO = Path(__file__).resolve().parent.parent
@@ -485,9 +486,14 @@ def _predictions(rng, n, accuracy_p):
                          "scale_min": 1, "scale_max": 10, "prediction": pred, "status": status})
 
 
-def test_score_predictions_matches_sklearn_and_hand_nmae():
+def score(df: pd.DataFrame) -> pd.Series:
+    """The overall row of :func:`sgvalues.metrics.score` (the book's one scorer)."""
+    return _score_table(df).iloc[0]
+
+
+def test_score_matches_sklearn_and_hand_nmae():
     df = _predictions(np.random.default_rng(0), 200, 0.5)
-    s = bk.score_predictions(df)
+    s = score(df)
     valid = (df.status == "ok") & df.prediction.notna()
     # accuracy: invalid rows get an impossible label so they can only be wrong
     assert s["accuracy"] == pytest.approx(accuracy_score(df.target, df.prediction.where(valid, -1)))
@@ -520,7 +526,7 @@ def test_comparison_gathers_every_run(tmp_path):
     for run, frames in (("default", frames_a), ("other", frames_b)):
         for fname, df in frames.items():
             tag, split = fname[:-4].split("_")
-            s = bk.score_predictions(df)
+            s = score(df)
             for metric in ("accuracy", "nmae", "invalid_rate"):
                 assert got[(run, tag, split, metric)] == pytest.approx(s[metric])
     assert set(tidy.model) == {"Model A (default)", "other"}
@@ -534,7 +540,7 @@ def test_comparison_gathers_every_run(tmp_path):
     rows = lambda text: [[c.strip() for c in line.strip("|").split("|")]  # noqa: E731
                          for line in text.splitlines()
                          if line.startswith("| ") and not line.startswith(("| model |", "| ---"))]
-    s = bk.score_predictions(frames_a["sft_ood.csv"])
+    s = score(frames_a["sft_ood.csv"])
     # no data folder in these runs: no baseline or noise reference beside them ("–")
     assert ["Model A (default) (synthetic)", "sft", f"{s['accuracy']:.3f}", f"{s['nmae']:.3f}", "–", "–", "–",
             f"{s['invalid_rate']:.3f}", "60", "60"] in rows(ood)
@@ -548,8 +554,8 @@ def test_comparison_gathers_every_run(tmp_path):
     assert "```{figure} chapters/figures/model_comparison.png" in text
     assert (tmp_path / "out" / "figures" / "model_comparison.png").stat().st_size > 1000
     # the SFT gain (points) of the run that has both states, beside the published mean gain
-    gain = 100 * (bk.score_predictions(frames_a["sft_ood.csv"])["accuracy"]
-                  - bk.score_predictions(frames_a["base_ood.csv"])["accuracy"])
+    gain = 100 * (score(frames_a["sft_ood.csv"])["accuracy"]
+                  - score(frames_a["base_ood.csv"])["accuracy"])
     assert f"Model A (default): {gain:+.1f} points" in text
     assert "published (Tan et al. 2026): mean gain 17.4" in text
     # fence info strings must not contain backticks (CommonMark would not open the directive)

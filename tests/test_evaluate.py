@@ -232,3 +232,28 @@ def test_generate_logprob_on_the_embedded_model_matches_generate_and_answer(embe
         status, code = classify_text(a.text, r.option_codes)  # parsed independently of prediction_row
         assert row.status == status and (row.prediction if code is not None else None) == (
             int(code) if code is not None else None)
+
+
+def test_load_run_predictions_labels_from_manifest_first_and_decodes_json(tmp_path):
+    row = {"sample_id": "Q1_sex:Male", "split": "train", "question_id": "Q1", "stratum": "sex",
+           "subgroup": "sex:Male", "levels": json.dumps({"sex": "Male"}), "target": 2, "scale_min": 1,
+           "scale_max": 4, "prediction": 2, "status": "ok", "probs": json.dumps({"1": 0.25, "2": 0.75}),
+           "distribution": "", "model": "hub/x"}
+    for run, manifest, yaml_name in (("a", {"params": {"name": "a", "display_name": "From manifest"}}, "ignored"),
+                                     ("b", {}, "from-yaml"), ("c", None, None)):
+        (tmp_path / run / "predictions").mkdir(parents=True)
+        if manifest is not None:
+            (tmp_path / run / "manifest.json").write_text(json.dumps(manifest))
+        if yaml_name:
+            (tmp_path / run / "params.yaml").write_text(f"name: {yaml_name}\n")
+        for tag in ("base", "population_mode"):
+            pd.DataFrame([row]).to_csv(tmp_path / run / "predictions" / f"{tag}_ood.csv", index=False)
+    df = evaluate.load_run_predictions(tmp_path)
+    assert dict(zip(df["run"], df["label"])) == {"a": "From manifest", "b": "from-yaml", "c": "hub/x"}
+    assert set(df["tag"]) == {"base"} and set(df["split"]) == {"ood"}  # tag and split from the file name
+    assert df["levels"].iloc[0] == {"sex": "Male"} and df["probs"].iloc[0] == {"1": 0.25, "2": 0.75}
+    assert df["distribution"].iloc[0] is None
+    assert set(evaluate.load_run_predictions(tmp_path, tags=None)["tag"]) == {"base", "population_mode"}
+    pd.DataFrame([row]).drop(columns="status").to_csv(tmp_path / "a" / "predictions" / "sft_ood.csv", index=False)
+    with pytest.raises(ValueError, match=r"sft_ood.csv: missing column\(s\) status"):
+        evaluate.load_run_predictions(tmp_path)

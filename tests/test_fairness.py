@@ -12,6 +12,8 @@ import pytest
 from scipy.stats import binomtest
 
 from sgvalues import fairness as fx
+from sgvalues import metrics
+from sgvalues.evaluate import load_run_predictions
 
 
 # --- the two spread statistics --------------------------------------------------------------------
@@ -74,11 +76,11 @@ def test_score_samples_invalid_is_wrong_with_max_error():
         ("r", "M", "base", "ood", "c", "Q1", "s", "s:z", 3, 1, 5, np.nan, "unparseable"),
         ("r", "M", "base", "ood", "d", "Q1", "s", "s:w", 3, 1, 5, 3, "refused"),  # status wins
     ])
-    s = fx.score_samples(p)
+    s = metrics.score_samples(p)
     assert s["correct"].tolist() == [1.0, 0.0, 0.0, 0.0]
     assert s["nmae"].tolist() == pytest.approx([0.0, 2 / 4, 1.0, 1.0])
     with pytest.raises(ValueError, match="scale"):
-        fx.score_samples(p.assign(scale_max=1))
+        metrics.score_samples(p.assign(scale_max=1))
 
 
 def test_subgroup_scores_and_fairness_table_by_hand():
@@ -88,7 +90,7 @@ def test_subgroup_scores_and_fairness_table_by_hand():
         for q, pr in zip(["Q1", "Q2"], preds):
             rows.append(("r", "M", "base", "ood", f"{q}_{sg}", q, sg.split(":")[0], sg, 1, 1, 5, pr,
                          "ok" if pr == pr else "failed"))
-    s = fx.score_samples(_preds(rows))
+    s = metrics.score_samples(_preds(rows))
     sub = fx.subgroup_scores(s)
     assert sub.set_index("subgroup")["accuracy"].to_dict() == pytest.approx({"s:a": 1.0, "s:b": 0.5, "t:c": 0.0})
     assert sub.set_index("subgroup")["nmae"].to_dict() == pytest.approx({"s:a": 0.0, "s:b": 0.25, "t:c": 0.75})
@@ -112,7 +114,7 @@ def test_level_scores_count_pair_subgroups_toward_both_levels():
     ]
     p = _preds(rows)
     p["levels"] = [json.dumps({"age_group": "25-34", "religion": "Muslim"}), None, "", "{}"]
-    lv = fx.level_scores(fx.score_samples(p)).set_index(["attribute", "level"])
+    lv = fx.level_scores(metrics.score_samples(p)).set_index(["attribute", "level"])
     assert lv.loc[("religion", "Muslim"), "n_samples"] == 3
     assert lv.loc[("religion", "Muslim"), "accuracy"] == pytest.approx(2 / 3)
     assert lv.loc[("age_group", "25-34"), "accuracy"] == pytest.approx(1 / 2)
@@ -148,7 +150,7 @@ def test_bootstrap_point_estimates_and_determinism():
     answers = {(q, g): 1 if rng.random() < 0.5 + 0.1 * g else 2 for q in range(15) for g in range(4)}
     rows = [("r", "M", tag, "ood", f"Q{q}_s:{g}", f"Q{q}", "s", f"s:{g}", 1, 1, 4, a, "ok")
             for tag in ("base", "sft") for (q, g), a in answers.items()]
-    s = fx.score_samples(_preds(rows))
+    s = metrics.score_samples(_preds(rows))
     b1 = fx.bootstrap_fairness(s, n_boot=200, seed=5)
     b2 = fx.bootstrap_fairness(s, n_boot=200, seed=5)
     pd.testing.assert_frame_equal(b1, b2)
@@ -231,23 +233,23 @@ def test_load_run_predictions_labels_and_permutation_tests(tmp_path):
                          1 if (tag == "sft" or i % 2) else 2, "ok") for i in range(10)])
             p.drop(columns=["run", "label", "tag"]).assign(model=f"hub/{run}").to_csv(d / f"{tag}_ood.csv", index=False)
     (tmp_path / "m1" / "predictions" / "notes_x.csv").write_text("ignored\n")
-    preds = fx.load_run_predictions(tmp_path)
+    preds = load_run_predictions(tmp_path)
     # zeroshot (notebook 05) is read; notebook 04's base-unseen probe is not a model state here
     assert sorted(preds.groupby(["run", "label", "tag"]).size().index.tolist()) == [
         ("m1", "Model One", "base"), ("m1", "Model One", "sft"), ("m2", "hub/m2", "base"),
         ("m2", "hub/m2", "zeroshot")]
-    pt = fx.permutation_tests(fx.score_samples(preds)).set_index("metric")
+    pt = fx.permutation_tests(metrics.score_samples(preds)).set_index("metric")
     assert list(pt["run"].unique()) == ["m1"]  # base vs sft only: m2 has no sft
-    ablation = fx.ablation_table(fx.fairness_table(fx.subgroup_scores(fx.score_samples(preds))), split="ood")
+    ablation = fx.ablation_table(fx.fairness_table(fx.subgroup_scores(metrics.score_samples(preds))), split="ood")
     assert set(ablation["run"]) == {"m1"}
     # base right on odd i (5/10), sft always right: 5 positive differences -> exact p = 2 / 2^5
     assert pt.loc["accuracy", "change"] == pytest.approx(0.5)
     assert pt.loc["accuracy", "p_value"] == pytest.approx(2 / 32)
-    assert fx.load_run_predictions(tmp_path / "nothing").empty
+    assert load_run_predictions(tmp_path / "nothing").empty
 
 
 def test_per_sample_scores_agree_with_metrics_module():
-    metrics = pytest.importorskip("sgvalues.metrics")
+
     rng = np.random.default_rng(9)
     n = 300
     k = rng.choice([2, 4, 10], size=n)
@@ -255,6 +257,6 @@ def test_per_sample_scores_agree_with_metrics_module():
     pred = np.where(rng.random(n) < 0.1, np.nan, rng.integers(1, k + 1)).astype(float)
     p = pd.DataFrame({"target": target, "prediction": pred, "scale_min": 1, "scale_max": k,
                       "status": np.where(np.isnan(pred), "unparseable", "ok")})
-    s = fx.score_samples(p)
+    s = metrics.score_samples(p)
     assert s["correct"].mean() == pytest.approx(metrics.accuracy(pred, target))
     assert s["nmae"].mean() == pytest.approx(metrics.nmae(pred, target, p["scale_min"], p["scale_max"]))

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sgvalues import fairness
+from sgvalues import fairness, metrics
 from sgvalues.published import PUBLISHED_LABEL, paper_ablation, paper_results
 from sgvalues.report import chapters, paper
 
@@ -132,7 +132,7 @@ def _scored_two_states():
     sft = p.assign(prediction=p["target"].where(np.arange(len(p)) % 2 == 0, p["prediction"]))
     both = pd.concat([p.assign(tag="base"), sft.assign(tag="sft")], ignore_index=True)
     both = both.assign(run="r", label="M", split="ood")
-    return fairness.score_samples(both)
+    return metrics.score_samples(both)
 
 
 def test_gap_table_matches_levels_by_hand():

@@ -134,3 +134,18 @@ def test_composition_table_by_hand():
     assert t.loc[("religion", "Other"), "reference_share"] == pytest.approx(10.0)       # Taoism + other
     assert t.loc[("religion", "(other or missing)"), "n"] == 1                          # the "Jew" row
     assert ("age_group", "(other or missing)") not in t.index                          # nobody there
+
+
+def test_parse_levels_agrees_with_the_profile_parser_and_prefers_levels():
+    from sgvalues.subgroups import parse_levels, parse_subgroup_id
+
+    for sid in all_subgroups()["subgroup"]:
+        assert parse_levels(sid) == parse_subgroup_id(sid)[1]
+        assert parse_levels(sid, "") == parse_levels(sid, "{}") == parse_levels(sid, {}) == parse_subgroup_id(sid)[1]
+    # a levels value that says something wins over the id, as JSON text or as a mapping
+    assert parse_levels("sex:Male", json.dumps({"sex": "Female"})) == {"sex": "Female"}
+    assert parse_levels("sex:Male", {"sex": "Female"}) == {"sex": "Female"}
+    with pytest.raises(ValueError, match="'nostratum'"):
+        parse_levels("nostratum")
+    with pytest.raises(ValueError, match="2 axes but 1 levels"):
+        parse_levels("sex_x_age_group:Male")

@@ -42,7 +42,7 @@ def variant_table(predictions: pd.DataFrame, split: str = "ood") -> pd.DataFrame
     rows = []
     for name, df in states:
         s = metrics.aggregate(df, None).iloc[0]
-        fair = fairness.fairness_table(fairness.subgroup_scores(fairness.score_samples(df.assign(run=name, label=name))),
+        fair = fairness.fairness_table(fairness.subgroup_scores(metrics.score_samples(df.assign(run=name, label=name))),
                                        per_stratum=False).set_index("metric")
         rows.append({"predictor": name, "accuracy": s["accuracy"], "nmae": s["nmae"], "jsd": s["jsd"],
                      **{label: fair.loc[m, k] for (m, k), label in _FAIR_COLUMNS.items()}, "n": int(s["n"])})

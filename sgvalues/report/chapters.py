@@ -201,13 +201,14 @@ def predictions_preview(predictions: pd.DataFrame, n: int = 5):
     import json
 
     from sgvalues.report.format import format_table
+    from sgvalues.evaluate import json_cell
 
     head = predictions.head(n)
     out = head[[c for c in PREVIEW_COLUMNS if c in head.columns]].copy()
     if "probs" in head.columns:
         def p_of_prediction(row) -> float:
             try:
-                probs = json.loads(row["probs"]) if isinstance(row["probs"], str) and row["probs"] else {}
+                probs = json_cell(row["probs"]) or {}
             except json.JSONDecodeError:
                 return float("nan")
             if pd.isna(row["prediction"]):
@@ -523,11 +524,11 @@ def fairness_inputs(ch: Chapter, runs_root: str | Path = "runs", show: bool = Tr
     The note names the runs computed on the synthetic sample (from each run's manifest) and
     those that do not record their source; with ``show`` it is displayed.
     """
-    from sgvalues import fairness
+    from sgvalues import fairness, metrics
     from sgvalues.runs import repo_path, run_synthetic
 
     predictions, root = fairness.gather_predictions(ch.run, repo_path(runs_root))
-    scored = fairness.score_samples(predictions) if not predictions.empty else predictions
+    scored = metrics.score_samples(predictions) if not predictions.empty else predictions
     runs = sorted(set(predictions.get("run", [])) | {ch.run.name})
     source = {r: run_synthetic(root / r) for r in runs}
     source[ch.run.name] = bool(source[ch.run.name]) or ch.params.data.wvs_file is None

@@ -45,10 +45,9 @@ def state_predictions(runs_root: str | Path) -> pd.DataFrame:
 
     Baseline tables in the same folders (``<baseline>_<split>.csv``) are left out.
     """
-    from sgvalues.book import gather_predictions
+    from sgvalues.evaluate import load_run_predictions
 
-    preds = gather_predictions(runs_root)
-    return preds[preds["tag"].isin(STATES)].reset_index(drop=True)
+    return load_run_predictions(runs_root, tags=STATES)
 
 
 def _baseline_tables(run_dir: Path, split: str) -> pd.DataFrame:
@@ -390,14 +389,12 @@ def _seed_mean(run_dir: Path, split: str) -> dict | None:
 
 
 def _run_info(run_dir: Path) -> tuple[str, str | None, bool | None, str]:
-    from sgvalues.runs import read_manifest, run_synthetic
+    from sgvalues.runs import read_manifest, run_label, run_synthetic
 
-    man = read_manifest(run_dir)
-    params = man.get("params") or {}
-    label = params.get("display_name") or params.get("name") or run_dir.name
+    label = run_label(run_dir) or run_dir.name
     if label != run_dir.name:
         label = f"{label} ({run_dir.name})"
-    return label, params.get("name"), run_synthetic(run_dir), str(run_dir)
+    return label, (read_manifest(run_dir).get("params") or {}).get("name"), run_synthetic(run_dir), str(run_dir)
 
 
 def write_comparison_page(runs_root: str | Path, out_dir: str | Path, image_prefix: str = "") -> Path:
@@ -409,7 +406,8 @@ def write_comparison_page(runs_root: str | Path, out_dir: str | Path, image_pref
     import matplotlib.pyplot as plt
 
     from sgvalues import baselines, plots
-    from sgvalues.book import comparison_table, score_predictions
+    from sgvalues.book import comparison_table
+    from sgvalues.metrics import score
     from sgvalues.published import PUBLISHED_LABEL
 
     runs_root, out_dir = Path(runs_root), Path(out_dir)
@@ -452,7 +450,7 @@ def write_comparison_page(runs_root: str | Path, out_dir: str | Path, image_pref
                     metrics=("accuracy",), n_boot=1000, n_perm=2000) if len(base_tables) else pd.DataFrame())
                 for tag in states:
                     df = by_state[tag]
-                    s = score_predictions(df)
+                    s = score(df).iloc[0].to_dict()
                     seeds = _seed_mean(run_dir, split) if tag == "sft" else None
                     if seeds is not None:  # every seed answered the same samples: their mean
                         s = {**s, "accuracy": seeds["accuracy"], "nmae": seeds["nmae"]}
