@@ -17,7 +17,7 @@ def levels_of(subgroup: str) -> dict[str, str]:
 
 def make_sample(question_id: str = "Q1", subgroup: str = "sex:Male", *, levels: dict | None = None,
                 target: int = 1, n_options: int = 4, scale_min: int = 1, options: dict | None = None,
-                split: str = "ood", theme: str = "T", distribution: dict | None = None, n_valid: int = 40,
+                split: str = "ood", theme: str = "T", wording: str | None = None, distribution: dict | None = None, n_valid: int = 40,
                 sample_id: str | None = None, system: str = "Answer with the option code only.",
                 user_shared: str | None = None, user_persona: str | None = None, open_user: str = "Explain.",
                 **extra) -> dict:
@@ -25,7 +25,8 @@ def make_sample(question_id: str = "Q1", subgroup: str = "sex:Male", *, levels: 
 
     Defaults: ``levels`` parsed from ``subgroup``; options ``scale_min`` … ``scale_min +
     n_options - 1`` labelled ``"option <code>"``; ``distribution`` uniform over the options;
-    ``sample_id = "<question_id>_<subgroup>"``; ``user_shared`` the question id and the options;
+    ``sample_id = "<question_id>_<subgroup>"``; ``wording = "<question_id>?"``; ``user_shared`` the
+    wording and the options;
     ``user_persona = "You are <subgroup>."``. ``extra`` keys are added as given.
     """
     if options is None:
@@ -33,11 +34,13 @@ def make_sample(question_id: str = "Q1", subgroup: str = "sex:Male", *, levels: 
     codes = sorted(int(c) for c in options)
     if distribution is None:
         distribution = {str(c): 1.0 / len(codes) for c in codes}
+    if wording is None:
+        wording = f"{question_id}?"
     if user_shared is None:
-        user_shared = f"{question_id}? " + " ".join(f"{c}={v}" for c, v in options.items()) + "\n"
+        user_shared = f"{wording} " + " ".join(f"{c}={v}" for c, v in options.items()) + "\n"
     return {
         "sample_id": sample_id or f"{question_id}_{subgroup}", "split": split, "question_id": question_id,
-        "theme": theme, "stratum": subgroup.partition(":")[0], "subgroup": subgroup,
+        "theme": theme, "wording": wording, "stratum": subgroup.partition(":")[0], "subgroup": subgroup,
         "levels": levels_of(subgroup) if levels is None else levels, "target": target,
         "scale_min": codes[0], "scale_max": codes[-1], "options": options, "distribution": distribution,
         "n_valid": n_valid, "system": system, "user_shared": user_shared,

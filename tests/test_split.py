@@ -148,3 +148,22 @@ def test_strata_table_counts_kept_subgroups(tables):
     assert t["kept"].sum() == len(sg) and t.at["religion", "possible"] == 7
     assert t.at["ethnicity_x_religion", "kept"] == int((sg["stratum"] == "ethnicity_x_religion").sum())
     assert (t["kept"] <= t["possible"]).all()
+
+
+def test_samples_carry_the_question_wording_the_judge_reads(tables, tmp_path):
+    from sgvalues.judge import question_text
+    from sgvalues.split import load_samples, write_samples
+
+    r, q, sg, m = tables
+    samples = build_samples(q, sg, m)
+    wording = dict(zip(q["question_id"], q["wording"].str.strip()))
+    for s in samples:
+        assert s["wording"] == wording[s["question_id"]] and question_text(s) == s["wording"]
+        assert s["user_shared"].startswith(s["wording"])  # the prompt shows the same words
+    write_samples(samples, tmp_path)
+    old = tmp_path / "old"  # a folder of prepare format 1: records without 'wording' still load
+    old.mkdir()
+    (old / "samples_ood.jsonl").write_text("".join(
+        json.dumps({k: v for k, v in s.items() if k != "wording"}) + "\n" for s in samples if s["split"] == "ood"))
+    for new, legacy in zip(load_samples(tmp_path, "ood"), load_samples(old, "ood")):
+        assert "wording" not in legacy and question_text(legacy) == question_text(new)

@@ -20,7 +20,7 @@ def make_sample(q: int, group: str, target: int, n_options: int = 4) -> dict:
     """A sample with every contract key; prompt text shaped like the real ones, kept short."""
     options = {str(k): f"opt {k}" for k in range(1, n_options + 1)}
     return {
-        "sample_id": f"Q{q}_{group}", "split": "train", "question_id": f"Q{q}", "theme": "T",
+        "sample_id": f"Q{q}_{group}", "split": "train", "question_id": f"Q{q}", "theme": "T", "wording": f"Q{q}?",
         "stratum": "sex", "subgroup": group, "levels": {"sex": group.split(":")[-1]},
         "target": target, "scale_min": 1, "scale_max": n_options, "options": options,
         "distribution": {str(target): 1.0}, "n_valid": 40,

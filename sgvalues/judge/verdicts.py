@@ -311,23 +311,22 @@ def persona_text(sample: dict) -> str:
 
 
 def question_text(sample: dict) -> str:
-    """The question wording without options (from ``question``, ``wording`` or ``user_shared``).
+    """The question wording without options: the sample's ``wording`` (``question`` in a pairs table).
+
+    A sample from a prepared folder written before samples carried ``wording`` (prepare format 1)
+    falls back to the text before "Options:" in ``user_shared``.
 
     Examples
     --------
-    >>> question_text({"user_shared": "How important is God in your life?\\n\\nOptions:\\n1. Not at all\\n\\n"})
+    >>> question_text({"wording": "How important is God in your life?"})
     'How important is God in your life?'
     """
-    for key in ("question", "wording"):
+    for key in ("wording", "question"):
         if sample.get(key):
             return str(sample[key]).strip()
-    if sample.get("user_shared"):
+    if sample.get("user_shared"):  # prepare format 1 only
         return str(sample["user_shared"]).split("\n\nOptions:")[0].strip()
-    if sample.get("open_user"):
-        # open_user = persona sentence, blank line, wording, blank line, length instruction
-        parts = [p for p in str(sample["open_user"]).split("\n\n") if p.strip()]
-        return (parts[1] if len(parts) >= 3 else parts[-1]).strip()
-    raise ValueError(f"sample {sample.get('sample_id')!r}: no question text (expected 'user_shared' or 'open_user')")
+    raise ValueError(f"sample {sample.get('sample_id')!r}: no question text (expected 'wording')")
 
 
 _JUDGE_SYSTEM = (
