@@ -245,3 +245,39 @@ def test_legend_below_moves_the_legend_off_the_axes_and_pads_limits():
     fig.canvas.draw()
     assert not fig.legends[0].get_window_extent().overlaps(ax.get_window_extent())
     plt.close(fig)
+
+
+def _capture_display(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objs, **kw: shown.extend(objs))
+    return shown
+
+
+def test_fairness_helpers_without_predictions_say_so_and_draw_nothing(monkeypatch, tmp_path):
+    shown = _capture_display(monkeypatch)
+    empty = chapters.FairnessInputs(predictions=pd.DataFrame(), scored=pd.DataFrame(), root=tmp_path, synthetic_note="")
+    t = chapters.fairness_tables(empty, tmp_path / "r")
+    assert all(getattr(t, f).empty for f in ("subgroups", "fair", "levels", "gaps", "ablation", "boot", "tests"))
+    for show in (chapters.show_headline, chapters.show_stratum_ranges, chapters.show_gaps, chapters.show_favoured,
+                 chapters.show_permutation_tests):
+        show(t)
+    chapters.show_inventory(empty)
+    assert chapters.write_fairness_tables(t, tmp_path / "fairness") == [] and not (tmp_path / "fairness").exists()
+    texts = [getattr(o, "data", "") for o in shown]
+    assert len(texts) == 7 and all("No predictions yet" in x or "no paired test" in x for x in texts), texts
+
+
+def test_fairness_tables_match_the_stage_functions(monkeypatch, tmp_path):
+    _capture_display(monkeypatch)
+    scored = _scored_two_states()
+    inputs = chapters.FairnessInputs(predictions=scored.drop(columns=["correct", "nmae"]), scored=scored,
+                                     root=tmp_path, synthetic_note="")
+    t = chapters.fairness_tables(inputs, tmp_path / "r", n_boot=20, seed=3)
+    pd.testing.assert_frame_equal(t.fair, fairness.fairness_table(fairness.subgroup_scores(scored)))
+    pd.testing.assert_frame_equal(t.gaps, fairness.attribute_gaps(fairness.level_scores(scored, pool_splits=True)))
+    pd.testing.assert_frame_equal(t.boot, fairness.bootstrap_fairness(scored, n_boot=20, seed=3))
+    assert t.reference.empty  # no baselines for a run folder without data
+    written = chapters.write_fairness_tables(t, tmp_path / "fairness")
+    assert sorted(p.name for p in written) == sorted(p.name for p in (tmp_path / "fairness").glob("*.csv"))
+    back = pd.read_csv(tmp_path / "fairness" / "fairness_table.csv")
+    assert back["mean"].to_numpy() == pytest.approx(t.fair["mean"].to_numpy())

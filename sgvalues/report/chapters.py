@@ -55,6 +55,19 @@ __all__ = [
     "spread_sentence",
     "FairnessInputs",
     "fairness_inputs",
+    "NO_PREDICTIONS",
+    "FairnessTables",
+    "fairness_tables",
+    "show_inventory",
+    "show_headline",
+    "show_stratum_ranges",
+    "show_gaps",
+    "show_reference_gaps",
+    "show_favoured",
+    "show_ablation",
+    "show_bootstrap",
+    "show_permutation_tests",
+    "write_fairness_tables",
     "model_name",
     "model_names",
     "headline_table",
@@ -69,6 +82,22 @@ __all__ = [
 def _n(count, word: str) -> str:
     """``"1 question"``, ``"12,300 samples"``: a count and its noun, pluralised by adding *s*."""
     return f"{fmt_count(count)} {word}{'' if count == 1 else 's'}"
+
+
+#: what an empty-safe helper shows instead of a table or figure when no run has predictions
+NO_PREDICTIONS = "**No predictions yet** for this part: run notebooks 04 and 05 first."
+
+
+def _say(markdown: str) -> None:
+    from IPython.display import Markdown, display
+
+    display(Markdown(markdown))
+
+
+def _show(table) -> None:
+    from IPython.display import display
+
+    display(table)
 
 
 #: one colour per model state in every figure of the book's chapters; baselines are grey
@@ -87,6 +116,8 @@ class Chapter:
     figures: Path
     data: object
     note: str
+    #: seconds spent preparing (or checking and reusing) the run's data folder
+    prepare_s: float = 0.0
 
     def rel(self, path: str | Path) -> str:
         """``path`` relative to the run folder (see :func:`relative`)."""
@@ -98,8 +129,19 @@ class Chapter:
 
         plots.save_figure(fig, self.figures / name)
 
+    def plot(self, name: str, plot, data: pd.DataFrame, *args, **kwargs):
+        """``plot(data, *args, **kwargs)`` saved as ``<run>/figures/<name>``; when ``data`` is empty,
+        no figure: the sentence :data:`NO_PREDICTIONS` is shown instead. Returns the figure or ``None``."""
+        if data is None or data.empty:
+            _say(NO_PREDICTIONS)
+            return None
+        fig = plot(data, *args, **kwargs)
+        self.save(fig, name)
+        return fig
 
-def open_chapter(params_file: str | Path, run_dir: str | Path, show: bool = True) -> Chapter:
+
+def open_chapter(params_file: str | Path, run_dir: str | Path, show: bool = True,
+                 data_overrides: dict | None = None) -> Chapter:
     """Load the params, prepare (or reuse) the run's data and show where the numbers come from.
 
     Parameters
@@ -108,24 +150,37 @@ def open_chapter(params_file: str | Path, run_dir: str | Path, show: bool = True
         As in the notebooks' parameters cell; relative paths are taken from the repository.
     show : bool
         Display the data-source note (synthetic or WVS-7) as Markdown.
+    data_overrides : dict, optional
+        ``data`` fields to replace (``None`` values keep the params' own,
+        :func:`sgvalues.prepare.params_with_data`); with it the folder is (re)built for these
+        settings (:func:`sgvalues.prepare.prepare_run_data`, chapter 01), without it a complete
+        folder is used as it is (:func:`sgvalues.prepare.ensure_prepared`).
 
     Returns
     -------
     Chapter
         ``params``, ``run`` (absolute), ``figures`` (``<run>/figures``), ``data``
-        (:func:`sgvalues.prepare.load_prepared`) and ``note`` (the data-source sentence).
+        (:func:`sgvalues.prepare.load_prepared`), ``note`` (the data-source sentence) and
+        ``prepare_s`` (seconds spent on the data folder).
     """
+    import time
+
     from sgvalues import plots
     from sgvalues.params import load_params
-    from sgvalues.prepare import ensure_prepared, load_prepared, source_note
+    from sgvalues.prepare import ensure_prepared, load_prepared, params_with_data, prepare_run_data, source_note
     from sgvalues.runs import repo_path
 
     plots.use_book_style()
     params = load_params(repo_path(params_file))
     run = repo_path(run_dir)
-    data = load_prepared(ensure_prepared(params, run))
+    started = time.perf_counter()
+    if data_overrides is not None:
+        params = params_with_data(params, **data_overrides)
+        data = load_prepared(prepare_run_data(params, run))
+    else:
+        data = load_prepared(ensure_prepared(params, run))
     chapter = Chapter(params=params, run=run, figures=run / "figures", data=data,
-                      note=source_note(data.summary))
+                      note=source_note(data.summary), prepare_s=time.perf_counter() - started)
     if show:
         from IPython.display import Markdown, display
 
@@ -543,6 +598,180 @@ def fairness_inputs(ch: Chapter, runs_root: str | Path = "runs", show: bool = Tr
 
         display(Markdown(f"Runs gathered from `{root.name}/`: {', '.join(f'`{r}`' for r in runs)}. " + note))
     return FairnessInputs(predictions=predictions, scored=scored, root=root, synthetic_note=note)
+
+
+@dataclass
+class FairnessTables:
+    """Every table chapter 07 shows, computed once; each is an empty frame when no run has
+    predictions, so the chapter's cells need no guards (the ``show_*`` helpers say so)."""
+
+    subgroups: pd.DataFrame
+    fair: pd.DataFrame
+    reference: pd.DataFrame
+    fair_reference: pd.DataFrame
+    levels: pd.DataFrame
+    gaps: pd.DataFrame
+    ablation: pd.DataFrame
+    boot: pd.DataFrame
+    tests: pd.DataFrame
+    run: str
+
+    def mine(self, name: str) -> pd.DataFrame:
+        """Table ``name``'s rows of this chapter's run (empty when there are none)."""
+        table = getattr(self, name)
+        return table[table["run"] == self.run] if "run" in table.columns else table
+
+
+def fairness_tables(inputs: FairnessInputs, run_dir: str | Path, n_boot: int = 1000, seed: int = 0) -> FairnessTables:
+    """Chapter 07's tables from :func:`fairness_inputs`: per-subgroup scores and their spread, the
+    no-persona reference (``baselines_like``) on the same samples, persona levels and gaps, the
+    base vs SFT ablation, the bootstrap over questions (OOD split, ``n_boot`` draws, ``seed``)
+    and the paired permutation tests. Empty frames when there are no predictions."""
+    from sgvalues import fairness, metrics
+
+    empty = pd.DataFrame()
+    run = Path(run_dir).name
+    if not inputs.have:
+        return FairnessTables(*(empty,) * 9, run=run)
+    scored = inputs.scored
+    subgroups = fairness.subgroup_scores(scored)
+    fair = fairness.fairness_table(subgroups)
+    reference = baselines_like(inputs.predictions, run_dir)
+    fair_ref = (fairness.fairness_table(fairness.subgroup_scores(metrics.score_samples(reference)))
+                if len(reference) else empty)
+    levels = fairness.level_scores(scored, pool_splits=True)
+    return FairnessTables(
+        subgroups=subgroups, fair=fair, reference=reference, fair_reference=fair_ref, levels=levels,
+        gaps=fairness.attribute_gaps(levels), ablation=fairness.ablation_table(fair, split="ood"),
+        boot=fairness.bootstrap_fairness(scored[scored["split"] == "ood"], n_boot=n_boot, seed=seed),
+        tests=fairness.permutation_tests(scored, seed=seed), run=run)
+
+
+def show_inventory(inputs: FairnessInputs) -> None:
+    """Which runs, states and splits chapter 07 found (or that there are none yet)."""
+    from sgvalues import fairness
+    from sgvalues.report.format import format_table
+
+    if not inputs.have:
+        return _say(f"**No predictions yet** under `{inputs.root.name}/`: run notebooks 04 and 05 first.")
+    inventory = fairness.run_inventory(inputs.predictions)
+    _show(format_table(inventory.assign(label=model_names(inventory)).drop(columns="run"),
+                       counts=["n_samples", "n_questions", "n_subgroups"]))
+
+
+def show_headline(t: FairnessTables) -> None:
+    """The headline spread table, beside the no-persona reference and its sentence when there is one."""
+    from sgvalues.report.format import format_table
+
+    if t.fair.empty:
+        return _say(NO_PREDICTIONS)
+    if t.fair_reference.empty:
+        return _show(format_table(headline_table(t.fair)))
+    headline = headline_table(pd.concat([t.fair, t.fair_reference], ignore_index=True))
+    _say(spread_sentence(headline, model_name(t.fair, t.run)))
+    _show(format_table(headline))
+
+
+def show_stratum_ranges(t: FairnessTables) -> None:
+    """Norm. Range of subgroup accuracy within each stratum, this run ("–": a state not evaluated there)."""
+    from sgvalues.report.format import format_table
+
+    if t.fair.empty:
+        return _say(NO_PREDICTIONS)
+    _say("Norm. Range of subgroup accuracy within each stratum, this run:")
+    _show(format_table(stratum_range_table(t.fair, t.run)))
+
+
+def _gap_display(gap: pd.DataFrame):
+    from sgvalues.report.format import format_table
+
+    return format_table(gap, deltas=[c for c in ["sft − base"] if c in gap.columns])
+
+
+def show_gaps(t: FairnessTables, metric: str = "accuracy") -> None:
+    """This run's persona gaps (best minus worst level of each attribute)."""
+    if t.gaps.empty:
+        return _say(NO_PREDICTIONS)
+    _show(_gap_display(gap_table(t.gaps, metric, run=t.run)))
+
+
+def show_reference_gaps(t: FairnessTables) -> None:
+    """The same gaps for the population's modal answer (no persona) on each state's samples."""
+    from sgvalues import fairness, metrics
+
+    if t.reference.empty:
+        return _say("No no-persona reference on these samples (no baselines for this run).")
+    pop = t.reference[t.reference["label"].str.startswith("population_mode")]
+    levels = fairness.level_scores(metrics.score_samples(pop), pool_splits=True)
+    _say("The same gaps for the population's modal answer (`population_mode`, no persona) on each state's samples:")
+    _show(_gap_display(gap_table(fairness.attribute_gaps(levels))))
+
+
+def show_favoured(t: FairnessTables, note: str = "") -> None:
+    """Which level of each attribute each model scores best on, beside the paper's finding."""
+    from sgvalues import fairness
+    from sgvalues.published import PUBLISHED_LABEL, published
+    from sgvalues.report.format import format_table
+
+    if t.levels.empty:
+        return _say(NO_PREDICTIONS)
+    favoured = fairness.favoured_levels(t.levels)
+    _show(format_table(favoured.assign(label=model_names(favoured)).drop(columns=["run", "split"], errors="ignore")))
+    _say(f"{PUBLISHED_LABEL}: models favour **{', '.join(published()['fairness']['favoured_personas'])}** "
+         "personas (Christian = our `Roman Catholic` and `Protestant` levels). " + note)
+
+
+def show_ablation(t: FairnessTables, params) -> None:
+    """The paper's ablation table (base vs SFT spread) with ours beside it where a run has both."""
+    from sgvalues.report import paper
+    from sgvalues.report.format import format_table
+
+    if t.ablation.empty:
+        _say("No run has both base and SFT predictions on the OOD split: only the published values are shown.")
+        ours = pd.DataFrame(columns=["statistic", "base", "sft"])
+    else:
+        ours = t.ablation.rename(columns={"label": "source"})
+    _say(paper.paper_sentence(params.name, params.label))
+    _show(format_table(paper.ablation_beside_paper(ours, params.name, params.label), deltas=["sft − base"]))
+
+
+def show_bootstrap(t: FairnessTables, n_boot: int, seed: int) -> None:
+    """The bootstrap intervals over questions, in words and as a table."""
+    from sgvalues.report.format import format_table
+
+    if t.boot.empty:
+        return _say(NO_PREDICTIONS)
+    _say(f"{n_boot:,} bootstrap draws over questions, seed {seed}, 95 % percentile intervals, OOD split. "
+         + interval_sentence(t.boot))
+    _show(format_table(bootstrap_table(t.boot), deltas=["bias"]))
+
+
+def show_permutation_tests(t: FairnessTables) -> None:
+    """The paired base vs SFT permutation tests, in words and as a table."""
+    from sgvalues.report.format import format_table
+
+    if t.tests.empty:
+        return _say("No run has both base and SFT predictions: no paired test.")
+    _say(permutation_sentence(t.tests))
+    _show(format_table(t.tests.drop(columns=["run", "method", "n_nonzero"]), counts=["n"], deltas=["change"]))
+
+
+def write_fairness_tables(t: FairnessTables, folder: str | Path) -> list[Path]:
+    """Write the chapter's tables to ``folder`` (``<run>/fairness``) as CSV and say which; none
+    without predictions. Returns the paths written."""
+    if t.fair.empty:
+        _say(NO_PREDICTIONS)
+        return []
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = {"subgroup_scores": t.subgroups, "fairness_table": t.fair, "level_scores": t.levels,
+              "attribute_gaps": t.gaps, "ablation": t.ablation, "bootstrap": t.boot, "permutation_tests": t.tests}
+    written = []
+    for name, table in tables.items():
+        table.to_csv(folder / f"{name}.csv", index=False)
+        written.append(folder / f"{name}.csv")
+    _say("Written to `fairness/`: " + ", ".join(f"`{p.name}`" for p in sorted(folder.glob("*.csv"))))
+    return written
 
 
 _SPREAD = {"mean": "", "norm_range": " NR", "cv": " CV"}

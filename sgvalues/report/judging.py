@@ -20,7 +20,8 @@ from sgvalues.judge.verdicts import ROLES, VERDICTS
 from sgvalues.report.format import fmt_count, fmt_rate
 
 __all__ = ["debiased_table", "debiased_sentence", "judge_findings", "win_rate_table", "degenerate_answer", "examples_markdown", "published_judge_table",
-           "published_kappas", "plot_win_rates", "plot_verdict_shares"]
+           "published_kappas", "plot_win_rates", "plot_verdict_shares", "setup_table", "setup_sentence", "refusal_tables",
+           "show_annotations"]
 
 
 def _span(values: pd.Series) -> str:
@@ -324,3 +325,108 @@ def plot_verdict_shares(verdicts: pd.DataFrame, candidate: str | None = None):
     return fig
 
 
+
+
+# ----------------------------------------------------------------------------- chapter 6 sections
+
+
+def _same_reference(params) -> bool:
+    return (params.judge.reference.backend, params.judge.reference.name) == (params.model.backend, params.model.name)
+
+
+def setup_table(params, verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Who plays which role on this run: ``role, model, backend, note`` (candidate, reference, judge).
+
+    Examples
+    --------
+    >>> from sgvalues.params import load_params
+    >>> from sgvalues.runs import repo_path
+    >>> p = load_params(repo_path("params/smoke.yaml"))
+    >>> setup_table(p, pd.DataFrame({"candidate": ["base"]}))["role"].tolist()
+    ['candidate', 'reference', 'judge']
+    """
+    from sgvalues.judge import resolve_judge_mode
+
+    j = params.judge
+    mode = resolve_judge_mode(j.judge_mode, j.judge)
+    has_sft = "sft" in set(verdicts["candidate"])
+    return pd.DataFrame([
+        {"role": "candidate", "model": params.model.name, "backend": params.model.backend,
+         "note": "base" + (" and SFT (run adapter)" if has_sft else "; no adapter in this run, so no SFT candidate")},
+        {"role": "reference", "model": j.reference.name, "backend": j.reference.backend,
+         "note": "same model as the base candidate" if _same_reference(params) else ""},
+        {"role": "judge", "model": j.judge.name, "backend": j.judge.backend,
+         "note": f"{mode} mode" + (" (most likely of 'A', 'B', 'tie')" if mode == "logprob" else
+                                   f" (reply of at most {j.judge_max_new_tokens} tokens, parsed)")},
+    ])
+
+
+def setup_sentence(params, pairs: pd.DataFrame, verdicts: pd.DataFrame, wall_s: float) -> str:
+    """What the stage did on this run (pairs, answer length, verdicts, wall time), in words;
+    with a warning when the reference is the base model itself (a self-comparison)."""
+    j = params.judge
+    text = (f"{fmt_count(len(pairs))} OOD (question, subgroup) pairs, stratified by theme and stratum (seed "
+            f"{params.seed}); answers of at most {j.max_new_tokens} new tokens, greedy; {fmt_count(len(verdicts))} "
+            f"verdicts ({len(j.dimensions)} dimensions x 2 orders per pair and candidate). Stage wall time "
+            f"{wall_s:.0f} s (re-runs reuse `judge/.parts` and the response cache).")
+    if _same_reference(params):
+        text += (" The reference is the base model itself, so **base vs reference is a self-comparison**: both "
+                 "answers are identical and the swap makes the win rate exactly 0.5 whatever the judge says. "
+                 "It checks the machinery; the informative comparison is SFT vs reference (the base model), "
+                 "present when the run has an adapter.")
+    return text
+
+
+def refusal_tables(refusals: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The judge stage's refusal table split for reading: ``(overall, theme x role refusal rates)``.
+
+    Examples
+    --------
+    >>> r = pd.DataFrame({"theme": ["all", "all", "T1", "T1"], "role": ["base", "sft"] * 2,
+    ...                   "refusal_rate": [0.1, 0.2, 0.0, 0.5]})
+    >>> overall, by_theme = refusal_tables(r)
+    >>> overall.columns.tolist(), by_theme.to_dict("records")
+    (['role', 'refusal_rate'], [{'theme': 'T1', 'base': 0.0, 'sft': 0.5}])
+    """
+    overall = refusals[refusals["theme"] == "all"].drop(columns="theme")
+    by_theme = refusals[refusals["theme"] != "all"].pivot_table(index="theme", columns="role", values="refusal_rate")
+    return overall, by_theme.reset_index().rename_axis(columns=None)
+
+
+def show_annotations(run_dir, verdicts: pd.DataFrame, annotations_dir, params, note: str = "") -> pd.DataFrame | None:
+    """Chapter 6's human-agreement section: write the annotation sheet and, when human ratings
+    are given, the judge's agreement with them (``judge/agreement.csv``) beside the paper's kappas.
+
+    Displays the section (sheet sentence, tables); returns the agreement table, or ``None``
+    when ``annotations_dir`` is ``None`` (no kappa is computed and no label is invented).
+    """
+    from pathlib import Path
+
+    from IPython.display import Markdown, display
+
+    from sgvalues import judge
+    from sgvalues.published import PUBLISHED_LABEL
+    from sgvalues.report.format import format_table
+    from sgvalues.runs import repo_path
+
+    run_dir = Path(run_dir)
+    candidate = sorted(verdicts["candidate"].unique())[-1]
+    sheet = judge.export_annotation_sheet(run_dir, run_dir / "judge" / "annotation_sheet.csv", candidate=candidate,
+                                          seed=params.seed)
+    unusable = sheet[["answer_A", "answer_B"]].apply(lambda col: col.map(degenerate_answer)).notna().any(axis=1)
+    display(Markdown(f"Annotation sheet: `runs/{run_dir.name}/judge/annotation_sheet.csv`, {fmt_count(len(sheet))} "
+                     f"rows with blank verdicts; {fmt_count(int(unusable.sum()))} of them have an empty or looping "
+                     "answer (leave their verdict blank: blank rows are skipped)."))
+    published_kappa = published_kappas().assign(source=PUBLISHED_LABEL)
+    if annotations_dir is None:
+        display(Markdown("**No human annotations given** (`annotations_dir = None`), so no kappa is computed and no "
+                         "human labels are invented. The only check on the judge here is its position consistency "
+                         "(above). The paper's kappas, for reference:"))
+        display(format_table(published_kappa))
+        return None
+    agreement = judge.agreement_table(repo_path(annotations_dir), verdicts)
+    agreement.to_csv(run_dir / "judge" / "agreement.csv", index=False)
+    display(format_table(agreement.assign(source=f"this run ({params.label})")))
+    display(format_table(published_kappa))
+    display(Markdown("Kappas from a dozen items per dimension are noisy (differences of ±0.2 mean little). " + note))
+    return agreement
