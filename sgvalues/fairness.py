@@ -199,10 +199,9 @@ def run_inventory(predictions: pd.DataFrame) -> pd.DataFrame:
     cols = ["run", "label", "tag", "split", "n_samples", "n_questions", "n_subgroups", "invalid_rate"]
     if predictions.empty:
         return pd.DataFrame(columns=cols)
-    ok = pd.to_numeric(predictions["prediction"], errors="coerce").notna()
-    if "status" in predictions.columns:
-        ok &= predictions["status"].fillna("ok").astype(str).eq("ok")
-    df = predictions.assign(_bad=(~ok).astype(float))
+    from sgvalues.metrics import valid_predictions
+
+    df = predictions.assign(_bad=valid_predictions(predictions).isna().astype(float).to_numpy())
     out = (df.groupby(["run", "label", "tag", "split"], sort=True)
            .agg(n_samples=("question_id", "size"), n_questions=("question_id", "nunique"),
                 n_subgroups=("subgroup", "nunique"), invalid_rate=("_bad", "mean"))

@@ -302,12 +302,12 @@ def persona_text(sample: dict) -> str:
     # (rebuilding it from the levels would use Singapore's wording)
     if sample.get("user_persona"):
         return str(sample["user_persona"]).replace(ANSWER_INSTRUCTION, "").strip()
-    levels = sample.get("levels")
-    if isinstance(levels, str):
-        levels = json.loads(levels)
-    if levels:
-        return persona_sentence(levels)
-    raise ValueError(f"sample {sample.get('sample_id')!r}: no 'levels' to describe the persona")
+    from sgvalues.subgroups import parse_levels
+
+    try:
+        return persona_sentence(parse_levels(sample.get("subgroup") or "", sample.get("levels")))
+    except ValueError as exc:
+        raise ValueError(f"sample {sample.get('sample_id')!r}: no 'levels' to describe the persona ({exc})") from exc
 
 
 def question_text(sample: dict) -> str:
