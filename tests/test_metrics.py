@@ -127,3 +127,25 @@ def test_aggregate_adds_distributional_means_over_rows_that_have_them():
     assert row["nmae_expected"] == pytest.approx(0.5)
     assert list(metrics.aggregate(df, None).columns) == metrics.METRIC_COLUMNS
     assert np.isnan(metrics.aggregate(df.drop(columns="probs"), None).iloc[0]["jsd"])
+
+
+def test_score_and_score_samples_share_the_invalid_rule():
+    rng = np.random.default_rng(11)
+    n = 400
+    k = rng.choice([2, 4, 10], size=n)
+    df = pd.DataFrame({"stratum": rng.choice(["a", "b", "c"], size=n), "target": rng.integers(1, k + 1),
+                       "prediction": rng.integers(1, k + 1).astype(float), "scale_min": 1, "scale_max": k,
+                       "status": rng.choice(["ok", "ok", "ok", "refused", "unparseable"], size=n)})
+    df.loc[df["status"] == "unparseable", "prediction"] = np.nan  # a refusal keeps its parsed code
+    valid = (df["status"] == "ok").to_numpy()
+    correct = np.where(valid, df["prediction"] == df["target"], False)
+    err = np.where(valid, (df["prediction"] - df["target"]).abs() / (df["scale_max"] - 1), 1.0)
+    by_hand = pd.DataFrame({"stratum": df["stratum"], "correct": correct, "err": err, "bad": ~valid}).groupby("stratum")
+    got = metrics.score(df, "stratum").set_index("stratum")
+    per = metrics.score_samples(df).groupby("stratum")
+    for col, want in (("accuracy", by_hand["correct"].mean()), ("nmae", by_hand["err"].mean()),
+                      ("invalid_rate", by_hand["bad"].mean())):
+        assert got[col].to_numpy() == pytest.approx(want.to_numpy())
+    assert got["accuracy"].to_numpy() == pytest.approx(per["correct"].mean().to_numpy())
+    assert got["nmae"].to_numpy() == pytest.approx(per["nmae"].mean().to_numpy())
+    assert metrics.aggregate(df).equals(got.reset_index())  # aggregate = score by stratum
