@@ -58,6 +58,8 @@ def variant_sentence(table: pd.DataFrame, split: str = "ood") -> str:
     ...                   "jsd": [0.5, 0.4, 0.2], "NMAE NR": [0.9, 0.8, 0.95], "n": 40})
     >>> print(variant_sentence(t))
     On the 40 samples of the **ood** split: the most accurate is *modal* (0.800; base 0.300, +0.500); the closest to the subgroups' answer distributions (lowest Jensen–Shannon distance) is *distribution* (0.200; base 0.500, -0.300); the most even NMAE across subgroups (lowest Norm. Range) is *modal* (0.800; base 0.900, -0.100).
+    >>> print(variant_sentence(t.assign(**{"NMAE NR": [0.5, 0.8, 0.95]})).split("the most even NMAE")[-1])
+     across subgroups (lowest Norm. Range) is *modal* (0.800; base 0.500, +0.300, no better than the untuned model).
     """
     if table.empty or (table["predictor"] == "base").sum() != 1:
         return "No variant was evaluated on this split."
@@ -74,8 +76,9 @@ def variant_sentence(table: pd.DataFrame, split: str = "ood") -> str:
         top = v[column].max() if best == "max" else v[column].min()
         names = [f"*{n}*" for n in v.loc[v[column].round(9) == round(top, 9), "predictor"]]
         who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]} (tied)"
+        better = top > base[column] if best == "max" else top < base[column]
         parts.append(f"{what} is {who} ({fmt_rate(top)}; base {fmt_rate(base[column])}, "
-                     f"{fmt_delta(top - base[column])})")
+                     f"{fmt_delta(top - base[column])}{'' if better else ', no better than the untuned model'})")
     return f"On the {int(base['n']):,} samples of the **{split}** split: " + "; ".join(parts) + "."
 
 

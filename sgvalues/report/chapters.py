@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sgvalues.report.format import MISSING, fmt_count, fmt_delta, fmt_rate
+from sgvalues.report.format import MISSING, fmt_count, fmt_delta, fmt_p, fmt_rate
 
 __all__ = [
     "Chapter",
@@ -899,7 +899,7 @@ def permutation_sentence(tests: pd.DataFrame, alpha: float = 0.05) -> str:
     for r in rows.itertuples():
         sig = "significant" if r.p_value < alpha else "not significant"
         lines.append(f"- {r.label}, {r.split}: accuracy {fmt_rate(r.base)} → {fmt_rate(r.sft)} "
-                     f"({fmt_delta(r.change)}) on {fmt_count(r.n)} paired samples, p = {fmt_rate(r.p_value)}: "
+                     f"({fmt_delta(r.change)}) on {fmt_count(r.n)} paired samples, p {fmt_p(r.p_value)}: "
                      f"{sig} at {alpha:g}.")
     return "\n".join(lines)
 

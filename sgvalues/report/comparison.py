@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sgvalues.report.format import MISSING, fmt_delta, fmt_rate, markdown_table
+from sgvalues.report.format import MISSING, fmt_delta, fmt_p, fmt_rate, markdown_table
 
 __all__ = ["STATES", "YARDSTICKS", "state_predictions", "yardstick_scores", "beats_sentence", "published_table",
            "chapter_yardsticks", "plot_yardsticks", "plot_comparison", "write_comparison_page"]
@@ -130,12 +130,12 @@ def beats_sentence(comparison: pd.DataFrame, state: str, alpha: float = 0.05) ->
         if r.difference > 0:
             sig = "significant" if r.p_value < alpha else "not significant"
             parts.append(f"beats {r.baseline} by {fmt_delta(r.difference)} (95 % interval "
-                         f"[{fmt_delta(r.ci_low)}, {fmt_delta(r.ci_high)}], p = {fmt_rate(r.p_value)}, {sig})")
+                         f"[{fmt_delta(r.ci_low)}, {fmt_delta(r.ci_high)}], p {fmt_p(r.p_value)}, {sig})")
         elif r.difference < 0 and r.p_value < alpha:
             parts.append(f"does not beat {r.baseline}: it falls significantly below it ({fmt_delta(r.difference)}, "
-                         f"p = {fmt_rate(r.p_value)})")
+                         f"p {fmt_p(r.p_value)})")
         else:
-            parts.append(f"does not beat {r.baseline} ({fmt_delta(r.difference)}, p = {fmt_rate(r.p_value)})")
+            parts.append(f"does not beat {r.baseline} ({fmt_delta(r.difference)}, p {fmt_p(r.p_value)})")
     return f"*{state}* " + "; it ".join(parts) + "."
 
 

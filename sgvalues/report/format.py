@@ -32,6 +32,7 @@ __all__ = [
     "fmt_count",
     "fmt_rate",
     "fmt_delta",
+    "fmt_p",
     "format_frame",
     "format_table",
     "markdown_table",
@@ -103,6 +104,18 @@ def fmt_rate(x, digits: int = 3) -> str:
         return MISSING
     value = round(_number(x, "fmt_rate"), digits)
     return f"{value + 0.0:.{digits}f}"  # + 0.0 turns a rounded -0.0 into 0.0
+
+
+def fmt_p(p) -> str:
+    """A p-value as the book prints it after "p": ``= 0.031``, or ``< 0.001`` below a thousandth
+    (a permutation p-value is never exactly 0).
+
+    >>> fmt_p(0.0312), fmt_p(0.0002), fmt_p(float("nan"))
+    ('= 0.031', '< 0.001', '= \u2013')
+    """
+    if not _is_missing(p) and float(p) < 0.001:
+        return "< 0.001"
+    return f"= {fmt_rate(p)}"
 
 
 def fmt_delta(x, digits: int = 3) -> str:
