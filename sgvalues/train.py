@@ -978,18 +978,22 @@ def _append_log(path: Path, row: dict) -> None:
         w.writerow(row)
 
 
-def read_train_log(run_dir: str | Path):
-    """``<run_dir>/train_log.csv`` as a DataFrame (columns :data:`LOG_COLUMNS`)."""
+def _read_table(path: Path, columns, what: str, how: str):
+    """A CSV the trainer wrote, checked for its columns; a clear error naming the file otherwise."""
     import pandas as pd
 
-    path = Path(run_dir) / "train_log.csv"
     if not path.is_file():
-        raise TrainError(f"{path}: no training log; run `sgvalues train` first")
-    log = pd.read_csv(path)
-    missing = [c for c in LOG_COLUMNS if c not in log.columns]
+        raise TrainError(f"{path}: no {what}; run {how} first")
+    table = pd.read_csv(path)
+    missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise TrainError(f"{path}: missing column(s) {missing}; expected {list(LOG_COLUMNS)}")
-    return log
+        raise TrainError(f"{path}: missing column(s) {missing}; expected {list(columns)}")
+    return table
+
+
+def read_train_log(run_dir: str | Path):
+    """``<run_dir>/train_log.csv`` as a DataFrame (columns :data:`LOG_COLUMNS`)."""
+    return _read_table(Path(run_dir) / "train_log.csv", LOG_COLUMNS, "training log", "`sgvalues train`")
 
 
 def _summary_matches(run_dir: Path, fingerprint: str) -> bool:
@@ -1389,16 +1393,7 @@ def train_over_seeds(params, run_dir: str | Path, splits: Sequence[str] = ("ood"
 
 def read_seeds(run_dir: str | Path):
     """``<run_dir>/seeds.csv`` (:func:`train_over_seeds`) as a DataFrame; checks its columns."""
-    import pandas as pd
-
-    path = Path(run_dir) / "seeds.csv"
-    if not path.is_file():
-        raise TrainError(f"{path}: no seed table; run train.train_over_seeds first")
-    table = pd.read_csv(path)
-    missing = [c for c in SEED_COLUMNS if c not in table.columns]
-    if missing:
-        raise TrainError(f"{path}: missing column(s) {missing}; expected {list(SEED_COLUMNS)}")
-    return table
+    return _read_table(Path(run_dir) / "seeds.csv", SEED_COLUMNS, "seed table", "train.train_over_seeds")
 
 
 def seed_spread(seeds):
