@@ -6,7 +6,7 @@ by ``conftest.py``. Every field can be given; the defaults make a valid four-opt
 
 from __future__ import annotations
 
-__all__ = ["make_sample", "make_samples", "levels_of"]
+__all__ = ["make_sample", "make_samples", "levels_of", "params_error"]
 
 
 def levels_of(subgroup: str) -> dict[str, str]:
@@ -53,3 +53,17 @@ def make_samples(questions=("Q1", "Q2", "Q3"), subgroups=("sex:Male", "sex:Femal
                  **fields) -> list[dict]:
     """:func:`make_sample` for every (question, subgroup), questions outermost; ``fields`` go to each."""
     return [make_sample(q, g, **fields) for q in questions for g in subgroups]
+
+
+def params_error(tmp_path, body: str, name: str = "bad.yaml") -> tuple[str, str]:
+    """Write ``name: x`` + ``body`` as a params file and load it: (the file's path, the
+    :class:`~sgvalues.params.ParamsError` message). Fails the test when loading succeeds."""
+    import pytest
+
+    from sgvalues.params import ParamsError, load_params
+
+    path = tmp_path / name
+    path.write_text("name: x\n" + body)
+    with pytest.raises(ParamsError) as exc:
+        load_params(path)
+    return str(path), str(exc.value)

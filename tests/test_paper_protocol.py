@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sgvalues.params import ModelSpec, ParamsError, load_params
+from sgvalues.params import ModelSpec, load_params
+from factories import params_error
 
 REPO = Path(__file__).parents[1]
 PAPER_PARAMS = ["llama-3.1-8b", "llama-3.2-3b", "qwen2.5-7b", "phi-4-mini", "sailor2-8b", "sea-lion-v3-8b",
@@ -43,11 +44,8 @@ def test_the_embedded_default_keeps_its_embedded_judge(name):
     ("model:\n  backend: openai\n  name: gpt-4.1\n  quantization: 8bit\n", "hf backend only"),
 ])
 def test_quantization_is_validated_naming_file_key_and_values(tmp_path, body, expect):
-    f = tmp_path / "bad.yaml"
-    f.write_text("name: x\n" + body)
-    with pytest.raises(ParamsError) as exc:
-        load_params(f)
-    assert str(f) in str(exc.value) and expect in str(exc.value)
+    path, msg = params_error(tmp_path, body)
+    assert path in msg and expect in msg
     assert ModelSpec(backend="hf", name="m", quantization="4bit").quantization == "4bit"
     with pytest.raises(ValueError, match="'8bit', '4bit'"):
         ModelSpec(quantization="int4")

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from sgvalues.params import ParamsError, load_params
+from factories import params_error
 from sgvalues.published import published
 
 PARAMS = sorted((Path(__file__).parents[1] / "params").glob("*.yaml"))
@@ -52,11 +53,8 @@ def test_unknown_key_names_file_and_key(tmp_path):
     ("evaluation:\n  limit: -3\n", "evaluation"),
 ])
 def test_bad_values_name_file_and_key(tmp_path, body, key):
-    f = tmp_path / "bad.yaml"
-    f.write_text("name: x\n" + body)
-    with pytest.raises(ParamsError) as exc:
-        load_params(f)
-    assert str(f) in str(exc.value) and key in str(exc.value)
+    path, msg = params_error(tmp_path, body)
+    assert path in msg and key in msg
 
 
 def test_evaluation_mode_accepts_every_answer_mode_and_names_them_when_wrong(tmp_path):
@@ -75,8 +73,5 @@ def test_evaluation_mode_accepts_every_answer_mode_and_names_them_when_wrong(tmp
 
 
 def test_sensitive_pairs_must_not_be_negative(tmp_path):
-    f = tmp_path / "bad.yaml"
-    f.write_text("name: x\njudge:\n  sensitive_pairs: -1\n")
-    with pytest.raises(ParamsError) as exc:
-        load_params(f)
-    assert str(f) in str(exc.value) and "sensitive_pairs = -1" in str(exc.value)
+    path, msg = params_error(tmp_path, "judge:\n  sensitive_pairs: -1\n")
+    assert path in msg and "sensitive_pairs = -1" in msg

@@ -14,6 +14,7 @@ import pytest
 from sgvalues import train as T
 from sgvalues.params import Params
 from sgvalues.split import SAMPLE_KEYS
+from factories import params_error
 
 
 def make_sample(q: int, group: str, target: int, n_options: int = 4) -> dict:
@@ -412,13 +413,8 @@ def test_recipe_table_lists_ours_beside_published():
     ("3", "training.seeds"),
 ])
 def test_training_seeds_are_validated_on_load(tmp_path, seeds, expected):
-    from sgvalues.params import ParamsError, load_params
-
-    f = tmp_path / "bad.yaml"
-    f.write_text(f"name: x\ntraining:\n  seeds: {seeds}\n")
-    with pytest.raises(ParamsError) as exc:
-        load_params(f)
-    assert str(f) in str(exc.value) and "training" in str(exc.value) and expected in str(exc.value)
+    path, msg = params_error(tmp_path, f"training:\n  seeds: {seeds}\n")
+    assert path in msg and "training" in msg and expected in msg
 
 
 def test_training_seeds_default_to_the_run_seed_and_keep_the_main_adapter_paths(tmp_path):

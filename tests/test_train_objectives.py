@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from sgvalues import train as T
-from sgvalues.params import ParamsError, load_params
 
 from test_train import make_sample, tiny_params, write_run
+from factories import params_error
 
 
 def soft_sample(q: int, group: str, n_options: int, shares: dict, n_valid: int = 40) -> dict:
@@ -50,12 +50,8 @@ def one_thread():
     ("training:\n  reweight: inverse\n", "training.reweight"),
 ])
 def test_unknown_objective_or_reweight_names_file_key_and_choices(tmp_path, body, key):
-    f = tmp_path / "bad.yaml"
-    f.write_text("name: x\n" + body)
-    with pytest.raises(ParamsError) as exc:
-        load_params(f)
-    msg = str(exc.value)
-    assert str(f) in msg and key in msg and "expected one of" in msg
+    path, msg = params_error(tmp_path, body)
+    assert path in msg and key in msg and "expected one of" in msg
 
 
 def test_defaults_keep_todays_recipe_and_fingerprint():
