@@ -80,8 +80,6 @@ def test_markdown_states_no_result(path):
 
 #: the most lines a notebook code cell may have (issue 15 item 4): logic lives in ``sgvalues``
 MAX_CELL_LINES = 10
-#: notebook 04 (LoRA fine-tuning) is still being shortened by the lead; remove it from here then
-_LONG_CELLS_ALLOWED = {"04_lora_finetuning.ipynb"}
 
 
 def long_cells(nb) -> list[tuple[int, int]]:
@@ -95,7 +93,7 @@ def long_cells(nb) -> list[tuple[int, int]]:
             if c.cell_type == "code" and (n := len(c.source.splitlines())) > MAX_CELL_LINES]
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name not in _LONG_CELLS_ALLOWED], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_code_cells_are_short(path):
     problems = long_cells(nbformat.read(path, as_version=4))
     assert not problems, (f"{path.name}: code cells over {MAX_CELL_LINES} lines (cell index, lines): {problems}; "
