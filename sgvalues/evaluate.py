@@ -70,6 +70,7 @@ __all__ = [
     "prediction_row",
     "evaluate_samples",
     "evaluate_run",
+    "run_samples",
     "stratified_limit",
     "predictions_path",
     "load_predictions",
@@ -407,6 +408,20 @@ def _only_questions(samples: list[dict], questions: Sequence[str], path: Path) -
     return [s for s in samples if str(s["question_id"]) in keep]
 
 
+def run_samples(params, run_dir: str | Path, split: str, questions: Sequence[str] | None = None,
+                limit: int | None = None) -> list[dict]:
+    """The samples :func:`evaluate_run` answers: the split's samples of ``questions`` (all when
+    ``None``), then at most ``limit`` of them (:func:`stratified_limit`, seeded by ``params.seed``;
+    default ``params.evaluation.limit`` when no questions are named, every sample otherwise)."""
+    if limit is None and questions is None:
+        limit = params.evaluation.limit
+    run_dir = Path(run_dir)
+    samples = _load_split(run_dir / "data", split)
+    if questions is not None:
+        samples = _only_questions(samples, questions, run_dir / "data" / f"samples_{split}.jsonl")
+    return stratified_limit(samples, limit, seed=params.seed)
+
+
 def evaluate_run(params, run_dir: str | Path, split: str = "ood", tag: str = "base",
                  adapter: str | Path | None = None, limit: int | None = None, mode: str | None = None,
                  cache=True, model=None, log: Callable[[str], None] | None = print,
@@ -436,13 +451,8 @@ def evaluate_run(params, run_dir: str | Path, split: str = "ood", tag: str = "ba
         raise ValueError(f"split must be 'ood' or 'train', got {split!r}")
     ev = params.evaluation
     mode = mode or ev.mode
-    if limit is None and questions is None:
-        limit = ev.limit
     run_dir = Path(run_dir)
-    samples = _load_split(run_dir / "data", split)
-    if questions is not None:
-        samples = _only_questions(samples, questions, run_dir / "data" / f"samples_{split}.jsonl")
-    samples = stratified_limit(samples, limit, seed=params.seed)
+    samples = run_samples(params, run_dir, split, questions, limit)
     if cache is True:
         cache = ResponseCache()
     elif cache is False:

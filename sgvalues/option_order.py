@@ -156,7 +156,7 @@ def evaluate_option_orders(samples: Sequence[Mapping], model, orders: Sequence[s
         original codes. Where every order has option probabilities, one more row per sample with
         ``option_order = "order_averaged"`` (:data:`AVERAGED`).
     """
-    from sgvalues.evaluate import evaluate_samples
+    from sgvalues.evaluate import _distribution_json, evaluate_samples
 
     orders = list(dict.fromkeys(orders))
     if not orders or any(o not in ORDERS for o in orders):
@@ -171,7 +171,7 @@ def evaluate_option_orders(samples: Sequence[Mapping], model, orders: Sequence[s
                                      for p, m in zip(df["prediction"], maps)], dtype="Int64")
         df["probs"] = [_map_back_probs(p, m) for p, m in zip(df["probs"], maps)]
         df["target"] = [int(s["target"]) for s in samples]
-        df["distribution"] = [_distribution(s.get("distribution")) for s in samples]
+        df["distribution"] = [_distribution_json(s.get("distribution")) for s in samples]
         parts.append(df.assign(option_order=order))
     table = pd.concat(parts, ignore_index=True)
     if len(orders) > 1:
@@ -199,22 +199,14 @@ def evaluate_run_orders(params, run_dir: str | Path, split: str, tag: str,
     ``params.evaluation.option_orders`` (``reversed`` added when only ``as_asked`` is set, since
     one order has no order effect).
     """
-    from sgvalues.evaluate import stratified_limit
+    from sgvalues.evaluate import run_samples
     from sgvalues.models import load_model
     from sgvalues.models.cache import ResponseCache
-    from sgvalues.split import load_samples
-
     ev = params.evaluation
     orders = list(orders or ev.option_orders)
     if orders == ["as_asked"]:
         orders = list(ORDERS)
-    samples = load_samples(Path(run_dir) / "data", split)
-    if questions is not None:
-        wanted = {str(q) for q in questions}
-        samples = [s for s in samples if str(s["question_id"]) in wanted]
-    elif limit is None:
-        limit = ev.limit
-    samples = stratified_limit(samples, limit, seed=params.seed)
+    samples = run_samples(params, run_dir, split, questions, limit)
     cache = ResponseCache() if cache is True else (cache or None)
     own = model is None
     if own:
@@ -234,10 +226,6 @@ def evaluate_run_orders(params, run_dir: str | Path, split: str, tag: str,
     return table
 
 
-def _distribution(value) -> str:
-    from sgvalues.evaluate import _distribution_json
-
-    return _distribution_json(value)
 
 
 def order_effect(table: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
