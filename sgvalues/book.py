@@ -130,8 +130,8 @@ def run_summary(run_dir: str | Path) -> str:
         lines.append(
             f"**Data.** {source}: {fmt_count(s.get('n_respondents'))} respondents, "
             f"{fmt_count(s.get('n_questions'))} questions, {fmt_count(sub.get('train'))} training and "
-            f"{fmt_count(sub.get('ood'))} out-of-distribution subgroups, {fmt_count(smp.get('train'))} / "
-            f"{fmt_count(smp.get('ood'))} samples.")
+            f"{fmt_count(sub.get('ood'))} out-of-distribution (OOD) subgroups; {fmt_count(smp.get('train'))} "
+            f"training and {fmt_count(smp.get('ood'))} OOD samples.")
     else:
         lines.append("**Data.** This run has no prepared data summary.")
     from sgvalues.evaluate import load_run_predictions
@@ -139,13 +139,18 @@ def run_summary(run_dir: str | Path) -> str:
 
     preds = load_run_predictions(run_dir.parent)
     preds = preds[(preds["run"] == run_dir.name) & (preds["split"] == "ood")]
-    what = {"zeroshot": "as released, whole OOD split", "base": "before fine-tuning",
-            "sft": "after LoRA fine-tuning"}
+    n_ood = (smp.get("ood") if summary_path.is_file() else None)
+    what = {"zeroshot": "as released", "base": "before fine-tuning", "sft": "after LoRA fine-tuning"}
     rows = []
     for tag in [t for t in ("zeroshot", "base", "sft") if t in set(preds["tag"])]:
-        sc = score(preds[preds["tag"] == tag]).iloc[0]
-        rows.append(f"{fmt_rate(sc['accuracy'])} {what[tag]} (NMAE {fmt_rate(sc['nmae'])}, "
-                    f"{fmt_count(sc['n'])} samples)")
+        sub_preds = preds[preds["tag"] == tag]
+        sc = score(sub_preds).iloc[0]
+        # say what the figure rests on: the whole split, or a part of it (evaluation.limit, trained questions)
+        of_all = (" (the whole OOD split)" if n_ood and int(sc["n"]) == int(n_ood)
+                  else f" of {fmt_count(n_ood)}" if n_ood else "")
+        rows.append(f"{fmt_rate(sc['accuracy'])} {what[tag]} (NMAE {fmt_rate(sc['nmae'])}; "
+                    f"{fmt_count(sc['n'])}{of_all} samples, {fmt_count(sub_preds['question_id'].nunique())} "
+                    "questions)")
     if rows:
         lines.append("**Headline, structured answers on unseen subgroups.** Accuracy against the modal "
                      "answer: " + "; ".join(rows) + ".")
@@ -158,8 +163,11 @@ def run_summary(run_dir: str | Path) -> str:
         parts = [f"{r.candidate}: {fmt_rate(r.win_rate)} [{fmt_rate(r.ci_low)}, {fmt_rate(r.ci_high)}] over "
                  f"{fmt_count(r.n_used)} items" for r in wr.itertuples()]
         if parts:
+            flat = bool(len(wr)) and bool((wr["ci_low"] == wr["ci_high"]).all())
             lines.append("**Open-ended answers.** Overall win rate over the reference (95% bootstrap "
-                         "interval): " + "; ".join(parts) + ".")
+                         "interval): " + "; ".join(parts) + "." + (
+                             " Every interval has zero width: every item scored the same, so this judge told "
+                             "none of the pairs apart (chapter 6 shows why)." if flat else ""))
     return "\n\n".join(lines) + "\n"
 
 

@@ -670,8 +670,23 @@ def test_run_summary_names_model_data_and_scores(tmp_path):
         valid = df["status"] == "ok"
         acc = float(((df["prediction"] == df["target"]) & valid).mean())
         assert f"{acc:.3f}" in text
-    assert "1,234 samples" in text and "nan" not in text.lower()
+    assert "1,234 of 11,808 samples" in text and "nan" not in text.lower()
+    assert "whole OOD split" not in text  # 1,234 of 11,808 is a part of it, and says so
     assert "win rate" not in text  # no judge tables, no judge sentence
+    # a state scored on every OOD sample is named as the whole split
+    (rd / "data" / "prepare_summary.json").write_text(json.dumps({
+        "synthetic": True, "n_respondents": 2012, "n_questions": 246, "subgroups": {"train": 50, "ood": 48},
+        "samples": {"train": 12300, "ood": 1234}}))
+    assert "1,234 (the whole OOD split) samples" in bk.run_summary(rd)
+    # judge tables: a zero-width interval everywhere means the judge told no pair apart, and the intro says so
+    (rd / "judge").mkdir()
+    flat = pd.DataFrame({"candidate": ["base", "sft"], "dimension": "overall", "win_rate": 0.5, "ci_low": 0.5,
+                         "ci_high": 0.5, "n_used": 22})
+    flat.to_csv(rd / "judge" / "win_rates.csv", index=False)
+    assert "told none of the pairs apart" in bk.run_summary(rd)
+    flat.assign(ci_low=[0.3, 0.4], ci_high=[0.7, 0.6]).to_csv(rd / "judge" / "win_rates.csv", index=False)
+    text = bk.run_summary(rd)
+    assert "sft: 0.500 [0.400, 0.600] over 22 items" in text and "told none" not in text
 
 
 def test_reader_checks_catch_each_defect():

@@ -485,7 +485,7 @@ def write_comparison_page(runs_root: str | Path, out_dir: str | Path, image_pref
                 table = table.drop(columns="invalid")
                 seed_note += " No answer of any row was invalid (refused or unparseable)."
             parts += ["```{table} Structured evaluation on the " + what[split] + " of every run. Each model state "
-                      "(zeroshot = as released, over the whole split; base and sft = before and after LoRA "
+                      "(zeroshot = as released, on the samples of the split the run evaluated; base and sft = before and after LoRA "
                       "fine-tuning, on the questions fine-tuning used) beside, on the same samples, the accuracy of "
                       "the population's modal answer (pop. mode), of the no-interaction composition of the "
                       "single-axis answers (marg. product) and the survey-noise reference (accuracy: higher is "

@@ -175,4 +175,5 @@ def paper_sentence(params_name: str | None, label: str) -> str:
     else:
         who = f"The paper evaluated this model as {name}; its figures ({PUBLISHED_LABEL}) stand beside ours."
     return (who + f" The paper's *base* model was scored on its whole OOD split ({fmt_count(n_ood)} samples, "
-            "real WVS-7), like our `zeroshot` rows; our `base` rows cover only the fine-tuned questions.")
+            "real WVS-7), like our `zeroshot` rows (which may rest on a seeded subset of its questions: see their "
+            "`n`); our `base` rows cover only the fine-tuned questions.")
