@@ -105,3 +105,29 @@ def test_subgroup_scores_figure_shows_base_and_sft_only_and_says_when_there_are_
     only_zeroshot = plot_subgroup_scores(pd.DataFrame(rows[3:]))
     assert [t.get_text() for t in only_zeroshot.axes[0].texts] == ["no base or fine-tuned predictions"]
     plt.close(only_zeroshot)
+
+
+def test_fairness_paradox_keeps_coinciding_states_visible_and_published_apart():
+    """Two states with the same change share a point: each keeps its own marker and the legend
+    names the point it shares; the published diamond is grey, never one of our states' colours."""
+    import matplotlib.colors as mcolors
+    import pandas as pd
+
+    from sgvalues.published import PUBLISHED_LABEL
+    from sgvalues.report.figures import plot_fairness_paradox
+
+    rows = [{"run": r, "label": r, "statistic": st, "change": v}
+            for r, acc in (("modal", -0.04), ("modal + error", -0.04), ("distribution", -0.3))
+            for st, v in (("Acc Norm. Range", acc), ("NMAE Norm. Range", 0.42))]
+    published = pd.DataFrame([{"run": "p", "label": "p", "statistic": "Acc Norm. Range", "change": -0.06},
+                              {"run": "p", "label": "p", "statistic": "NMAE Norm. Range", "change": 0.06}])
+    fig = plot_fairness_paradox(pd.DataFrame(rows), published)
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    assert "modal + error (same point as modal)" in labels and "distribution" in labels
+    ours = [h for h, lab in zip(handles, labels) if lab != PUBLISHED_LABEL]
+    markers = {h.lines[0].get_marker() for h in ours}
+    assert len(markers) == 3
+    diamond = fig.axes[0].collections[-1]
+    r, g, b, _ = diamond.get_facecolor()[0]
+    assert abs(r - g) < 1e-6 and abs(g - b) < 1e-6  # grey
+    assert all(mcolors.to_hex(h.lines[0].get_color()) != mcolors.to_hex((r, g, b)) for h in ours)

@@ -116,7 +116,9 @@ def order_sentence(table: pd.DataFrame) -> str:
         g = g.set_index("option_order")
         if not {"as_asked", "reversed"} <= set(g.index):
             continue
-        line = (f"- *{state}*: listing the options in reverse changes {100 * g.loc['reversed', 'changed']:.1f} % "
+        # the share as the table prints it (three decimals), so sentence and table agree to the digit
+        share = 100 * float(fmt_rate(g.loc["reversed", "changed"]))
+        line = (f"- *{state}*: listing the options in reverse changes {share:.1f} % "
                 f"of its {int(g.loc['as_asked', 'n']):,} answers; accuracy {fmt_rate(g.loc['as_asked', 'accuracy'])} "
                 f"as asked, {fmt_rate(g.loc['reversed', 'accuracy'])} reversed")
         if "order_averaged" in g.index:

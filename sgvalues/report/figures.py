@@ -381,9 +381,15 @@ def plot_fairness_paradox(ablation: pd.DataFrame, published_rows: pd.DataFrame |
     fig, ax = plt.subplots(figsize=(6.2, 5))
     ax.axhline(0, color="0.5", lw=0.8)
     ax.axvline(0, color="0.5", lw=0.8)
+    markers, seen = "osv^PX", {}
     if len(ablation):
         w = xy(ablation)
         for i, r in w.iterrows():
+            # two states with the same changes would hide each other: a different marker, drawn
+            # smaller on top, and the legend names the point it shares
+            at = (round(float(r["Acc Norm. Range"]), 6), round(float(r["NMAE Norm. Range"]), 6))
+            label = r["label"] + (f" (same point as {seen[at]})" if at in seen else "")
+            seen.setdefault(at, r["label"])
             xerr = yerr = None
             if intervals is not None and len(intervals):
                 iv = intervals[(intervals["run"] == r["run"]) & (intervals["tag"] == "sft - base")].set_index("statistic")
@@ -393,12 +399,14 @@ def plot_fairness_paradox(ablation: pd.DataFrame, published_rows: pd.DataFrame |
                 if "nmae_norm_range" in iv.index:
                     b = iv.loc["nmae_norm_range"]
                     yerr = [[max(0, b["estimate"] - b["lo"])], [max(0, b["hi"] - b["estimate"])]]
-            ax.errorbar(r["Acc Norm. Range"], r["NMAE Norm. Range"], xerr=xerr, yerr=yerr, fmt="o",
-                        color=f"C{i % 10}", capsize=3, label=r["label"])
+            ax.errorbar(r["Acc Norm. Range"], r["NMAE Norm. Range"], xerr=xerr, yerr=yerr,
+                        fmt=markers[i % len(markers)], markersize=5 if label != r["label"] else 8,
+                        color=f"C{i % 10}", capsize=3, label=label, zorder=3 + i)
     if published_rows is not None and len(published_rows):
         p = xy(published_rows).iloc[0]
-        ax.scatter(p["Acc Norm. Range"], p["NMAE Norm. Range"], marker="D", s=60, color="C3",
-                   edgecolor="k", zorder=4, label=PUBLISHED_LABEL)
+        # the published point in neutral grey, so it is never mistaken for one of our states
+        ax.scatter(p["Acc Norm. Range"], p["NMAE Norm. Range"], marker="D", s=60, color="0.35",
+                   edgecolor="k", zorder=10, label=PUBLISHED_LABEL)
     lim = max([0.05] + [abs(v) for v in ax.get_xlim() + ax.get_ylim()])
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
