@@ -105,3 +105,45 @@ def test_subgroup_scores_figure_shows_base_and_sft_only_and_says_when_there_are_
     only_zeroshot = plot_subgroup_scores(pd.DataFrame(rows[3:]))
     assert [t.get_text() for t in only_zeroshot.axes[0].texts] == ["no base or fine-tuned predictions"]
     plt.close(only_zeroshot)
+
+
+def test_before_after_legend_is_off_the_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from sgvalues.report.figures import plot_before_after
+
+    t = pd.DataFrame({"split": ["ood"] * 4, "stratum": ["a", "a", "b", "b"], "tag": ["base", "sft"] * 2,
+                      "accuracy": [0.2, 0.9, 0.3, 0.8], "nmae": [0.4, 0.1, 0.3, 0.2]})
+    fig = plot_before_after(t)
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    assert len(fig.legends) == 1
+    fig.canvas.draw()
+    leg = fig.legends[0].get_window_extent()
+    for ax in fig.axes:
+        assert not leg.overlaps(ax.get_window_extent())
+    plt.close(fig)
+
+
+def test_legend_below_moves_the_legend_off_the_axes_and_pads_limits():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sgvalues.report.figures import legend_below
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], label="a")
+    ax.scatter([1], [1], label="b")
+    ax.set_xlim(0, 1)
+    ax.legend()
+    legend_below(fig, pad=0.2)
+    assert ax.get_legend() is None and len(fig.legends) == 1
+    assert ax.get_xlim() == pytest.approx((-0.1, 1.1))
+    fig.canvas.draw()
+    assert not fig.legends[0].get_window_extent().overlaps(ax.get_window_extent())
+    plt.close(fig)
