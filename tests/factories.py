@@ -1,4 +1,5 @@
-"""Sample records for tests, in the contract of ``samples_*.jsonl`` (``sgvalues.split.SAMPLE_KEYS``).
+"""Sample records for tests, in the contract of ``samples_*.jsonl`` (``sgvalues.split.SAMPLE_KEYS``),
+and a seeded predictions table (:func:`make_predictions`).
 
 Importable from any test module (``pythonpath = ["tests"]`` in pyproject) and served as fixtures
 by ``conftest.py``. Every field can be given; the defaults make a valid four-option record.
@@ -6,7 +7,7 @@ by ``conftest.py``. Every field can be given; the defaults make a valid four-opt
 
 from __future__ import annotations
 
-__all__ = ["make_sample", "make_samples", "levels_of", "params_error"]
+__all__ = ["make_sample", "make_samples", "make_predictions", "levels_of", "params_error"]
 
 
 def levels_of(subgroup: str) -> dict[str, str]:
@@ -67,3 +68,26 @@ def params_error(tmp_path, body: str, name: str = "bad.yaml") -> tuple[str, str]
     with pytest.raises(ParamsError) as exc:
         load_params(path)
     return str(path), str(exc.value)
+
+
+def make_predictions(seed: int = 0, n_q: int = 5, subgroups=("s:a", "s:b", "s:c")):
+    """A seeded predictions table (``sgvalues.evaluate`` columns that the report reads): questions
+    ``Q0`` … with 2 to 5 options each, every subgroup answering each, random targets, predictions
+    and ``probs`` (JSON code -> probability), stratum ``s``, status ``ok``."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for q in range(n_q):
+        k = int(rng.integers(2, 6))
+        for sg in subgroups:
+            target = int(rng.integers(1, k + 1))
+            pred = int(rng.integers(1, k + 1))
+            probs = rng.dirichlet(np.ones(k))
+            rows.append({"sample_id": f"Q{q}_{sg}", "question_id": f"Q{q}", "subgroup": sg, "stratum": "s",
+                         "target": target, "prediction": pred, "scale_min": 1, "scale_max": k, "status": "ok",
+                         "probs": json.dumps({str(i + 1): float(p) for i, p in enumerate(probs)})})
+    return pd.DataFrame(rows)

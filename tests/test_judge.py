@@ -22,6 +22,7 @@ from sgvalues.judge import (
     weighted_kappa,
     win_rate,
 )
+from sgvalues.models.dummy import DummyModel
 
 # ------------------------------------------------------------------------------ verdict parsing
 
@@ -280,25 +281,19 @@ def test_judge_prompt_shows_everything_the_judge_needs():
         judge.majority_answer({**sample, "target": 9})
 
 
-# ------------------------------------------------------------------------------ judging with a fake model
+# ------------------------------------------------------------------------------ judging with the dummy model
 
 
-class _FakeJudge:
-    """Prefers the answer that contains 'GOOD'; says tie when both or neither do."""
-
-    def generate(self, requests):
-        out = []
-        for r in requests:
-            user = r.messages[-1]["content"]
-            a = user.split("[Answer A]")[1].split("[End of Answer A]")[0]
-            b = user.split("[Answer B]")[1].split("[End of Answer B]")[0]
-            ga, gb = "GOOD" in a, "GOOD" in b
-            out.append("**Answer: A**" if ga and not gb else "[[B]] since..." if gb and not ga else "Tie.")
-        return out
+def _answers(a: str, b: str) -> str:
+    """The two answers as the judge's prompt shows them (``judge_messages``)."""
+    return f"[Answer A]\n{a}\n[End of Answer A]\n\n[Answer B]\n{b}\n[End of Answer B]"
 
 
 def test_judge_pairs_swaps_orders_and_scores_the_candidate():
-    pytest.importorskip("sgvalues.models")
+    # a judge that prefers the answer "GOOD" and says tie when both or neither are, in messy words
+    good_judge = DummyModel("judge", default_reply="Tie.", replies={
+        _answers("GOOD", "GOOD"): "Tie.", _answers("GOOD", "bad"): "**Answer: A**",
+        _answers("bad", "GOOD"): "[[B]] since..."})
     pairs = [{"sample_id": f"s{i}", "question_id": "Q1", "theme": "T", "stratum": "sex", "subgroup": "sex:Male",
               "levels": {"sex": "Male"}, "target": 1, "options": {"1": "Yes", "2": "No"},
               "user_shared": "Q?\n\nOptions:\n1. Yes\n\n"} for i in range(4)]
@@ -306,7 +301,7 @@ def test_judge_pairs_swaps_orders_and_scores_the_candidate():
     ref = ["bad", "GOOD", "GOOD", "bad"]
     gens = pd.DataFrame([{"sample_id": f"s{i}", "role": role, "text": t}
                          for i in range(4) for role, t in (("candidate_base", cand[i]), ("reference", ref[i]))])
-    v = judge.judge_pairs(_FakeJudge(), pairs, gens, ["overall", "persona_fidelity"])
+    v = judge.judge_pairs(good_judge, pairs, gens, ["overall", "persona_fidelity"])
     assert len(v) == 4 * 2 * 2
     o = v[v["dimension"] == "overall"].pivot(index="sample_id", columns="order", values="outcome")
     assert o[1].tolist() == ["win", "loss", "tie", "tie"] and o[2].tolist() == ["win", "loss", "tie", "tie"]
@@ -398,7 +393,7 @@ def test_export_annotation_sheet_round_trip(tmp_path):
     assert len(both) == 6 * 2 * 2
 
 
-# ------------------------------------------------------------------------------ the stage, with fake models
+# ------------------------------------------------------------------------------ the stage, with dummy models
 
 
 def _sample(q: int, levels: dict, theme: str, target: int = 1) -> dict:
@@ -411,27 +406,15 @@ def _sample(q: int, levels: dict, theme: str, target: int = 1) -> dict:
                        distribution={"1": 1.0}, **structured_prompt(row, levels), open_user=open_prompt(row, levels))
 
 
-class _FakeModel:
-    """Answers by its name; as a judge, prefers the answer that mentions 'family'."""
+FAMILY, REFUSAL = "Family matters to me.", "As an AI, I don't have personal opinions."
 
-    def __init__(self, name):
-        self.name, self.calls = name, 0
 
-    def generate(self, requests):
-        self.calls += 1
-        return [f"{self.name}: family matters to me." if "Malay" in r.messages[-1]["content"]
-                else f"{self.name}: As an AI, I don't have personal opinions." for r in requests]
-
-    def score_options(self, requests):
-        self.calls += 1
-        out = []
-        for r in requests:
-            user = r.messages[-1]["content"]
-            a = "family" in user.split("[Answer A]")[1].split("[End of Answer A]")[0]
-            b = "family" in user.split("[Answer B]")[1].split("[End of Answer B]")[0]
-            out.append({"A": .8, "B": .1, "tie": .1} if a and not b else {"A": .1, "B": .8, "tie": .1}
-                       if b and not a else {"A": .2, "B": .2, "tie": .6})
-        return out
+def _persona_model(name: str) -> DummyModel:
+    """Talks about family as the Malay persona and refuses as every other; as a judge (logprob
+    mode), prefers the answer about family and says tie when both or neither are."""
+    return DummyModel(name, replies={"Malay": FAMILY}, default_reply=REFUSAL, favour={
+        _answers(FAMILY, FAMILY): "tie", _answers(REFUSAL, REFUSAL): "tie", _answers(FAMILY, REFUSAL): "A",
+        _answers(REFUSAL, FAMILY): "B"})
 
 
 def test_judge_run_writes_tables_reuses_parts_and_finds_the_adapter(tmp_path, monkeypatch):
@@ -452,7 +435,7 @@ def test_judge_run_writes_tables_reuses_parts_and_finds_the_adapter(tmp_path, mo
 
     def fake_load(spec, adapter=None):
         loads.append((spec.name, adapter is not None))
-        return _FakeModel(spec.name + ("+sft" if adapter is not None else ""))
+        return _persona_model(spec.name + ("+sft" if adapter is not None else ""))
 
     monkeypatch.setattr(judge.stage, "_load_model", fake_load)
     tables = judge.judge_run(params, run, data_dir=data, log=None)
@@ -568,7 +551,7 @@ def test_sensitive_pairs_add_pairs_on_sensitive_questions_only(tmp_path, monkeyp
     recs = [_sample(q, lv, f"T{q % 2}") for q in (1, 2, 3, 4, 5, 6, 182, 189) for lv in levels]
     assert {"Q182", "Q189"} <= sensitive_ids() and not {f"Q{q}" for q in range(1, 7)} & sensitive_ids()
     write_samples(recs, data)
-    monkeypatch.setattr(judge.stage, "_load_model", lambda spec, adapter=None: _FakeModel(spec.name))
+    monkeypatch.setattr(judge.stage, "_load_model", lambda spec, adapter=None: _persona_model(spec.name))
     base = {"n_pairs": 3, "max_new_tokens": 8, "n_bootstrap": 10, "reference": {"name": "other-model"}}
     plain = judge.judge_run(Params.from_dict({"name": "t", "judge": base}), tmp_path / "a", data_dir=data, log=None)
     extra = judge.judge_run(Params.from_dict({"name": "t", "judge": {**base, "sensitive_pairs": 4}}),
@@ -582,7 +565,7 @@ def test_sensitive_pairs_add_pairs_on_sensitive_questions_only(tmp_path, monkeyp
                             tmp_path / "c", data_dir=data, log=None)
     ids = every["pairs"]["sample_id"]
     assert ids.is_unique and set(ids) >= {r["sample_id"] for r in recs if r["question_id"] in ("Q182", "Q189")}
-    # the refusals on them are counted per state (the fake refuses for every persona but the Malay one)
+    # the refusals on them are counted per state (every persona but the Malay one refuses)
     rates = refusal_rates(every["generations"]).set_index("state")
     sens = every["generations"][every["generations"]["question_id"].isin(["Q182", "Q189"])]
     hand = sens[sens["role"] == "candidate_base"]["text"].str.contains("As an AI").mean()

@@ -131,3 +131,45 @@ def test_fairness_paradox_keeps_coinciding_states_visible_and_published_apart():
     r, g, b, _ = diamond.get_facecolor()[0]
     assert abs(r - g) < 1e-6 and abs(g - b) < 1e-6  # grey
     assert all(mcolors.to_hex(h.lines[0].get_color()) != mcolors.to_hex((r, g, b)) for h in ours)
+
+
+def test_before_after_legend_is_off_the_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from sgvalues.report.figures import plot_before_after
+
+    t = pd.DataFrame({"split": ["ood"] * 4, "stratum": ["a", "a", "b", "b"], "tag": ["base", "sft"] * 2,
+                      "accuracy": [0.2, 0.9, 0.3, 0.8], "nmae": [0.4, 0.1, 0.3, 0.2]})
+    fig = plot_before_after(t)
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    assert len(fig.legends) == 1
+    fig.canvas.draw()
+    leg = fig.legends[0].get_window_extent()
+    for ax in fig.axes:
+        assert not leg.overlaps(ax.get_window_extent())
+    plt.close(fig)
+
+
+def test_legend_below_moves_the_legend_off_the_axes_and_pads_limits():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sgvalues.report.figures import legend_below
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], label="a")
+    ax.scatter([1], [1], label="b")
+    ax.set_xlim(0, 1)
+    ax.legend()
+    legend_below(fig, pad=0.2)
+    assert ax.get_legend() is None and len(fig.legends) == 1
+    assert ax.get_xlim() == pytest.approx((-0.1, 1.1))
+    fig.canvas.draw()
+    assert not fig.legends[0].get_window_extent().overlaps(ax.get_window_extent())
+    plt.close(fig)

@@ -207,7 +207,7 @@ def plot_yardsticks(table: pd.DataFrame, title: str = ""):
 
     bars = table[table["predictor"] != NOISE].reset_index(drop=True)
     noise = table.loc[table["predictor"] == NOISE, "accuracy"]
-    from sgvalues.report.chapters import STATE_COLOURS
+    from sgvalues.report.figures import STATE_COLOURS
 
     colours = [STATE_COLOURS.get(p, "C0") if not _is_baseline(p) else "0.75" for p in bars["predictor"]]
     fig, ax = plt.subplots(figsize=(6.5, 1.1 + 0.32 * len(bars)))

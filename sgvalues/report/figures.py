@@ -8,9 +8,8 @@ colour cycle). Every function returns the figure; notebooks save it with
 :mod:`sgvalues.report.judging`; training's (``plot_training_curve``, ``plot_gain``) are still in
 :mod:`sgvalues.train`.
 
-matplotlib is imported inside each function, so importing this module stays cheap. The per-level
-bars and bootstrap intervals of chapter 7 are :func:`sgvalues.report.chapters.plot_level_bars`
-and :func:`sgvalues.report.chapters.plot_intervals`.
+matplotlib is imported inside each function, so importing this module stays cheap. Every figure
+that shows model states (zero-shot, base, fine-tuned) colours them by :data:`STATE_COLOURS`.
 """
 
 from __future__ import annotations
@@ -34,6 +33,11 @@ __all__ = [
     "plot_metrics",
     "plot_subgroup_scores",
     "plot_fairness_paradox",
+    "STATE_COLOURS",
+    "plot_before_after",
+    "plot_level_bars",
+    "plot_intervals",
+    "legend_below",
 ]
 
 
@@ -416,4 +420,148 @@ def plot_fairness_paradox(ablation: pd.DataFrame, published_rows: pd.DataFrame |
     ax.set_title("Does SFT make subgroups more equal?")
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# chapters 4, 7 and 8: model states side by side (sgvalues.train, sgvalues.fairness)
+# --------------------------------------------------------------------------------------------
+#: one colour per model state in every figure of the book's chapters; baselines are grey
+STATE_COLOURS = {"zeroshot": "C2", "base": "C1", "sft": "C0"}
+
+
+def plot_before_after(table: pd.DataFrame, by: str = "stratum"):
+    """Accuracy and NMAE per ``by`` group, base against fine-tuned, one row of panels per split.
+
+    Horizontal bars, the legend below the panels (never over a bar). ``table`` is
+    :func:`sgvalues.train.before_after` without its ``all`` rows.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    splits = list(dict.fromkeys(table["split"]))
+    n_groups = max(1, table[by].nunique())
+    fig, axes = plt.subplots(len(splits), 2, figsize=(8, 0.9 + len(splits) * (0.8 + 0.28 * n_groups)),
+                             squeeze=False, sharex="col")
+    for r, split in enumerate(splits):
+        sub = table[table["split"] == split]
+        for c, metric in enumerate(("accuracy", "nmae")):
+            ax = axes[r, c]
+            sns.barplot(data=sub, y=by, x=metric, hue="tag", hue_order=["base", "sft"], ax=ax, orient="h",
+                        palette=STATE_COLOURS)
+            ax.set_title(f"{split}: {'accuracy (higher is better)' if c == 0 else 'NMAE (lower is better)'}",
+                         fontsize=9)
+            ax.set(xlim=(0, 1), xlabel="", ylabel="" if c else by)
+            if c:
+                ax.set_yticklabels([])
+            if ax.get_legend():
+                ax.get_legend().remove()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(handles, ["base (untuned)", "sft (fine-tuned)"][:len(handles)], loc="lower center", ncol=2,
+               frameon=False, bbox_to_anchor=(0.5, 0.0))
+    return fig
+
+
+def plot_level_bars(levels: pd.DataFrame, run: str, metric: str = "accuracy"):
+    """Persona levels as horizontal bars, one row of panels per attribute, states side by side.
+
+    Readable at the text column's width whatever the number of levels: labels are on the
+    y axis, never rotated. Input: :func:`sgvalues.fairness.level_scores` (``run`` selects one).
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from sgvalues.fairness import ATTRIBUTES
+
+    d = levels[levels["run"] == run]
+    attrs = [a for a in ATTRIBUTES if a in set(d["attribute"])]
+    if d.empty or not attrs:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no predictions for this run", ha="center", va="center", color="0.4")
+        return fig
+    sizes = [d.loc[d["attribute"] == a, "level"].nunique() for a in attrs]
+    tags = [t for t in ("zeroshot", "base", "sft") if t in set(d["tag"])]
+    fig, axes = plt.subplots(len(attrs), 1, figsize=(6.5, 0.9 + 0.32 * sum(sizes) * max(1, len(tags)) / 2 + 0.4 * len(attrs)),
+                             sharex=True, gridspec_kw={"height_ratios": sizes}, squeeze=False)
+    palette = STATE_COLOURS
+    for ax, a in zip(axes[:, 0], attrs):
+        sns.barplot(data=d[d["attribute"] == a], y="level", x=metric, hue="tag", hue_order=tags, ax=ax,
+                    orient="h", errorbar=None, palette=palette)
+        ax.set_ylabel(a.replace("_", " "), fontsize=9)
+        ax.set_xlabel("")
+        ax.tick_params(axis="y", labelsize=8)
+        if ax.get_legend():
+            ax.get_legend().remove()
+    axes[-1, 0].set_xlabel("accuracy (higher is better)" if metric == "accuracy" else "NMAE (lower is better)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=len(tags), frameon=False, bbox_to_anchor=(0.5, 0.0))
+    return fig
+
+
+def plot_intervals(boot: pd.DataFrame, statistics, tags=("base", "sft")):
+    """Estimates and bootstrap intervals, a 2-column grid of panels (one per statistic).
+
+    Each panel lists the model states on the y axis with short labels, so it stays legible at
+    the text column's width. Input: :func:`sgvalues.fairness.bootstrap_fairness`.
+    """
+    import matplotlib.pyplot as plt
+
+    from sgvalues.report.fairness import STATISTIC_LABELS, model_names
+
+    b = boot[boot["tag"].isin(list(tags)) & boot["statistic"].isin(list(statistics))]
+    stats = [s for s in statistics if s in set(b["statistic"])]
+    if b.empty or not stats:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no bootstrap results", ha="center", va="center", color="0.4")
+        return fig
+    b = b.assign(label=model_names(b))
+    n_rows_panel = b[["label", "tag"]].drop_duplicates().shape[0]
+    multi = b["label"].nunique() > 1
+    ncols = 2 if len(stats) > 1 and not multi else 1  # long row names get the full width
+    nrows = -(-len(stats) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7, nrows * (0.9 + 0.3 * n_rows_panel)), squeeze=False)
+    order = {t: i for i, t in enumerate(STATE_COLOURS)}
+    b = b.assign(_o=b["tag"].map(lambda t: order.get(t, 9))).sort_values(["label", "_o"], kind="stable")
+    for ax, stat in zip(axes.ravel(), stats):
+        e = b[b["statistic"] == stat].reset_index(drop=True)
+        y = np.arange(len(e))
+        names = [f"{r.label} · {r.tag}" if multi else r.tag for r in e.itertuples()]
+        for i, r in e.iterrows():
+            ax.errorbar([r["estimate"]], [y[i]], xerr=[[max(0, r["estimate"] - r["lo"])], [max(0, r["hi"] - r["estimate"])]],
+                        fmt="o", color=STATE_COLOURS.get(r["tag"], "0.4"), ms=4, capsize=3)
+        ax.set_yticks(y, names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(STATISTIC_LABELS.get(stat, stat), fontsize=9)
+    for ax in axes.ravel()[len(stats):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def legend_below(fig, pad: float = 0.15):
+    """Move every axes legend of ``fig`` below the axes and widen the axes limits by ``pad``.
+
+    For figures drawn elsewhere (e.g. :func:`plot_fairness_paradox`) whose
+    legend sits inside the axes, where it can cover points, and whose extreme points sit on the
+    frame. Returns ``fig``.
+    """
+    handles, labels = [], []
+    for ax in fig.axes:
+        leg = ax.get_legend()
+        if leg is not None:
+            ax_handles, ax_labels = ax.get_legend_handles_labels()
+            handles += ax_handles
+            labels += ax_labels
+            leg.remove()
+        for get, put in ((ax.get_xlim, ax.set_xlim), (ax.get_ylim, ax.set_ylim)):
+            lo, hi = get()
+            put(lo - pad * (hi - lo) / 2, hi + pad * (hi - lo) / 2)
+    if handles:
+        fig.tight_layout(rect=(0, 0.05 + 0.035 * ((len(handles) + 1) // 2), 1, 1))
+        fig.legend(handles, labels, loc="lower center", ncol=2 if len(handles) > 1 else 1, frameon=False,
+                   fontsize=8, bbox_to_anchor=(0.5, 0.0))
     return fig

@@ -1,0 +1,529 @@
+"""What chapter 07 shows of fairness: its inputs and tables, computed once, and their display.
+
+:mod:`sgvalues.fairness` computes; the functions here gather every run's predictions, compute
+each table the chapter shows once (:func:`fairness_tables`, empty frames when there are no
+predictions, so the chapter's cells need no guards) and display them with the sentences that
+read them:
+
+- :func:`fairness_inputs` and :func:`fairness_tables` - the chapter's inputs and tables;
+- the ``show_*`` helpers - one table (and its sentence) per cell, or a sentence saying why there
+  is none; :func:`write_fairness_tables` writes the tables as CSV;
+- :func:`headline_table`, :func:`stratum_range_table`, :func:`gap_table` and
+  :func:`bootstrap_table` - compact tables that fit the text column;
+- :func:`interval_sentence`, :func:`permutation_sentence` and :func:`spread_sentence` - what the
+  bootstrap intervals, the paired tests and the no-persona reference (:func:`baselines_like`)
+  say, computed from the tables.
+
+The chapter's figures (per-level bars, bootstrap intervals) are in :mod:`sgvalues.report.figures`.
+Every number goes through :mod:`sgvalues.report.format`.
+
+Example
+-------
+>>> import pandas as pd
+>>> model_names(pd.DataFrame({"run": ["a", "b"], "label": ["M", "N"]})).tolist()
+['M', 'N']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from sgvalues.report.chapters import NO_PREDICTIONS, Chapter, _say, _show
+from sgvalues.report.format import fmt_count, fmt_delta, fmt_p, fmt_rate
+
+__all__ = [
+    "FairnessInputs",
+    "fairness_inputs",
+    "FairnessTables",
+    "fairness_tables",
+    "baselines_like",
+    "show_inventory",
+    "show_headline",
+    "show_stratum_ranges",
+    "show_gaps",
+    "show_reference_gaps",
+    "show_favoured",
+    "show_ablation",
+    "show_bootstrap",
+    "show_permutation_tests",
+    "write_fairness_tables",
+    "STATISTIC_LABELS",
+    "model_names",
+    "model_name",
+    "headline_table",
+    "stratum_range_table",
+    "gap_table",
+    "bootstrap_table",
+    "interval_sentence",
+    "permutation_sentence",
+    "spread_sentence",
+]
+
+
+@dataclass
+class FairnessInputs:
+    """Chapter 07's inputs: every run's predictions, scored, and where they came from."""
+
+    predictions: pd.DataFrame
+    scored: pd.DataFrame
+    root: Path
+    synthetic_note: str
+
+    @property
+    def have(self) -> bool:
+        return not self.predictions.empty
+
+
+def fairness_inputs(ch: Chapter, runs_root: str | Path = "runs", show: bool = True) -> FairnessInputs:
+    """Gather every run's predictions beside ``ch.run``, score them and say which data they used.
+
+    The note names the runs computed on the synthetic sample (from each run's manifest) and
+    those that do not record their source; with ``show`` it is displayed.
+    """
+    from sgvalues import fairness, metrics
+    from sgvalues.runs import repo_path, run_synthetic
+
+    predictions, root = fairness.gather_predictions(ch.run, repo_path(runs_root))
+    scored = metrics.score_samples(predictions) if not predictions.empty else predictions
+    runs = sorted(set(predictions.get("run", [])) | {ch.run.name})
+    source = {r: run_synthetic(root / r) for r in runs}
+    source[ch.run.name] = bool(source[ch.run.name]) or ch.params.data.wvs_file is None
+    synthetic = [r for r, syn in source.items() if syn]
+    unknown = [r for r, syn in source.items() if syn is None]
+    note = ((f"**Synthetic data** (run(s) {', '.join(synthetic)}): the synthetic Singapore-like sample stands in "
+             "for the World Values Survey, so these numbers show how the analysis works, not how fair a model "
+             "is to real Singaporeans." if synthetic else "Data: the WVS-7 Singapore sample.")
+            + (f" Run(s) {', '.join(unknown)} do not record their data source." if unknown else ""))
+    if show:
+        from IPython.display import Markdown, display
+
+        display(Markdown(f"Runs gathered from `{root.name}/`: {', '.join(f'`{r}`' for r in runs)}. " + note))
+    return FairnessInputs(predictions=predictions, scored=scored, root=root, synthetic_note=note)
+
+
+@dataclass
+class FairnessTables:
+    """Every table chapter 07 shows, computed once; each is an empty frame when no run has
+    predictions, so the chapter's cells need no guards (the ``show_*`` helpers say so)."""
+
+    subgroups: pd.DataFrame
+    fair: pd.DataFrame
+    reference: pd.DataFrame
+    fair_reference: pd.DataFrame
+    levels: pd.DataFrame
+    gaps: pd.DataFrame
+    ablation: pd.DataFrame
+    boot: pd.DataFrame
+    tests: pd.DataFrame
+    run: str
+
+    def mine(self, name: str) -> pd.DataFrame:
+        """Table ``name``'s rows of this chapter's run (empty when there are none)."""
+        table = getattr(self, name)
+        return table[table["run"] == self.run] if "run" in table.columns else table
+
+
+def fairness_tables(inputs: FairnessInputs, run_dir: str | Path, n_boot: int = 1000, seed: int = 0) -> FairnessTables:
+    """Chapter 07's tables from :func:`fairness_inputs`: per-subgroup scores and their spread, the
+    no-persona reference (``baselines_like``) on the same samples, persona levels and gaps, the
+    base vs SFT ablation, the bootstrap over questions (OOD split, ``n_boot`` draws, ``seed``)
+    and the paired permutation tests. Empty frames when there are no predictions."""
+    from sgvalues import fairness, metrics
+
+    empty = pd.DataFrame()
+    run = Path(run_dir).name
+    if not inputs.have:
+        return FairnessTables(*(empty,) * 9, run=run)
+    scored = inputs.scored
+    subgroups = fairness.subgroup_scores(scored)
+    fair = fairness.fairness_table(subgroups)
+    reference = baselines_like(inputs.predictions, run_dir)
+    fair_ref = (fairness.fairness_table(fairness.subgroup_scores(metrics.score_samples(reference)))
+                if len(reference) else empty)
+    levels = fairness.level_scores(scored, pool_splits=True)
+    return FairnessTables(
+        subgroups=subgroups, fair=fair, reference=reference, fair_reference=fair_ref, levels=levels,
+        gaps=fairness.attribute_gaps(levels), ablation=fairness.ablation_table(fair, split="ood"),
+        boot=fairness.bootstrap_fairness(scored[scored["split"] == "ood"], n_boot=n_boot, seed=seed),
+        tests=fairness.permutation_tests(scored, seed=seed), run=run)
+
+
+def show_inventory(inputs: FairnessInputs) -> None:
+    """Which runs, states and splits chapter 07 found (or that there are none yet)."""
+    from sgvalues import fairness
+    from sgvalues.report.format import format_table
+
+    if not inputs.have:
+        return _say(f"**No predictions yet** under `{inputs.root.name}/`: run notebooks 04 and 05 first.")
+    inventory = fairness.run_inventory(inputs.predictions)
+    _show(format_table(inventory.assign(label=model_names(inventory)).drop(columns="run"),
+                       counts=["n_samples", "n_questions", "n_subgroups"]))
+
+
+def show_headline(t: FairnessTables) -> None:
+    """The headline spread table, beside the no-persona reference and its sentence when there is one."""
+    from sgvalues.report.format import format_table
+
+    if t.fair.empty:
+        return _say(NO_PREDICTIONS)
+    if t.fair_reference.empty:
+        return _show(format_table(headline_table(t.fair)))
+    headline = headline_table(pd.concat([t.fair, t.fair_reference], ignore_index=True))
+    _say(spread_sentence(headline, model_name(t.fair, t.run)))
+    _show(format_table(headline))
+
+
+def show_stratum_ranges(t: FairnessTables) -> None:
+    """Norm. Range of subgroup accuracy within each stratum, this run ("–": a state not evaluated there)."""
+    from sgvalues.report.format import format_table
+
+    if t.fair.empty:
+        return _say(NO_PREDICTIONS)
+    _say("Norm. Range of subgroup accuracy within each stratum, this run:")
+    _show(format_table(stratum_range_table(t.fair, t.run)))
+
+
+def _gap_display(gap: pd.DataFrame):
+    from sgvalues.report.format import format_table
+
+    return format_table(gap, deltas=[c for c in ["sft − base"] if c in gap.columns])
+
+
+def show_gaps(t: FairnessTables, metric: str = "accuracy") -> None:
+    """This run's persona gaps (best minus worst level of each attribute)."""
+    if t.gaps.empty:
+        return _say(NO_PREDICTIONS)
+    _show(_gap_display(gap_table(t.gaps, metric, run=t.run)))
+
+
+def show_reference_gaps(t: FairnessTables) -> None:
+    """The same gaps for the population's modal answer (no persona) on each state's samples."""
+    from sgvalues import fairness, metrics
+
+    if t.reference.empty:
+        return _say("No no-persona reference on these samples (no baselines for this run).")
+    pop = t.reference[t.reference["label"].str.startswith("population_mode")]
+    levels = fairness.level_scores(metrics.score_samples(pop), pool_splits=True)
+    _say("The same gaps for the population's modal answer (`population_mode`, no persona) on each state's samples:")
+    _show(_gap_display(gap_table(fairness.attribute_gaps(levels))))
+
+
+def show_favoured(t: FairnessTables, note: str = "") -> None:
+    """Which level of each attribute each model scores best on, beside the paper's finding."""
+    from sgvalues import fairness
+    from sgvalues.published import PUBLISHED_LABEL, published
+    from sgvalues.report.format import format_table
+
+    if t.levels.empty:
+        return _say(NO_PREDICTIONS)
+    favoured = fairness.favoured_levels(t.levels)
+    _show(format_table(favoured.assign(label=model_names(favoured)).drop(columns=["run", "split"], errors="ignore")))
+    _say(f"{PUBLISHED_LABEL}: models favour **{', '.join(published()['fairness']['favoured_personas'])}** "
+         "personas (Christian = our `Roman Catholic` and `Protestant` levels). " + note)
+
+
+def show_ablation(t: FairnessTables, params) -> None:
+    """The paper's ablation table (base vs SFT spread) with ours beside it where a run has both."""
+    from sgvalues.report import paper
+    from sgvalues.report.format import format_table
+
+    if t.ablation.empty:
+        _say("No run has both base and SFT predictions on the OOD split: only the published values are shown.")
+        ours = pd.DataFrame(columns=["statistic", "base", "sft"])
+    else:
+        ours = t.ablation.rename(columns={"label": "source"})
+    _say(paper.paper_sentence(params.name, params.label))
+    _show(format_table(paper.ablation_beside_paper(ours, params.name, params.label), deltas=["sft − base"]))
+
+
+def show_bootstrap(t: FairnessTables, n_boot: int, seed: int) -> None:
+    """The bootstrap intervals over questions, in words and as a table."""
+    from sgvalues.report.format import format_table
+
+    if t.boot.empty:
+        return _say(NO_PREDICTIONS)
+    _say(f"{n_boot:,} bootstrap draws over questions, seed {seed}, 95 % percentile intervals, OOD split. "
+         + interval_sentence(t.boot))
+    _show(format_table(bootstrap_table(t.boot), deltas=["bias"]))
+
+
+def show_permutation_tests(t: FairnessTables) -> None:
+    """The paired base vs SFT permutation tests, in words and as a table."""
+    from sgvalues.report.format import format_table
+
+    if t.tests.empty:
+        return _say("No run has both base and SFT predictions: no paired test.")
+    _say(permutation_sentence(t.tests))
+    _show(format_table(t.tests.drop(columns=["run", "method", "n_nonzero"]), counts=["n"], deltas=["change"]))
+
+
+def write_fairness_tables(t: FairnessTables, folder: str | Path) -> list[Path]:
+    """Write the chapter's tables to ``folder`` (``<run>/fairness``) as CSV and say which; none
+    without predictions. Returns the paths written."""
+    if t.fair.empty:
+        _say(NO_PREDICTIONS)
+        return []
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = {"subgroup_scores": t.subgroups, "fairness_table": t.fair, "level_scores": t.levels,
+              "attribute_gaps": t.gaps, "ablation": t.ablation, "bootstrap": t.boot, "permutation_tests": t.tests}
+    written = []
+    for name, table in tables.items():
+        table.to_csv(folder / f"{name}.csv", index=False)
+        written.append(folder / f"{name}.csv")
+    _say("Written to `fairness/`: " + ", ".join(f"`{p.name}`" for p in sorted(folder.glob("*.csv"))))
+    return written
+
+
+_SPREAD = {"mean": "", "norm_range": " NR", "cv": " CV"}
+
+
+def model_names(df: pd.DataFrame) -> pd.Series:
+    """Each row's model label, with the run name added where several runs share the label.
+
+    >>> model_names(pd.DataFrame({"run": ["a", "b", "c"], "label": ["M", "M", "N"]})).tolist()
+    ['M (a)', 'M (b)', 'N']
+    """
+    if "run" not in df.columns:
+        return df["label"].astype(str)
+    shared = df.groupby("label")["run"].nunique()
+    return pd.Series([f"{lab} ({run})" if shared.get(lab, 1) > 1 else str(lab)
+                      for lab, run in zip(df["label"], df["run"])], index=df.index)
+
+
+def model_name(df: pd.DataFrame, run: str) -> str:
+    """How :func:`headline_table` names ``run``'s model (its label, plus the run where shared).
+
+    >>> model_name(pd.DataFrame({"run": ["a", "b"], "label": ["M", "M"]}), "b")
+    'M (b)'
+    """
+    names = model_names(df)
+    hit = names[df["run"] == run]
+    return str(hit.iloc[0]) if len(hit) else run
+
+
+def headline_table(fair: pd.DataFrame, stratum: str = "all") -> pd.DataFrame:
+    """Mean, Norm. Range and CV of accuracy and NMAE per model, state and split, one row each.
+
+    Input: :func:`sgvalues.fairness.fairness_table`. Columns ``model, state, split, accuracy,
+    acc NR, acc CV, NMAE, NMAE NR, NMAE CV`` (short headers, so the table fits the column).
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"label": "M", "tag": "base", "split": "ood", "stratum": "all",
+    ...                   "metric": ["accuracy", "nmae"], "mean": [0.5, 0.2], "norm_range": [0.4, 0.3],
+    ...                   "cv": [0.1, 0.2]})
+    >>> headline_table(f).columns.tolist()
+    ['model', 'state', 'split', 'accuracy', 'acc NR', 'acc CV', 'NMAE', 'NMAE NR', 'NMAE CV']
+    >>> float(headline_table(f)["NMAE NR"].iloc[0])
+    0.3
+    """
+    f = fair[fair["stratum"] == stratum]
+    f = f.assign(label=model_names(f))
+    rows = []
+    for (label, tag, split), g in f.groupby(["label", "tag", "split"], sort=False):
+        row = {"model": label, "state": tag, "split": split}
+        for metric, head in (("accuracy", "acc"), ("nmae", "NMAE")):
+            m = g[g["metric"] == metric]
+            for col, suffix in _SPREAD.items():
+                name = (("accuracy" if metric == "accuracy" else "NMAE") if col == "mean" else head + suffix)
+                row[name] = float(m[col].iloc[0]) if len(m) else float("nan")
+        rows.append(row)
+    order = {"zeroshot": 0, "base": 1, "sft": 2}
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["_o"] = out["state"].map(lambda t: order.get(t, 9))
+    return out.sort_values(["model", "split", "_o"], kind="stable").drop(columns="_o").reset_index(drop=True)
+
+
+def stratum_range_table(fair: pd.DataFrame, run: str, metric: str = "accuracy") -> pd.DataFrame:
+    """Norm. Range of ``metric`` per stratum (rows) and model state (columns) for one run.
+
+    Missing cells (a state not evaluated on a stratum) stay NaN; the book prints them as "–".
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"run": "r", "stratum": ["sex", "sex", "all"], "tag": ["base", "sft", "base"],
+    ...                   "metric": "accuracy", "norm_range": [0.2, 0.1, 0.3]})
+    >>> stratum_range_table(f, "r").to_dict("records")
+    [{'stratum': 'sex', 'base': 0.2, 'sft': 0.1}]
+    """
+    f = fair[(fair["run"] == run) & (fair["stratum"] != "all") & (fair["metric"] == metric)]
+    wide = f.pivot_table(index="stratum", columns="tag", values="norm_range", aggfunc="first", sort=False)
+    tags = [t for t in ("zeroshot", "base", "sft") if t in wide.columns]
+    wide = wide[tags].reset_index()
+    wide.columns.name = None
+    return wide
+
+
+#: short names of :func:`sgvalues.fairness.bootstrap_fairness`'s statistics, in tables and figures
+STATISTIC_LABELS = {"accuracy": "accuracy", "nmae": "NMAE", "accuracy_norm_range": "acc NR",
+                    "accuracy_cv": "acc CV", "nmae_norm_range": "NMAE NR", "nmae_cv": "NMAE CV"}
+
+
+def bootstrap_table(boot: pd.DataFrame, statistics=None) -> pd.DataFrame:
+    """Bootstrap results in long form: ``model, statistic, state, estimate, interval, bias``.
+
+    ``interval`` is the text ``[lo, hi]`` in the book's number format; the narrow long form
+    fits the text column where a wide pivot would not.
+
+    Examples
+    --------
+    >>> b = pd.DataFrame({"label": "M", "tag": ["base"], "statistic": ["accuracy"], "estimate": [0.5],
+    ...                   "lo": [0.4], "hi": [0.61], "bias": [0.001]})
+    >>> bootstrap_table(b).to_dict("records")
+    [{'model': 'M', 'statistic': 'accuracy', 'state': 'base', 'estimate': 0.5, 'interval': '[0.400, 0.610]', 'bias': 0.001}]
+    """
+    b = boot if statistics is None else boot[boot["statistic"].isin(list(statistics))]
+    return pd.DataFrame({
+        "model": model_names(b).to_numpy(), "statistic": b["statistic"].map(lambda s: STATISTIC_LABELS.get(s, s)).to_numpy(),
+        "state": b["tag"].to_numpy(), "estimate": b["estimate"].to_numpy(float),
+        "interval": [f"[{fmt_rate(lo)}, {fmt_rate(hi)}]" for lo, hi in zip(b["lo"], b["hi"])],
+        "bias": b["bias"].to_numpy(float)})
+
+
+def permutation_sentence(tests: pd.DataFrame, alpha: float = 0.05) -> str:
+    """Markdown: for each run and split, SFT's change in accuracy and whether it is significant.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"label": ["M"], "split": "ood", "metric": "accuracy", "base": 0.2, "sft": 0.5,
+    ...                   "change": 0.3, "p_value": 0.001, "n": 40})
+    >>> permutation_sentence(t)
+    '- M, ood: accuracy 0.200 → 0.500 (+0.300) on 40 paired samples, p = 0.001: significant at 0.05.'
+    """
+    rows = tests[tests["metric"] == "accuracy"]
+    if rows.empty:
+        return "No run has both base and SFT predictions: no paired test."
+    rows = rows.assign(label=model_names(rows))
+    lines = []
+    for r in rows.itertuples():
+        sig = "significant" if r.p_value < alpha else "not significant"
+        lines.append(f"- {r.label}, {r.split}: accuracy {fmt_rate(r.base)} → {fmt_rate(r.sft)} "
+                     f"({fmt_delta(r.change)}) on {fmt_count(r.n)} paired samples, p {fmt_p(r.p_value)}: "
+                     f"{sig} at {alpha:g}.")
+    return "\n".join(lines)
+
+
+def baselines_like(predictions: pd.DataFrame, run_dir: str | Path,
+                   names=("population_mode", "marginal_product")) -> pd.DataFrame:
+    """The run's baseline predictions on exactly the samples of each of its model states.
+
+    For every ``tag`` and ``split`` of ``run_dir``'s rows in ``predictions`` (chapter 07's
+    gathered table), each baseline in ``names`` restricted to those ``sample_id`` values, with
+    ``run`` = the run, ``label`` = ``"<name> (baseline)"`` and ``tag`` = the state whose samples
+    it answers: its fairness statistics are the reference against which that state's read.
+    """
+    from sgvalues import baselines
+
+    run_dir = Path(run_dir)
+    mine = predictions[predictions["run"] == run_dir.name] if len(predictions) else predictions
+    frames = []
+    for split, g in mine.groupby("split") if len(mine) else []:
+        tables = baselines.load_baseline_predictions(run_dir / "predictions", split)
+        if tables.empty and (run_dir / "data").is_dir():
+            baselines.ensure_run_baselines(run_dir)
+            tables = baselines.load_baseline_predictions(run_dir / "predictions", split)
+        if tables.empty:
+            continue
+        for tag, gt in g.groupby("tag"):
+            ids = set(gt["sample_id"].astype(str))
+            for name in names:
+                b = tables[(tables["baseline"] == name) & tables["sample_id"].astype(str).isin(ids)]
+                if len(b):
+                    frames.append(b.drop(columns="baseline").assign(run=run_dir.name, label=f"{name} (baseline)",
+                                                                    tag=tag, split=split))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def spread_sentence(headline: pd.DataFrame, run_label: str, baseline: str = "population_mode (baseline)",
+                    split: str = "ood") -> str:
+    """Markdown: each model state's accuracy Norm. Range beside a no-persona baseline's, same samples.
+
+    ``headline`` is :func:`headline_table` over the run's states and :func:`baselines_like`.
+
+    Examples
+    --------
+    >>> h = pd.DataFrame({"model": ["M", "M", "population_mode (baseline)"], "state": ["base", "sft", "base"],
+    ...                   "split": "ood", "acc NR": [0.5, 0.3, 0.4]})
+    >>> print(spread_sentence(h, "M"))
+    On the ood split, the spread of accuracy over subgroups (Norm. Range) beside that of the population's modal answer on the same samples, a predictor that ignores the persona: *base* 0.500 against 0.400 (wider); *sft* 0.300 against – (no baseline).
+    """
+    h = headline[headline["split"] == split]
+    ours = h[h["model"] == run_label]
+    ref = h[h["model"] == baseline].set_index("state")
+    if ours.empty:
+        return ""
+    parts = []
+    for _, r in ours.iterrows():
+        mine, other = r["acc NR"], ref["acc NR"].get(r["state"], float("nan"))
+        how = ("no baseline" if pd.isna(other) or pd.isna(mine) else "wider" if mine > other
+               else "narrower" if mine < other else "equal")
+        parts.append(f"*{r['state']}* {fmt_rate(mine)} against {fmt_rate(other)} ({how})")
+    return (f"On the {split} split, the spread of accuracy over subgroups (Norm. Range) beside that of the "
+            "population's modal answer on the same samples, a predictor that ignores the persona: "
+            + "; ".join(parts) + ".")
+
+
+def gap_table(gaps: pd.DataFrame, metric: str = "accuracy", run: str | None = None) -> pd.DataFrame:
+    """Chapter 07's persona gaps, narrow enough for the text column.
+
+    One row per attribute: the gap between its best and worst level for each model state
+    (``zeroshot``, ``base``, ``sft`` where evaluated), ``sft − base``, and the best and worst
+    level of the latest state. Input: :func:`sgvalues.fairness.attribute_gaps` (one run).
+
+    Examples
+    --------
+    >>> g = pd.DataFrame({"run": "r", "tag": ["base", "sft"], "attribute": "sex", "metric": "accuracy",
+    ...                   "best_level": ["Male", "Female"], "worst_level": ["Female", "Male"],
+    ...                   "gap": [0.2, 0.05]})
+    >>> gap_table(g).to_dict("records")
+    [{'attribute': 'sex', 'base': 0.2, 'sft': 0.05, 'sft − base': -0.15000000000000002, 'best (sft)': 'Female', 'worst (sft)': 'Male'}]
+    """
+    g = gaps[gaps["metric"] == metric]
+    if run is not None and "run" in g.columns:
+        g = g[g["run"] == run]
+    if g.empty:
+        return pd.DataFrame(columns=["attribute"])
+    tags = [t for t in ("zeroshot", "base", "sft") if t in set(g["tag"])]
+    wide = g.pivot_table(index="attribute", columns="tag", values="gap", aggfunc="first", sort=False)
+    out = pd.DataFrame({"attribute": wide.index})
+    for t in tags:
+        out[t] = wide[t].to_numpy()
+    if {"base", "sft"} <= set(tags):
+        out["sft − base"] = out["sft"] - out["base"]
+    last = tags[-1]
+    best = g[g["tag"] == last].set_index("attribute")
+    out[f"best ({last})"] = out["attribute"].map(best["best_level"])
+    out[f"worst ({last})"] = out["attribute"].map(best["worst_level"])
+    return out.reset_index(drop=True)
+
+
+def interval_sentence(boot: pd.DataFrame, statistics=("accuracy_norm_range", "nmae_norm_range")) -> str:
+    """Markdown: where each Norm. Range estimate lies relative to its bootstrap interval.
+
+    Counts, over the rows of :func:`sgvalues.fairness.bootstrap_fairness` for ``statistics``
+    (tags ``base``/``sft``/``zeroshot``, not the change), the estimates below, inside and above
+    their interval, and the mean bootstrap bias, so the text matches the table whatever the run.
+
+    Examples
+    --------
+    >>> b = pd.DataFrame({"tag": ["base", "sft"], "statistic": "accuracy_norm_range",
+    ...                   "estimate": [0.2, 0.3], "lo": [0.25, 0.1], "hi": [0.5, 0.4], "bias": [0.1, 0.02]})
+    >>> interval_sentence(b)
+    'Of 2 Norm. Range estimates, 1 lie(s) below its bootstrap interval, 1 inside it and 0 above it; the mean bootstrap bias (mean of the draws minus the estimate) is +0.060.'
+    """
+    rows = boot[boot["statistic"].isin(list(statistics)) & (boot["tag"] != "sft - base")]
+    rows = rows.dropna(subset=["estimate", "lo", "hi"])
+    if rows.empty:
+        return "No bootstrap interval to read."
+    below = int((rows["estimate"] < rows["lo"]).sum())
+    above = int((rows["estimate"] > rows["hi"]).sum())
+    inside = len(rows) - below - above
+    return (f"Of {len(rows)} Norm. Range estimates, {below} lie(s) below its bootstrap interval, "
+            f"{inside} inside it and {above} above it; the mean bootstrap bias (mean of the draws minus "
+            f"the estimate) is {fmt_delta(rows['bias'].mean())}.")

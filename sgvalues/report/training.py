@@ -1,0 +1,146 @@
+"""What chapter 04 says about fine-tuning: which questions, the training run, base -> SFT changes.
+
+:mod:`sgvalues.train` trains and evaluates; the functions here turn its tables into what a
+reader sees, so a notebook cell reads like a sentence:
+
+- :func:`questions_sentence` - which questions fine-tuning uses and which it keeps unseen;
+- :func:`training_summary` - ``train_summary.json`` as a two-column table;
+- :func:`change_sentence` and :func:`trained_vs_unseen` - base -> SFT changes said in words,
+  computed from the run's own tables.
+
+The figure of the same changes is :func:`sgvalues.report.figures.plot_before_after`. Every
+number goes through :mod:`sgvalues.report.format`.
+
+Example
+-------
+>>> import pandas as pd
+>>> t = pd.DataFrame({"split": "ood", "tag": ["base", "sft"], "accuracy": [0.25, 0.5], "n": 40})
+>>> change_sentence(t, "accuracy")
+'accuracy 0.250 → 0.500 (+0.250)'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from sgvalues.report.format import MISSING, fmt_count, fmt_delta, fmt_rate
+
+__all__ = ["questions_sentence", "training_summary", "change_sentence", "trained_vs_unseen"]
+
+
+def questions_sentence(trained: list[str] | None, unseen: list[str], limit: int | None) -> str:
+    """Markdown: which questions chapter 04 trains on and which it keeps unseen.
+
+    Examples
+    --------
+    >>> questions_sentence(["Q1", "Q2"], ["Q9"], None)
+    'Fine-tuning uses 2 questions (Q1, Q2); 1 question training never sees (Q9) shows the limit of the recipe. Every sample of these questions is evaluated.'
+    """
+    def n_q(qs) -> str:
+        return f"{fmt_count(len(qs))} question{'s' if len(qs) != 1 else ''}"
+
+    used = (f"Fine-tuning uses {n_q(trained)} ({', '.join(trained)})" if trained
+            else "Fine-tuning uses every question")
+    kept = (f"{n_q(unseen)} training never sees ({', '.join(unseen)}) shows the limit of the recipe"
+            if unseen else "no question is kept unseen")
+    cap = ("Every sample of these questions is evaluated." if limit is None
+           else f"At most {fmt_count(limit)} samples per split are evaluated (stratified by question).")
+    return f"{used}; {kept}. {cap}"
+
+
+#: what the training summary shows, in order, with each value's format
+_TRAINING_FIELDS = [("samples trained on", "n_samples", "count"), ("optimizer steps", "n_steps", "count"),
+                    ("final loss", "final_loss", "rate"), ("answer tokens", "tokens", "count"),
+                    ("training time (s)", "train_seconds", "seconds"), ("tokens per second", "tokens_per_s", "seconds"),
+                    ("device / dtype", ("device", "dtype"), "text"),
+                    ("trainable parameters", "trainable_parameters", "count"),
+                    ("resumed from checkpoint", "resumed_from", "text")]
+
+
+def training_summary(summary: dict) -> pd.DataFrame:
+    """``train_summary.json`` as a two-column table a reader can scan (book number format).
+
+    Examples
+    --------
+    >>> s = {"n_samples": 1200, "n_steps": 16, "final_loss": 0.51234, "tokens": 9000, "train_seconds": 61.27,
+    ...      "tokens_per_s": 146.9, "device": "cpu", "dtype": "float32", "trainable_parameters": 230400,
+    ...      "resumed_from": None}
+    >>> training_summary(s).set_index("setting")["value"].to_dict()["trainable parameters"]
+    '230,400'
+    >>> training_summary(s).set_index("setting")["value"].to_dict()["resumed from checkpoint"]
+    'no'
+    """
+    rows = []
+    for name, key, kind in _TRAINING_FIELDS:
+        if isinstance(key, tuple):
+            value = " / ".join(str(summary.get(k, MISSING)) for k in key)
+        else:
+            v = summary.get(key)
+            value = {"count": fmt_count, "rate": fmt_rate,
+                     "seconds": lambda x: MISSING if x is None else f"{float(x):,.1f}",
+                     "text": lambda x: "no" if x is None else str(Path(str(x)).name)}[kind](v)
+        rows.append({"setting": name, "value": value})
+    return pd.DataFrame(rows)
+
+def _value(table: pd.DataFrame, tag: str, metric: str) -> float:
+    rows = table[table["tag"] == tag]
+    return float(rows[metric].iloc[0]) if len(rows) else float("nan")
+
+
+def change_sentence(table: pd.DataFrame, metric: str = "accuracy") -> str:
+    """``"<metric> base → sft (change)"`` from a ``tag`` / ``metric`` table of one split.
+
+    ``table`` holds one ``base`` and one ``sft`` row (e.g. :func:`sgvalues.train.before_after`
+    filtered to a split and ``stratum == "all"``).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"tag": ["base", "sft"], "nmae": [0.3, 0.2]})
+    >>> change_sentence(t, "nmae")
+    'NMAE 0.300 → 0.200 (-0.100)'
+    """
+    base, sft = _value(table, "base", metric), _value(table, "sft", metric)
+    name = "NMAE" if metric == "nmae" else metric
+    return f"{name} {fmt_rate(base)} → {fmt_rate(sft)} ({fmt_delta(sft - base)})"
+
+
+def _overall(table: pd.DataFrame, split: str = "ood") -> pd.DataFrame:
+    rows = table[table["split"] == split] if "split" in table.columns else table
+    if "stratum" in rows.columns:
+        rows = rows[rows["stratum"] == "all"]
+    return rows
+
+
+def trained_vs_unseen(trained: pd.DataFrame, unseen: pd.DataFrame, n_trained: int, n_unseen: int) -> str:
+    """Markdown: the OOD base -> SFT accuracy change on the trained questions and on unseen ones.
+
+    ``trained`` and ``unseen`` are :func:`sgvalues.train.before_after` tables; the sentence
+    says which change is larger, so it stays true whatever the run measured.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"split": "ood", "tag": ["base", "sft"], "accuracy": [0.2, 0.6], "n": 80})
+    >>> u = pd.DataFrame({"split": "ood", "tag": ["base", "sft"], "accuracy": [0.1, 0.05], "n": 40})
+    >>> print(trained_vs_unseen(t, u, 8, 4))  # doctest: +NORMALIZE_WHITESPACE
+    On the OOD subgroups of the 8 trained questions (80 samples): accuracy 0.200 → 0.600 (+0.400).
+    On 4 questions training never saw (40 samples): accuracy 0.100 → 0.050 (-0.050).
+    Fine-tuning did better on the trained questions than on the unseen ones; on the unseen questions fine-tuning lowered accuracy.
+    """
+    t, u = _overall(trained), _overall(unseen)
+    dt = _value(t, "sft", "accuracy") - _value(t, "base", "accuracy")
+    du = _value(u, "sft", "accuracy") - _value(u, "base", "accuracy")
+    n_t = fmt_count(t["n"].iloc[0]) if len(t) else MISSING
+    n_u = fmt_count(u["n"].iloc[0]) if len(u) else MISSING
+    lines = [f"On the OOD subgroups of the {n_trained} trained question{'s' if n_trained != 1 else ''} ({n_t} samples): "
+             f"{change_sentence(t)}.",
+             f"On {n_unseen} questions training never saw ({n_u} samples): {change_sentence(u)}."]
+    if pd.isna(dt) or pd.isna(du):
+        return "\n".join(lines)
+    which = ("Fine-tuning did better on the trained questions than on the unseen ones" if dt > du else
+             "Fine-tuning did as well or better on the unseen questions")
+    effect = ("fine-tuning lowered accuracy" if du < 0 else
+              "accuracy did not move" if du == 0 else "accuracy rose")
+    lines.append(f"{which}; on the unseen questions {effect}.")
+    return "\n".join(lines)
