@@ -50,7 +50,7 @@ def test_stage_modules_compute_and_never_import_matplotlib():
     import sys
 
     stages = ["data", "subgroups", "modal", "diversity", "split", "prepare", "evaluate", "baselines", "metrics", "judge",
-              "sensitive", "fairness", "synthetic"]
+              "sensitive", "fairness", "synthetic", "train"]
     code = ("import sys\n" + "".join(f"import sgvalues.{m}\n" for m in stages)
             + "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'seaborn'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
