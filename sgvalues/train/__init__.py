@@ -12,8 +12,8 @@ Stages (alignment-handbook style), each a function you can call on its own:
    (stratified by theme, seeded), then thinned to ``training.max_samples`` by
    :func:`select_samples` (stratified by subgroup and question, seeded). Training reads what
    the data stages wrote and never prepares it: a run folder without samples is a
-   :class:`TrainError` naming the file and the command that writes it (``sgvalues train``, the
-   command, prepares a fresh run folder from its params first);
+   :class:`TrainError` naming the file and the commands that write it (the ``sgvalues train``
+   command prepares a fresh run folder from its params before training);
 2. **tokenize** -- :func:`encode_sample`: prompt ids + answer ids, labels ``-100`` on the prompt;
 3. **build model** -- :func:`build_model`: base model (bf16 on CUDA, fp32 on CPU) + peft LoRA;
 4. **train** -- :func:`train_run`: length-grouped batches, answer-only logits, AdamW with linear
@@ -125,7 +125,7 @@ from sgvalues.train.encode import (IGNORE_INDEX, EncodedExample, answer_completi
 from sgvalues.train.loop import LOG_COLUMNS, build_model, inputs_fingerprint, read_train_log, resolve_model_path, train_run
 from sgvalues.train.losses import answer_loss, distribution_loss, shared_prefix_loss
 from sgvalues.train.results import before_after, gain_table, recipe_table
-from sgvalues.train.seeds import (SEED_COLUMNS, read_seeds, seed_dir, seed_spread, seed_tag, train_over_seeds,
+from sgvalues.train.seeds import (SEED_COLUMNS, SEED_METRICS, read_seeds, seed_dir, seed_spread, seed_tag, train_over_seeds,
                                   training_seeds)
 from sgvalues.train.weights import base_subgroup_nmae, sample_weights
 
@@ -158,6 +158,7 @@ __all__ = [
     "inputs_fingerprint",
     "train_run",
     "SEED_COLUMNS",
+    "SEED_METRICS",
     "training_seeds",
     "seed_tag",
     "seed_dir",
