@@ -411,6 +411,17 @@ def test_cli_parser_and_clear_error_for_missing_survey_file(tmp_path, capsys):
     assert "/nonexistent/wvs.csv" in capsys.readouterr().err
 
 
+def test_package_runs_as_a_module_for_accelerate_launch():
+    """`accelerate launch -m sgvalues.train ...` runs the package's __main__: the same options as `sgvalues train`."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "sgvalues.train", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--run-dir" in proc.stdout and "--all-seeds" in proc.stdout and "LoRA supervised fine-tuning" in proc.stdout
+
+
 def test_recipe_table_lists_ours_beside_published():
     params = dataclasses.replace(tiny_params(), training=dataclasses.replace(tiny_params().training, lr=3e-4))
     table = T.recipe_table(params, {"lr": 1e-6, "epochs": 1})
