@@ -326,7 +326,7 @@ def score(predictions: pd.DataFrame, by: Sequence[str] | str | None = None) -> p
 
 
 def aggregate(predictions: pd.DataFrame, by: Sequence[str] | str | None = ("stratum",)) -> pd.DataFrame:
-    """:func:`score` with ``by`` defaulting to ``"stratum"`` (the name chapter 04 and train.py use).
+    """:func:`score` with ``by`` defaulting to ``"stratum"`` (the name chapter 04 and sgvalues.train use).
 
     Examples
     --------

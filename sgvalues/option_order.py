@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sgvalues.evaluate import json_cell
+
 __all__ = ["ORDERS", "AVERAGED", "code_map", "reorder_sample", "evaluate_option_orders", "orders_path",
            "evaluate_run_orders", "order_effect"]
 
@@ -41,9 +43,7 @@ AVERAGED = "order_averaged"
 
 
 def _options(options) -> dict[str, str]:
-    if isinstance(options, str):
-        options = json.loads(options)
-    return {str(k): str(v) for k, v in sorted(dict(options).items(), key=lambda kv: int(kv[0]))}
+    return {str(k): str(v) for k, v in sorted(dict(json_cell(options)).items(), key=lambda kv: int(kv[0]))}
 
 
 def code_map(options, order: str) -> dict[str, str]:
@@ -104,25 +104,24 @@ def reorder_sample(sample: Mapping, order: str) -> dict:
     out["options"] = shown_options
     out["user_shared"] = sample["user_shared"].replace(old_block, new_block, 1)
     out["target"] = int(to_shown[str(int(sample["target"]))])
-    dist = sample.get("distribution")
-    if dist is not None and not (isinstance(dist, float) and np.isnan(dist)):
-        dist = json.loads(dist) if isinstance(dist, str) else dict(dist)
+    dist = json_cell(sample.get("distribution"))
+    if dist is not None:
         out["distribution"] = {to_shown[str(int(float(k)))]: float(v) for k, v in
                                sorted(dist.items(), key=lambda kv: int(to_shown[str(int(float(kv[0])))]))}
     return out
 
 
 def _map_back_probs(probs, mapping: Mapping[str, str]) -> str:
-    if not isinstance(probs, str) or not probs.strip():
+    shown = json_cell(probs) if isinstance(probs, str) else None
+    if shown is None:
         return ""
-    shown = json.loads(probs)
     back = {mapping[str(k)]: float(v) for k, v in shown.items()}
     return json.dumps({c: back[c] for c in sorted(back, key=int)})
 
 
 def _averaged(rows: pd.DataFrame) -> dict | None:
     """The order-averaged row of one sample's mapped-back rows (``None`` if an order lacks probs)."""
-    dists = [json.loads(p) if isinstance(p, str) and p.strip() else None for p in rows["probs"]]
+    dists = [json_cell(p) if isinstance(p, str) else None for p in rows["probs"]]
     if any(d is None for d in dists):
         return None
     codes = sorted(dists[0], key=int)

@@ -30,6 +30,7 @@ import pandas as pd
 from sgvalues.atomic import atomic_write_text
 from sgvalues.prompts import open_prompt, structured_prompt, user_persona
 from sgvalues.countries import profile_for_levels, resolve_profile
+from sgvalues.evaluate import json_cell
 from sgvalues.subgroups import STRATUM_NAMES
 
 __all__ = [
@@ -59,10 +60,6 @@ _LATER_KEYS = ("wording",)
 
 class LeakageError(AssertionError):
     """An OOD stratum, level combination or sample also appears in training."""
-
-
-def _json(value):
-    return json.loads(value) if isinstance(value, str) else dict(value)
 
 
 def build_samples(questions: pd.DataFrame, subgroups: pd.DataFrame, modal: pd.DataFrame,
@@ -106,7 +103,7 @@ def build_samples(questions: pd.DataFrame, subgroups: pd.DataFrame, modal: pd.Da
     stratum_rank = {s: i for i, s in enumerate(prof.stratum_names)}
     sg = subgroups.reset_index(drop=True)
     sub_rank = {sid: (stratum_rank[s], i) for i, (s, sid) in enumerate(zip(sg["stratum"], sg["subgroup"]))}
-    sub_info = {r.subgroup: (r.stratum, r.split, _json(r.levels)) for r in sg.itertuples(index=False)}
+    sub_info = {r.subgroup: (r.stratum, r.split, dict(json_cell(r.levels))) for r in sg.itertuples(index=False)}
 
     qinfo = {qid: {"number": int(r["number"]), "theme": r["theme"], "wording": r["wording"],
                    "options": r["options"], "scale_min": int(r["scale_min"]), "scale_max": int(r["scale_max"])}
@@ -137,7 +134,7 @@ def build_samples(questions: pd.DataFrame, subgroups: pd.DataFrame, modal: pd.Da
             "scale_min": qrow["scale_min"],
             "scale_max": qrow["scale_max"],
             "options": options,
-            "distribution": {str(k): float(v) for k, v in _json(row["distribution"]).items()},
+            "distribution": {str(k): float(v) for k, v in json_cell(row["distribution"]).items()},
             "n_valid": int(row["n_valid"]),
             "system": shared["system"],
             "user_shared": shared["user_shared"],
@@ -148,7 +145,7 @@ def build_samples(questions: pd.DataFrame, subgroups: pd.DataFrame, modal: pd.Da
 
 
 def _options(options) -> dict[str, str]:
-    d = _json(options)
+    d = json_cell(options)
     return {str(k): str(v) for k, v in sorted(d.items(), key=lambda kv: int(kv[0]))}
 
 
@@ -210,7 +207,7 @@ def _records(samples) -> list[dict]:
 
 
 def _combo(levels) -> frozenset:
-    return frozenset(f"{a}={v}" for a, v in _json(levels).items())
+    return frozenset(f"{a}={v}" for a, v in json_cell(levels).items())
 
 
 def assert_no_leakage(train, ood) -> dict:

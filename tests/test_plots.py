@@ -50,11 +50,32 @@ def test_stage_modules_compute_and_never_import_matplotlib():
     import sys
 
     stages = ["data", "subgroups", "modal", "diversity", "split", "prepare", "evaluate", "baselines", "metrics", "judge",
-              "sensitive", "fairness", "synthetic"]
+              "sensitive", "fairness", "synthetic", "train"]
     code = ("import sys\n" + "".join(f"import sgvalues.{m}\n" for m in stages)
             + "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'seaborn'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_training_figures_draw_the_log_and_the_gain_table_they_are_given():
+    """Chapter 04's figures, in report.figures: the loss per step and its running mean; one bar per gain row."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from sgvalues.report.figures import plot_gain, plot_training_curve
+
+    log = pd.DataFrame({"step": [1, 2, 3, 4], "loss": [4.0, 2.0, 3.0, 1.0]})
+    ax = plot_training_curve(log, smooth=2)
+    raw, mean = ax.get_lines()
+    np.testing.assert_allclose(raw.get_ydata(), [4, 2, 3, 1])
+    np.testing.assert_allclose(mean.get_ydata(), [4, 3, 2.5, 2])  # rolling mean over 2 steps
+    plt.close(ax.figure)
+    gains = pd.DataFrame({"source": ["ours", "published"], "what": ["OOD gain", "mean"], "gain_points": [2.5, -1.0]})
+    fig = plot_gain(gains, label_published="paper")
+    ax = fig.axes[0]
+    assert [round(p.get_width(), 9) for p in ax.patches] == [2.5, -1.0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["OOD gain\nours", "mean\npaper"]
+    plt.close(fig)
 
 
 def test_theme_ranking_bars_are_the_mds_sorted_and_markers_the_published_values():

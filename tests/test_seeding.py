@@ -5,7 +5,7 @@ import random
 import numpy as np
 import torch
 
-from sgvalues.train import _seed_all
+from sgvalues.train.loop import _seed_all
 
 
 def _draws() -> tuple[float, float, float]:

@@ -1,5 +1,5 @@
 """Tests for sgvalues.train: label masking, the loss, stratified selection, length grouping,
-checkpoint/resume equivalence and the saved adapter."""
+checkpoint/resume equivalence, the saved adapter, and training reading (never preparing) the run's data."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from sgvalues import train as T
 from sgvalues.params import Params
 from sgvalues.split import SAMPLE_KEYS
+from sgvalues.train.loop import _checkpoints, _schedule
 from factories import params_error
 
 
@@ -148,6 +149,20 @@ def test_load_train_samples_keeps_every_subgroup_of_the_chosen_questions(tmp_pat
         tiny_params(questions=0)
 
 
+def test_training_reads_the_prepared_data_and_never_prepares_it(tmp_path):
+    """Data flow one way: a run folder without samples is an error naming the file and the
+    commands that write it, and nothing is prepared (or written) behind the caller's back."""
+    run = tmp_path / "fresh"
+    want = r"fresh/data/samples_train\.jsonl: no prepared samples; .*`sgvalues prepare --wvs FILE --out .*notebooks 01-03"
+    with pytest.raises(T.TrainError, match=want):
+        T.train_run(tiny_params(), run, verbose=False)
+    with pytest.raises(T.TrainError, match=want):
+        T.training_questions(tiny_params(questions=2), run)
+    with pytest.raises(T.TrainError, match=r"samples_ood\.jsonl: no prepared samples"):
+        T.evaluate_questions(tiny_params(), run, "ood", "base", None, log=None)
+    assert not run.exists()
+
+
 def test_length_grouping_pads_each_batch_to_its_own_max_only():
     rng = np.random.default_rng(0)
     lengths = rng.integers(20, 300, size=400).tolist()
@@ -266,7 +281,7 @@ def test_resume_after_crash_ends_where_uninterrupted_run_does(tmp_path, full_run
 
     with pytest.raises(RuntimeError, match="simulated crash"):
         T.train_run(params, crashed, on_step=crash, verbose=False)
-    assert [p.name for p in T._checkpoints(crashed / "checkpoints")] == ["step-00000002"]
+    assert [p.name for p in _checkpoints(crashed / "checkpoints")] == ["step-00000002"]
     assert not (crashed / "adapter").exists()
     T.train_run(params, crashed, verbose=False)
 
@@ -303,8 +318,8 @@ def test_share_prefix_training_batches_by_question_and_logs_the_base_loss(tmp_pa
     _, tok = model_and_tokenizer
     examples = [T.encode_sample(tok, s) for s in TINY_SAMPLES]
     questions = [s["question_id"] for s in TINY_SAMPLES]
-    order, _ = T._schedule(4, 5, params.training.batch_size, [len(e) for e in examples],
-                           params.seed, questions)
+    order, _ = _schedule(4, 5, params.training.batch_size, [len(e) for e in examples],
+                         params.seed, questions)
     assert all(len({questions[i] for i in b}) == 1 for b in order)
     base = model_and_tokenizer[0].eval()  # fresh LoRA (B = 0, never stepped): the base model
     with torch.no_grad():
@@ -394,6 +409,17 @@ def test_cli_parser_and_clear_error_for_missing_survey_file(tmp_path, capsys):
     args = parser.parse_args(["--params", str(params_file), "--run-dir", str(tmp_path / "run")])
     assert T.main(args) == 2
     assert "/nonexistent/wvs.csv" in capsys.readouterr().err
+
+
+def test_package_runs_as_a_module_for_accelerate_launch():
+    """`accelerate launch -m sgvalues.train ...` runs the package's __main__: the same options as `sgvalues train`."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "sgvalues.train", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--run-dir" in proc.stdout and "--all-seeds" in proc.stdout and "LoRA supervised fine-tuning" in proc.stdout
 
 
 def test_recipe_table_lists_ours_beside_published():

@@ -4,6 +4,7 @@ against their formulas, by hand."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from sgvalues import train as T
+from sgvalues.train.loop import _schedule
 
 from test_train import make_sample, tiny_params, write_run
 from factories import params_error
@@ -143,7 +145,7 @@ def test_distribution_loss_equals_soft_cross_entropy_on_the_engines_probabilitie
             shared, _ = T.distribution_loss(model, T.collate_shared([examples[i] for i in pair], tok.pad_token_id))
             assert float(shared) == pytest.approx(sum(want[i] for i in pair), rel=1e-4)
         # weights multiply each row's loss
-        weighted = [T.dataclasses.replace(e, weight=w) for e, w in zip(examples, (0.5, 2, 1, 1, 3, 0.25))]
+        weighted = [dataclasses.replace(e, weight=w) for e, w in zip(examples, (0.5, 2, 1, 1, 3, 0.25))]
         loss_w, _ = T.distribution_loss(model, T.collate(weighted, tok.pad_token_id))
         assert float(loss_w) == pytest.approx(float(np.dot((0.5, 2, 1, 1, 3, 0.25), want)), rel=1e-4)
 
@@ -176,7 +178,7 @@ def test_weighted_modal_loss_is_the_weighted_sum_of_row_losses(model_and_tokeniz
     w = (0.25, 1.5, 2.0, 0.25)
     with torch.no_grad():
         rows = [T.answer_loss(model, T.collate([e], tok.pad_token_id)) for e in examples]
-        weighted = [T.dataclasses.replace(e, weight=x) for e, x in zip(examples, w)]
+        weighted = [dataclasses.replace(e, weight=x) for e, x in zip(examples, w)]
         loss, n = T.answer_loss(model, T.collate(weighted, tok.pad_token_id))
     assert float(loss) == pytest.approx(sum(x * float(r) for x, (r, _) in zip(w, rows)), rel=1e-4)
     assert int(n) == sum(int(k) for _, k in rows)
@@ -205,11 +207,11 @@ def test_train_run_distribution_objective_with_inverse_size_weights(tmp_path, sh
     # cross-entropies, taken here from the engine's probabilities
     if share_prefix:
         questions = [s["question_id"] for s in SOFT_SAMPLES]
-        order, _ = T._schedule(1, 3, 2, [0] * 6, params.seed, questions)
+        order, _ = _schedule(1, 3, 2, [0] * 6, params.seed, questions)
     else:
         tok = _tok()
         lengths = [len(T.encode_distribution_sample(tok, s)) for s in SOFT_SAMPLES]
-        order, _ = T._schedule(1, 3, 2, lengths, params.seed, None)
+        order, _ = _schedule(1, 3, 2, lengths, params.seed, None)
     batch = order[0]
     want = sum(weights[i] * _soft_ce(engine_probs[i], SOFT_SAMPLES[i]["distribution"]) for i in batch) / len(batch)
     log = T.read_train_log(run)
@@ -232,8 +234,6 @@ def _tok():
 
 @pytest.mark.slow
 def test_error_reweighting_weights_by_the_base_models_nmae_per_subgroup(tmp_path):
-    import dataclasses
-
     import pandas as pd
 
     from sgvalues.evaluate import load_predictions, predictions_path

@@ -1,12 +1,11 @@
-"""The book's figures of the data and evaluation chapters: stage tables in, matplotlib figures out.
+"""The book's figures of the data, training and evaluation chapters: stage tables in, matplotlib figures out.
 
-Stage modules (``prepare``, ``subgroups``, ``split``, ``diversity``, ``evaluate``, ``fairness``)
+Stage modules (``prepare``, ``subgroups``, ``split``, ``diversity``, ``train``, ``evaluate``, ``fairness``)
 compute tidy tables and never draw; the functions here draw them, one section per chapter, in
 the book's style (:func:`sgvalues.plots.use_book_style` sets the palette they take from the
 colour cycle). Every function returns the figure; notebooks save it with
 ``sgvalues.plots.save_figure`` or ``Chapter.save``. The judge's figures are in
-:mod:`sgvalues.report.judging`; training's (``plot_training_curve``, ``plot_gain``) are still in
-:mod:`sgvalues.train`.
+:mod:`sgvalues.report.judging`.
 
 matplotlib is imported inside each function, so importing this module stays cheap. Every figure
 that shows model states (zero-shot, base, fine-tuned) colours them by :data:`STATE_COLOURS`.
@@ -22,6 +21,8 @@ from sgvalues.split import SPLITS, _table_profile
 from sgvalues.subgroups import STRATUM_NAMES
 
 __all__ = [
+    "plot_training_curve",
+    "plot_gain",
     "plot_catalogue_by_theme",
     "plot_subgroup_sizes",
     "plot_composition",
@@ -39,6 +40,46 @@ __all__ = [
     "plot_intervals",
     "legend_below",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# --- training (chapter 04): the loss curve and the OOD gain (sgvalues.train)
+# --------------------------------------------------------------------------------------------
+
+
+def plot_training_curve(log, ax=None, smooth: int = 10):
+    """Training loss per optimizer step (light) and its running mean over ``smooth`` steps."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 3.4))
+    ax.plot(log["step"], log["loss"], alpha=0.35, lw=1, label="loss per step")
+    if len(log) >= smooth > 1:
+        ax.plot(log["step"], log["loss"].rolling(smooth, min_periods=1).mean(), lw=2,
+                label=f"running mean ({smooth} steps)")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("answer-token cross-entropy")
+    ax.set_title("LoRA SFT training curve")
+    ax.legend()
+    return ax
+
+
+def plot_gain(gains, label_published: str = "published"):
+    """Bars of the OOD accuracy gain: ours and the published mean and largest gain."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    names = [f"{w}\n{label_published if s == 'published' else s}" for s, w in zip(gains["source"], gains["what"])]
+    colors = ["C0" if s != "published" else "0.6" for s in gains["source"]]
+    ax.barh(names, gains["gain_points"], color=colors)
+    for y, v in enumerate(gains["gain_points"]):
+        ax.text(v, y, f" {v:+.1f}", va="center")
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_xlabel("OOD accuracy gain (percentage points)")
+    ax.invert_yaxis()
+    ax.set_title("Base -> SFT on the OOD subgroups")
+    fig.tight_layout()
+    return fig
 
 
 # --------------------------------------------------------------------------------------------
