@@ -5,6 +5,7 @@ Every expected value is computed here another way (by hand), never copied from a
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -47,3 +48,22 @@ def test_training_summary_formats_every_field():
     assert t["answer tokens"] == "1,000,000"
     assert t["resumed from checkpoint"] == "step-00000010"  # no machine path
     assert "nan" not in " ".join(t).lower()
+
+
+def test_seed_table_and_sentence_report_the_spread_computed_by_hand():
+    t = pd.DataFrame({"seed": [0, 1, 2, 0, 1, 2], "split": ["ood"] * 3 + ["train"] * 3,
+                      "sft_accuracy": [0.80, 0.78, 0.81, 0.9, 0.95, 0.92],
+                      "accuracy_change": [0.50, 0.48, 0.51, 0.6, 0.65, 0.62],
+                      "sft_nmae": [0.1, 0.12, 0.08, 0.05, 0.04, 0.03],
+                      "nmae_change": [-0.3, -0.28, -0.32, -0.3, -0.31, -0.32]})
+    table = training.seed_table(t).set_index(["split", "score"])
+    assert table.loc[("ood", "accuracy change"), "mean"] == f"{np.mean([0.50, 0.48, 0.51]):+.3f}"
+    assert table.loc[("ood", "accuracy change"), "lowest–highest"] == "+0.480 to +0.510"
+    assert table.loc[("train", "NMAE after SFT"), "mean"] == f"{np.mean([0.05, 0.04, 0.03]):.3f}"
+    assert table.loc[("train", "NMAE change"), "lowest–highest"] == "-0.320 to -0.300"
+    # OOD accuracy after SFT spans 0.78-0.81: a range of 0.03, within 0.05 but not within 0.02
+    assert "a range of 0.030, within the band of 0.050 we accept, so **the seeds agree**" in \
+        training.seed_sentence(t, 0.05)
+    assert "**the seeds do not agree**" in training.seed_sentence(t, 0.02)
+    assert "train accuracy after fine-tuning runs from 0.900 to 0.950" in training.seed_sentence(t, 0.05, "train")
+    assert "no run-to-run spread" in training.seed_sentence(t[t["seed"] == 0], 0.05)

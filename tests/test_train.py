@@ -526,29 +526,6 @@ def test_train_over_seeds_one_adapter_per_seed_same_seed_same_files(tmp_path):
         assert row.nmae_change == pytest.approx(row.sft_nmae - row.base_nmae)
 
 
-def test_seed_table_and_sentence_report_the_spread_computed_by_hand():
-    import pandas as pd
-
-    from sgvalues.report import chapters
-
-    t = pd.DataFrame({"seed": [0, 1, 2, 0, 1, 2], "split": ["ood"] * 3 + ["train"] * 3,
-                      "sft_accuracy": [0.80, 0.78, 0.81, 0.9, 0.95, 0.92],
-                      "accuracy_change": [0.50, 0.48, 0.51, 0.6, 0.65, 0.62],
-                      "sft_nmae": [0.1, 0.12, 0.08, 0.05, 0.04, 0.03],
-                      "nmae_change": [-0.3, -0.28, -0.32, -0.3, -0.31, -0.32]})
-    table = chapters.seed_table(t).set_index(["split", "score"])
-    assert table.loc[("ood", "accuracy change"), "mean"] == f"{np.mean([0.50, 0.48, 0.51]):+.3f}"
-    assert table.loc[("ood", "accuracy change"), "lowest–highest"] == "+0.480 to +0.510"
-    assert table.loc[("train", "NMAE after SFT"), "mean"] == f"{np.mean([0.05, 0.04, 0.03]):.3f}"
-    assert table.loc[("train", "NMAE change"), "lowest–highest"] == "-0.320 to -0.300"
-    # OOD accuracy after SFT spans 0.78-0.81: a range of 0.03, within 0.05 but not within 0.02
-    assert "a range of 0.030, within the band of 0.050 we accept, so **the seeds agree**" in \
-        chapters.seed_sentence(t, 0.05)
-    assert "**the seeds do not agree**" in chapters.seed_sentence(t, 0.02)
-    assert "train accuracy after fine-tuning runs from 0.900 to 0.950" in chapters.seed_sentence(t, 0.05, "train")
-    assert "no run-to-run spread" in chapters.seed_sentence(t[t["seed"] == 0], 0.05)
-
-
 @pytest.mark.slow
 def test_cli_all_seeds_trains_one_adapter_per_training_seed(tmp_path):
     import argparse

@@ -12,7 +12,6 @@ chapters' cells have in common, so a notebook cell reads like a sentence:
 - :func:`state_row`, :func:`size_sentence` and :func:`evaluation_sentence` - what an evaluation
   rests on, in a row beside the paper's and in words;
 - :func:`show_yardsticks` - model states beside every baseline and the noise reference;
-- :func:`seed_table` and :func:`seed_sentence` - chapter 04's run-to-run spread over training seeds.
 
 What a single chapter shows lives beside it: :mod:`sgvalues.report.dataset` (chapters 01-03),
 :mod:`sgvalues.report.training` (04), :mod:`sgvalues.report.judging` (06),
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sgvalues.report.format import fmt_count, fmt_delta, fmt_rate
+from sgvalues.report.format import fmt_count, fmt_counted, fmt_rate
 
 __all__ = [
     "Chapter",
@@ -45,14 +44,7 @@ __all__ = [
     "size_sentence",
     "evaluation_sentence",
     "show_yardsticks",
-    "seed_table",
-    "seed_sentence",
 ]
-
-
-def _n(count, word: str) -> str:
-    """``"1 question"``, ``"12,300 samples"``: a count and its noun, pluralised by adding *s*."""
-    return f"{fmt_count(count)} {word}{'' if count == 1 else 's'}"
 
 
 #: what an empty-safe helper shows instead of a table or figure when no run has predictions
@@ -270,8 +262,8 @@ def size_sentence(predictions: pd.DataFrame) -> str:
 
     c = published()["counts"]
     n_sub = predictions["subgroup"].nunique()
-    return (f"Ours rest on {_n(len(predictions), 'sample')} ({_n(predictions['question_id'].nunique(), 'question')}, "
-            f"{_n(n_sub, 'subgroup')}); the paper's OOD split holds "
+    return (f"Ours rest on {fmt_counted(len(predictions), 'sample')} ({fmt_counted(predictions['question_id'].nunique(), 'question')}, "
+            f"{fmt_counted(n_sub, 'subgroup')}); the paper's OOD split holds "
             f"{fmt_count(c['ood_samples'])} samples ({fmt_count(c['questions'])} questions, "
             f"{fmt_count(c['ood_subgroups'])} subgroups; {PUBLISHED_LABEL}).")
 
@@ -285,8 +277,8 @@ def evaluation_sentence(predictions: pd.DataFrame, split: str, model: str, secon
     >>> evaluation_sentence(p, "ood", "m", 3.2, "predictions/zeroshot_ood.csv")
     '2 samples of the **ood** split (1 question, 2 subgroups) evaluated with `m` in 3 s (cached answers included); written to `predictions/zeroshot_ood.csv` in the run folder.'
     """
-    return (f"{_n(len(predictions), 'sample')} of the **{split}** split "
-            f"({_n(predictions['question_id'].nunique(), 'question')}, {_n(predictions['subgroup'].nunique(), 'subgroup')}) "
+    return (f"{fmt_counted(len(predictions), 'sample')} of the **{split}** split "
+            f"({fmt_counted(predictions['question_id'].nunique(), 'question')}, {fmt_counted(predictions['subgroup'].nunique(), 'subgroup')}) "
             f"evaluated with `{model}` in {seconds:.0f} s (cached answers included); written to `{written}` in the "
             "run folder.")
 
@@ -312,66 +304,3 @@ def show_yardsticks(ch: Chapter, split: str, states: dict, figure_name: str, tit
     display(fig)
     plt.close(fig)
     return table
-
-
-#: how :func:`seed_table` names the scores of :func:`sgvalues.train.seed_spread`, in its order
-_SEED_SCORES = {"sft_accuracy": "accuracy after SFT", "accuracy_change": "accuracy change",
-                "sft_nmae": "NMAE after SFT", "nmae_change": "NMAE change"}
-
-
-def seed_table(seeds: pd.DataFrame) -> pd.DataFrame:
-    """Chapter 04's run-to-run spread: per split and score, the mean and the range over training seeds.
-
-    ``seeds`` is :func:`sgvalues.train.train_over_seeds`' table. Columns ``split, score, seeds,
-    mean, lowest–highest``; changes signed (base -> SFT), levels as rates.
-
-    Examples
-    --------
-    >>> t = pd.DataFrame({"seed": [0, 1], "split": "ood", "sft_accuracy": [0.8, 0.7],
-    ...                   "accuracy_change": [0.5, 0.4], "sft_nmae": [0.1, 0.2], "nmae_change": [-0.3, -0.2]})
-    >>> seed_table(t).iloc[1].tolist()
-    ['ood', 'accuracy change', '2', '+0.450', '+0.400 to +0.500']
-    """
-    from sgvalues.train import seed_spread
-
-    spread = seed_spread(seeds)
-    rows = []
-    for split in dict.fromkeys(spread["split"]):
-        for metric, name in _SEED_SCORES.items():
-            r = spread[(spread["split"] == split) & (spread["metric"] == metric)].iloc[0]
-            fmt = fmt_delta if metric.endswith("_change") else fmt_rate
-            rows.append({"split": split, "score": name, "seeds": fmt_count(r["n_seeds"]), "mean": fmt(r["mean"]),
-                         "lowest–highest": f"{fmt(r['min'])} to {fmt(r['max'])}"})
-    return pd.DataFrame(rows, columns=["split", "score", "seeds", "mean", "lowest–highest"])
-
-
-def seed_sentence(seeds: pd.DataFrame, band: float, split: str = "ood") -> str:
-    """Markdown: do the training seeds agree? The range of ``split`` accuracy after SFT against ``band``.
-
-    Examples
-    --------
-    >>> t = pd.DataFrame({"seed": [0, 1, 2], "split": "ood", "sft_accuracy": [0.73, 0.815, 0.8],
-    ...                   "accuracy_change": [0.45, 0.535, 0.52], "sft_nmae": 0.1, "nmae_change": -0.3})
-    >>> print(seed_sentence(t, 0.05))  # doctest: +NORMALIZE_WHITESPACE
-    Over 3 training seeds (0, 1, 2), OOD accuracy after fine-tuning runs from 0.730 to 0.815: a range of
-    0.085, wider than the band of 0.050 we accept, so **the seeds do not agree**: read any single
-    adapter's result with that margin. The OOD accuracy change base → SFT averages +0.502 (from +0.450
-    to +0.535).
-    """
-    rows = seeds[seeds["split"] == split]
-    name = split.upper() if split == "ood" else split
-    if rows.empty:
-        return f"No {name} rows in the seed table."
-    listed = ", ".join(str(int(s)) for s in rows["seed"])
-    if len(rows) == 1:
-        return (f"One training seed ({listed}): no run-to-run spread is measured; list several in "
-                "`training.seeds` to measure it.")
-    acc, change = rows["sft_accuracy"].astype(float), rows["accuracy_change"].astype(float)
-    spread = float(acc.max() - acc.min())
-    verdict = (f"within the band of {fmt_rate(band)} we accept, so **the seeds agree**" if spread <= band
-               else f"wider than the band of {fmt_rate(band)} we accept, so **the seeds do not agree**: read "
-                    "any single adapter's result with that margin")
-    return (f"Over {_n(len(rows), 'training seed')} ({listed}), {name} accuracy after fine-tuning runs from "
-            f"{fmt_rate(acc.min())} to {fmt_rate(acc.max())}: a range of {fmt_rate(spread)}, {verdict}. "
-            f"The {name} accuracy change base → SFT averages {fmt_delta(change.mean())} (from "
-            f"{fmt_delta(change.min())} to {fmt_delta(change.max())}).")

@@ -30,6 +30,7 @@ import pandas as pd
 __all__ = [
     "MISSING",
     "fmt_count",
+    "fmt_counted",
     "fmt_rate",
     "fmt_delta",
     "fmt_p",
@@ -88,6 +89,15 @@ def fmt_count(x) -> str:
     if value != round(value):
         raise ValueError(f"fmt_count: a count must be whole, got {x!r}; use fmt_rate for a mean or a share")
     return f"{int(round(value)):,}"
+
+
+def fmt_counted(count, word: str) -> str:
+    """A count and its noun, pluralised by adding *s*: ``"1 question"``, ``"12,300 samples"``.
+
+    >>> fmt_counted(1, "question"), fmt_counted(12300, "sample")
+    ('1 question', '12,300 samples')
+    """
+    return f"{fmt_count(count)} {word}{'' if count == 1 else 's'}"
 
 
 def fmt_rate(x, digits: int = 3) -> str:

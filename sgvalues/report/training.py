@@ -25,9 +25,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from sgvalues.report.format import MISSING, fmt_count, fmt_delta, fmt_rate
+from sgvalues.report.format import MISSING, fmt_count, fmt_counted, fmt_delta, fmt_rate
 
-__all__ = ["questions_sentence", "training_summary", "change_sentence", "trained_vs_unseen"]
+__all__ = ["questions_sentence", "training_summary", "change_sentence", "trained_vs_unseen", "seed_table",
+           "seed_sentence"]
 
 
 def questions_sentence(trained: list[str] | None, unseen: list[str], limit: int | None) -> str:
@@ -144,3 +145,66 @@ def trained_vs_unseen(trained: pd.DataFrame, unseen: pd.DataFrame, n_trained: in
               "accuracy did not move" if du == 0 else "accuracy rose")
     lines.append(f"{which}; on the unseen questions {effect}.")
     return "\n".join(lines)
+
+
+#: how :func:`seed_table` names the scores of :func:`sgvalues.train.seed_spread`, in its order
+_SEED_SCORES = {"sft_accuracy": "accuracy after SFT", "accuracy_change": "accuracy change",
+                "sft_nmae": "NMAE after SFT", "nmae_change": "NMAE change"}
+
+
+def seed_table(seeds: pd.DataFrame) -> pd.DataFrame:
+    """Chapter 04's run-to-run spread: per split and score, the mean and the range over training seeds.
+
+    ``seeds`` is :func:`sgvalues.train.train_over_seeds`' table. Columns ``split, score, seeds,
+    mean, lowest–highest``; changes signed (base -> SFT), levels as rates.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"seed": [0, 1], "split": "ood", "sft_accuracy": [0.8, 0.7],
+    ...                   "accuracy_change": [0.5, 0.4], "sft_nmae": [0.1, 0.2], "nmae_change": [-0.3, -0.2]})
+    >>> seed_table(t).iloc[1].tolist()
+    ['ood', 'accuracy change', '2', '+0.450', '+0.400 to +0.500']
+    """
+    from sgvalues.train import seed_spread
+
+    spread = seed_spread(seeds)
+    rows = []
+    for split in dict.fromkeys(spread["split"]):
+        for metric, name in _SEED_SCORES.items():
+            r = spread[(spread["split"] == split) & (spread["metric"] == metric)].iloc[0]
+            fmt = fmt_delta if metric.endswith("_change") else fmt_rate
+            rows.append({"split": split, "score": name, "seeds": fmt_count(r["n_seeds"]), "mean": fmt(r["mean"]),
+                         "lowest–highest": f"{fmt(r['min'])} to {fmt(r['max'])}"})
+    return pd.DataFrame(rows, columns=["split", "score", "seeds", "mean", "lowest–highest"])
+
+
+def seed_sentence(seeds: pd.DataFrame, band: float, split: str = "ood") -> str:
+    """Markdown: do the training seeds agree? The range of ``split`` accuracy after SFT against ``band``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"seed": [0, 1, 2], "split": "ood", "sft_accuracy": [0.73, 0.815, 0.8],
+    ...                   "accuracy_change": [0.45, 0.535, 0.52], "sft_nmae": 0.1, "nmae_change": -0.3})
+    >>> print(seed_sentence(t, 0.05))  # doctest: +NORMALIZE_WHITESPACE
+    Over 3 training seeds (0, 1, 2), OOD accuracy after fine-tuning runs from 0.730 to 0.815: a range of
+    0.085, wider than the band of 0.050 we accept, so **the seeds do not agree**: read any single
+    adapter's result with that margin. The OOD accuracy change base → SFT averages +0.502 (from +0.450
+    to +0.535).
+    """
+    rows = seeds[seeds["split"] == split]
+    name = split.upper() if split == "ood" else split
+    if rows.empty:
+        return f"No {name} rows in the seed table."
+    listed = ", ".join(str(int(s)) for s in rows["seed"])
+    if len(rows) == 1:
+        return (f"One training seed ({listed}): no run-to-run spread is measured; list several in "
+                "`training.seeds` to measure it.")
+    acc, change = rows["sft_accuracy"].astype(float), rows["accuracy_change"].astype(float)
+    spread = float(acc.max() - acc.min())
+    verdict = (f"within the band of {fmt_rate(band)} we accept, so **the seeds agree**" if spread <= band
+               else f"wider than the band of {fmt_rate(band)} we accept, so **the seeds do not agree**: read "
+                    "any single adapter's result with that margin")
+    return (f"Over {fmt_counted(len(rows), 'training seed')} ({listed}), {name} accuracy after fine-tuning runs from "
+            f"{fmt_rate(acc.min())} to {fmt_rate(acc.max())}: a range of {fmt_rate(spread)}, {verdict}. "
+            f"The {name} accuracy change base → SFT averages {fmt_delta(change.mean())} (from "
+            f"{fmt_delta(change.min())} to {fmt_delta(change.max())}).")
