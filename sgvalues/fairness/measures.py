@@ -1,0 +1,127 @@
+"""The two spread statistics of per-subgroup scores: normalised range and coefficient of variation.
+
+:func:`normalized_range` and :func:`coefficient_of_variation` take one score per subgroup;
+their row-wise forms ``_nr_rows`` and ``_cv_rows`` (NaN-padded arrays, one row per bootstrap
+draw) serve :mod:`sgvalues.fairness.uncertainty`. An undefined statistic (zero maximum or zero
+mean) is NaN with a :class:`FairnessWarning`.
+
+Example
+-------
+>>> normalized_range([0.5, 0.4, 0.3])
+0.4
+>>> round(coefficient_of_variation([0.5, 0.4, 0.3]), 4)
+0.2041
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+from scipy.stats import variation
+
+__all__ = ["FairnessWarning", "normalized_range", "coefficient_of_variation"]
+
+
+class FairnessWarning(RuntimeWarning):
+    """A fairness statistic is undefined for these values (zero max or zero mean) and is NaN."""
+
+
+# --------------------------------------------------------------------------------------------
+# 1. the two spread statistics
+# --------------------------------------------------------------------------------------------
+def _clean(values: Iterable) -> np.ndarray:
+    v = np.asarray(list(values) if not isinstance(values, (np.ndarray, pd.Series)) else values, dtype=float)
+    return v[~np.isnan(v)]
+
+
+def normalized_range(values: Iterable) -> float:
+    """Normalised range of per-subgroup scores: how far the worst subgroup is below the best.
+
+    Parameters
+    ----------
+    values : iterable of float
+        One score per subgroup (accuracy or NMAE); NaN values are ignored.
+
+    Returns
+    -------
+    float
+        0 for a single subgroup; NaN (with a :class:`FairnessWarning`) when the maximum is 0,
+        and NaN for no values.
+
+    Notes
+    -----
+    .. math:: \\mathrm{NR} = \\frac{\\max_g s_g - \\min_g s_g}{\\max_g s_g}
+
+    Lower is fairer. For NMAE (an error) the same formula is used, as in Tan et al. (2026).
+
+    Examples
+    --------
+    >>> normalized_range([1.0, 0.75])
+    0.25
+    >>> normalized_range([0.7])
+    0.0
+    """
+    v = _clean(values)
+    if v.size == 0:
+        return float("nan")
+    if v.size == 1:
+        return 0.0
+    hi = v.max()
+    if hi == 0:
+        warnings.warn("normalized_range: the maximum score is 0, so the range cannot be normalised; "
+                      "returning NaN", FairnessWarning, stacklevel=2)
+        return float("nan")
+    return float((hi - v.min()) / hi)
+
+
+def coefficient_of_variation(values: Iterable) -> float:
+    """Coefficient of variation of per-subgroup scores (population standard deviation / mean).
+
+    Returns 0 for a single subgroup; NaN (with a :class:`FairnessWarning`) when the mean is 0,
+    and NaN for no values. NaN values are ignored.
+
+    Notes
+    -----
+    .. math:: \\mathrm{CV} = \\frac{\\sqrt{\\tfrac{1}{G}\\sum_g (s_g - \\bar s)^2}}{\\bar s}
+
+    The population standard deviation (divisor :math:`G`, ``ddof=0``), as in Tan et al. (2026);
+    computed by ``scipy.stats.variation(values, ddof=0)``.
+
+    Examples
+    --------
+    >>> coefficient_of_variation([0.25, 0.75])
+    0.5
+    """
+    v = _clean(values)
+    if v.size == 0:
+        return float("nan")
+    if v.size == 1:
+        return 0.0
+    mean = v.mean()
+    if mean == 0:
+        warnings.warn("coefficient_of_variation: the mean score is 0; returning NaN", FairnessWarning, stacklevel=2)
+        return float("nan")
+    return float(variation(v, ddof=0))
+
+
+def _nr_rows(m: np.ndarray) -> np.ndarray:
+    """Row-wise :func:`normalized_range` of a (rows x subgroups) array with NaN padding."""
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        hi, lo = np.nanmax(m, axis=1), np.nanmin(m, axis=1)
+        n = (~np.isnan(m)).sum(axis=1)
+        out = np.where(hi > 0, (hi - lo) / np.where(hi > 0, hi, 1), np.nan)
+    return np.where(n == 1, 0.0, np.where(n == 0, np.nan, out))
+
+
+def _cv_rows(m: np.ndarray) -> np.ndarray:
+    """Row-wise :func:`coefficient_of_variation` of a (rows x subgroups) array with NaN padding."""
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, sd = np.nanmean(m, axis=1), np.nanstd(m, axis=1)
+        n = (~np.isnan(m)).sum(axis=1)
+        out = np.where(mean != 0, sd / np.where(mean != 0, mean, 1), np.nan)
+    return np.where(n == 1, 0.0, np.where(n == 0, np.nan, out))
