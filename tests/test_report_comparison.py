@@ -172,9 +172,9 @@ def test_comparison_page_shows_the_mean_over_training_seeds_and_its_range(tmp_pa
                   for k, (a, e) in enumerate(zip(sft_acc, sft_nmae))], columns=list(SEED_COLUMNS)).to_csv(
         run / "seeds.csv", index=False)
     text = cmp.write_comparison_page(tmp_path / "runs", tmp_path / "out").read_text()
-    row = next(line for line in text.splitlines() if "sft (mean of 3 seeds" in line)
+    row = next(line for line in text.splitlines() if "sft, 3 seeds:" in line)
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1] == f"sft (mean of 3 seeds, accuracy {min(sft_acc):.3f}–{max(sft_acc):.3f})"
+    assert cells[1] == f"sft, 3 seeds: {min(sft_acc):.3f} to {max(sft_acc):.3f}"
     assert cells[2:4] == [f"{np.mean(sft_acc):.3f}", f"{np.mean(sft_nmae):.3f}"]
     base_row = next(line for line in text.splitlines() if line.startswith("| r (synthetic) | base |"))
     assert "seeds" not in base_row  # the untuned state has no seeds
@@ -185,5 +185,5 @@ def test_comparison_page_shows_the_mean_over_training_seeds_and_its_range(tmp_pa
     # without seeds.csv the page keeps its old columns
     (run / "seeds.csv").unlink()
     text = cmp.write_comparison_page(tmp_path / "runs", tmp_path / "out").read_text()
-    assert "mean of" not in text and "| r (synthetic) | sft |" in text
+    assert "seeds:" not in text and "| r (synthetic) | sft |" in text
     assert "whisker" not in text

@@ -459,14 +459,14 @@ def write_comparison_page(runs_root: str | Path, out_dir: str | Path, image_pref
                     rows.append({"model": label + {True: " (synthetic)", False: " (WVS-7)"}.get(syn, ""),
                                  # several training seeds: their mean, and the accuracy range in the label
                                  "state": tag if seeds is None else
-                                 f"{tag} (mean of {seeds['n']} seeds, accuracy {fmt_rate(seeds['min'])}–"
-                                 f"{fmt_rate(seeds['max'])})",
+                                 f"{tag}, {seeds['n']} seeds: {fmt_rate(seeds['min'])} to "
+                                 f"{fmt_rate(seeds['max'])}",
                                  "accuracy": s["accuracy"],
                                  "NMAE": s["nmae"],
                                  "pop. mode": ys.loc["population_mode", "accuracy"],
                                  "marg. product": ys.loc["marginal_product", "accuracy"],
                                  "noise ref.": ys.loc[NOISE, "accuracy"], "invalid": s["invalid_rate"],
-                                 "n": s["n"], "questions": int(df["question_id"].nunique())})
+                                 "n": s["n"], "qs": int(df["question_id"].nunique())})
                     if len(cmp):
                         sentences.append(f"- {label}: " + beats_sentence(cmp, tag))
                     if split == "ood":
@@ -478,8 +478,9 @@ def write_comparison_page(runs_root: str | Path, out_dir: str | Path, image_pref
                         fig_rows += [{"model": label, "state": tag, "predictor": p, "accuracy": v}
                                      for p, v in ys["accuracy"].items()]
             table = pd.DataFrame(rows)
-            seed_note = (" Where a run trained several adapters (training.seeds), its sft row is their mean, "
-                         "with the lowest to highest accuracy over them." if any_seeds else "")
+            seed_note = (" Where a run trained several adapters (training.seeds), its sft row is their mean; "
+                         "the row's state names the number of seeds and the lowest to highest accuracy over them."
+                         if any_seeds else "")
             if len(table) and (table["invalid"] == 0).all():
                 # a column of zeros only narrows the others: say it instead
                 table = table.drop(columns="invalid")
@@ -489,10 +490,10 @@ def write_comparison_page(runs_root: str | Path, out_dir: str | Path, image_pref
                       "fine-tuning, on the questions fine-tuning used) beside, on the same samples, the accuracy of "
                       "the population's modal answer (pop. mode), of the no-interaction composition of the "
                       "single-axis answers (marg. product) and the survey-noise reference (accuracy: higher is "
-                      "better; NMAE and invalid rate: lower is better). n and questions = what each row was "
-                      "scored on." + seed_note,
+                      "better; NMAE and invalid rate: lower is better). n (samples) and qs (questions) = what each "
+                      "row was scored on." + seed_note,
                       f":name: tbl-model-comparison-{split}", "",
-                      markdown_table(table, counts=["n", "questions"]), "```", ""]
+                      markdown_table(table, counts=["n", "qs"]), "```", ""]
             if sentences:
                 parts += ["Which baselines each model state beats on accuracy, on its own samples (paired by "
                           "sample; 95 % bootstrap interval over questions; sign-flip permutation test):", "",
