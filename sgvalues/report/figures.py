@@ -518,10 +518,7 @@ def plot_level_bars(levels: pd.DataFrame, run: str, metric: str = "accuracy"):
     d = levels[levels["run"] == run]
     attrs = [a for a in ATTRIBUTES if a in set(d["attribute"])]
     if d.empty or not attrs:
-        fig, ax = plt.subplots(figsize=(6, 1.2))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no predictions for this run", ha="center", va="center", color="0.4")
-        return fig
+        return _empty_figure("no predictions for this run")
     sizes = [d.loc[d["attribute"] == a, "level"].nunique() for a in attrs]
     tags = [t for t in ("zeroshot", "base", "sft") if t in set(d["tag"])]
     fig, axes = plt.subplots(len(attrs), 1, figsize=(6.5, 0.9 + 0.32 * sum(sizes) * max(1, len(tags)) / 2 + 0.4 * len(attrs)),
@@ -555,10 +552,7 @@ def plot_intervals(boot: pd.DataFrame, statistics, tags=("base", "sft")):
     b = boot[boot["tag"].isin(list(tags)) & boot["statistic"].isin(list(statistics))]
     stats = [s for s in statistics if s in set(b["statistic"])]
     if b.empty or not stats:
-        fig, ax = plt.subplots(figsize=(6, 1.2))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no bootstrap results", ha="center", va="center", color="0.4")
-        return fig
+        return _empty_figure("no bootstrap results")
     b = b.assign(label=model_names(b))
     n_rows_panel = b[["label", "tag"]].drop_duplicates().shape[0]
     multi = b["label"].nunique() > 1
