@@ -37,6 +37,11 @@ def _clean(values: Iterable) -> np.ndarray:
     return v[~np.isnan(v)]
 
 
+def _without_spread(v: np.ndarray) -> float:
+    """A spread statistic of fewer than two scores: NaN for none, 0 for one subgroup."""
+    return float("nan") if v.size == 0 else 0.0
+
+
 def normalized_range(values: Iterable) -> float:
     """Normalised range of per-subgroup scores: how far the worst subgroup is below the best.
 
@@ -65,10 +70,8 @@ def normalized_range(values: Iterable) -> float:
     0.0
     """
     v = _clean(values)
-    if v.size == 0:
-        return float("nan")
-    if v.size == 1:
-        return 0.0
+    if v.size < 2:
+        return _without_spread(v)
     hi = v.max()
     if hi == 0:
         warnings.warn("normalized_range: the maximum score is 0, so the range cannot be normalised; "
@@ -96,10 +99,8 @@ def coefficient_of_variation(values: Iterable) -> float:
     0.5
     """
     v = _clean(values)
-    if v.size == 0:
-        return float("nan")
-    if v.size == 1:
-        return 0.0
+    if v.size < 2:
+        return _without_spread(v)
     mean = v.mean()
     if mean == 0:
         warnings.warn("coefficient_of_variation: the mean score is 0; returning NaN", FairnessWarning, stacklevel=2)
