@@ -120,6 +120,7 @@ def run_summary(run_dir: str | Path) -> str:
     name = params.get("display_name") or params.get("name") or run_dir.name
     lines = [f"**Model.** {name} (`{model.get('name', '?')}`, {model.get('backend', '?')} backend)."]
     summary_path = run_dir / "data" / "prepare_summary.json"
+    n_ood = None  # the OOD split's size, to say what each headline figure rests on
     if summary_path.is_file():
         import json
 
@@ -127,6 +128,7 @@ def run_summary(run_dir: str | Path) -> str:
         source = ("A **synthetic** Singapore-like sample in the WVS-7 format (not survey data)"
                   if s.get("synthetic") else f"The WVS-7 file `{Path(str(s.get('source_file', '?'))).name}`")
         sub, smp = s.get("subgroups", {}), s.get("samples", {})
+        n_ood = smp.get("ood")
         lines.append(
             f"**Data.** {source}: {fmt_count(s.get('n_respondents'))} respondents, "
             f"{fmt_count(s.get('n_questions'))} questions, {fmt_count(sub.get('train'))} training and "
@@ -139,7 +141,6 @@ def run_summary(run_dir: str | Path) -> str:
 
     preds = load_run_predictions(run_dir.parent)
     preds = preds[(preds["run"] == run_dir.name) & (preds["split"] == "ood")]
-    n_ood = (smp.get("ood") if summary_path.is_file() else None)
     what = {"zeroshot": "as released", "base": "before fine-tuning", "sft": "after LoRA fine-tuning"}
     rows = []
     for tag in [t for t in ("zeroshot", "base", "sft") if t in set(preds["tag"])]:
