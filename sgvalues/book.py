@@ -27,7 +27,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from sgvalues.runs import RunError, read_manifest, repo_path, run_synthetic
+from sgvalues.manifest import RunError, read_manifest, run_synthetic
+from sgvalues.paths import repo_path
 
 __all__ = [
     "BookError",

@@ -23,7 +23,7 @@ __all__ = ["SUBCOMMANDS", "is_user_error", "main"]
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("sgvalues.synthetic", "write a synthetic Singapore-like WVS-7-format sample"),
     "prepare": ("sgvalues.prepare", "WVS file -> questions, subgroups, modal answers, diversity, samples"),
-    "evaluate": ("sgvalues.evaluate", "structured evaluation of a model -> predictions table"),
+    "evaluate": ("sgvalues.evaluate_cli", "structured evaluation of a model -> predictions table"),
     "train": ("sgvalues.train", "LoRA SFT on the train samples -> adapter"),
     "baselines": ("sgvalues.baselines", "no-model baselines and the survey-noise reference for a prepared folder"),
     "judge": ("sgvalues.judge", "open-ended generation and pairwise LLM judging"),

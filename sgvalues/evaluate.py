@@ -50,10 +50,8 @@ Example
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -61,7 +59,8 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from sgvalues.atomic import atomic_path
+from sgvalues.manifest import run_label
+from sgvalues.tables import distribution_json, json_cell, write_csv
 
 __all__ = [
     "PREDICTION_COLUMNS",
@@ -76,13 +75,9 @@ __all__ = [
     "load_predictions",
     "MODEL_STATES",
     "JSON_COLUMNS",
-    "json_cell",
     "load_run_predictions",
     "summarise",
     "status_table",
-    "published_comparison",
-    "configure_parser",
-    "main",
 ]
 
 PREDICTION_COLUMNS = [
@@ -240,7 +235,7 @@ def evaluate_samples(samples: Sequence[dict], model, mode: str = "logprob", batc
             else s["levels"],
             "target": int(s["target"]), "scale_min": s["scale_min"], "scale_max": s["scale_max"],
             # the subgroup's answer distribution, for the distributional scores (metrics)
-            "distribution": _distribution_json(s.get("distribution")),
+            "distribution": distribution_json(s.get("distribution")),
         }
         row.update(prediction_row(answers[k], list(r.option_codes), mode))
         row["model"] = model.model_id
@@ -286,15 +281,6 @@ def stratified_limit(samples: Sequence[dict], limit: int | None, seed: int = 0) 
     return [samples[i] for i in sorted(chosen)]
 
 
-def _distribution_json(distribution) -> str:
-    """A sample's answer distribution as JSON code -> share (``""`` when it has none)."""
-    if distribution is None or (isinstance(distribution, float) and np.isnan(distribution)):
-        return ""
-    if isinstance(distribution, str):
-        return distribution
-    return json.dumps({str(k): float(v) for k, v in distribution.items()}) if distribution else ""
-
-
 def predictions_path(run_dir: str | Path, tag: str, split: str) -> Path:
     """``<run_dir>/predictions/<tag>_<split>.csv``."""
     return Path(run_dir) / "predictions" / f"{tag}_{split}.csv"
@@ -327,27 +313,13 @@ _RUN_REQUIRED = ("sample_id", "question_id", "subgroup", "target", "scale_min", 
 _PREDICTIONS_FILE = re.compile(r"^(?P<tag>[A-Za-z0-9_-]+?)_(?P<split>train|ood)\.csv$")
 
 
-def json_cell(value) -> dict | None:
-    """One JSON cell of a predictions table as a dict; ``None`` for a blank or missing cell.
-
-    >>> json_cell('{"1": 0.5}'), json_cell(""), json_cell(float("nan")), json_cell({"a": 1})
-    ({'1': 0.5}, None, None, {'a': 1})
-    """
-    if isinstance(value, dict):
-        return value
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    text = str(value).strip()
-    return json.loads(text) if text else None
-
-
 def load_run_predictions(runs_root: str | Path = "runs", tags: Sequence[str] | None = MODEL_STATES) -> pd.DataFrame:
     """Every run's predictions tables under ``runs_root``, stacked and labelled.
 
     Reads ``<runs_root>/<run>/predictions/<tag>_<split>.csv`` (split ``ood`` or ``train``; only
     ``tags``, default :data:`MODEL_STATES`; ``None`` = every tag, baselines included) and adds
     ``run`` (the folder name), ``tag`` and ``split`` (from the file name) and ``label``: the
-    model's name from the run's manifest (:func:`sgvalues.runs.run_label`, which falls back to
+    model's name from the run's manifest (:func:`sgvalues.manifest.run_label`, which falls back to
     ``params.yaml``), else the table's ``model`` column, else the run name. The JSON columns
     (:data:`JSON_COLUMNS`) are decoded once here into dicts (``None`` when blank).
 
@@ -358,8 +330,6 @@ def load_run_predictions(runs_root: str | Path = "runs", tags: Sequence[str] | N
 
     Returns an empty table with the key columns when no run has predictions.
     """
-    from sgvalues.runs import run_label
-
     root = Path(runs_root)
     frames = []
     for path in sorted(root.glob("*/predictions/*.csv")) if root.is_dir() else []:
@@ -385,11 +355,6 @@ def load_run_predictions(runs_root: str | Path = "runs", tags: Sequence[str] | N
         return pd.DataFrame(columns=front + [c for c in _RUN_REQUIRED if c != "split"])
     out = pd.concat(frames, ignore_index=True)
     return out[front + [c for c in out.columns if c not in front]]
-
-
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, lineterminator="\n")
 
 
 def _load_split(data_dir: Path, split: str) -> list[dict]:
@@ -468,7 +433,7 @@ def evaluate_run(params, run_dir: str | Path, split: str = "ood", tag: str = "ba
         if own:
             model.close()
     out = predictions_path(run_dir, tag, split)
-    _write_csv(df, out)
+    write_csv(df, out)
     if log is not None:
         s = summarise(df)
         log(f"{out}: {len(df)} samples of {df['question_id'].nunique()} question(s) in "
@@ -492,56 +457,3 @@ def status_table(df: pd.DataFrame) -> pd.DataFrame:
     counts = df["status"].value_counts().reindex(list(STATUSES), fill_value=0)
     return pd.DataFrame({"status": list(STATUSES), "n": counts.to_numpy(),
                          "share": counts.to_numpy() / max(len(df), 1)})
-
-
-def published_comparison(df: pd.DataFrame) -> pd.DataFrame:
-    """Our figures beside the paper's, only where ``published.json`` has a comparable number.
-
-    Rows: OOD sample count, and the normalised range (``fairness.normalized_range``) of
-    per-subgroup accuracy and NMAE for the zero-shot (base) model.
-    """
-    from sgvalues import fairness, metrics
-    from sgvalues.published import PUBLISHED_LABEL, published
-
-    pub = published()
-    per_sub = metrics.aggregate(df, "subgroup")
-    rows = [
-        ("samples evaluated (OOD split)", float(len(df)), float(pub["counts"]["ood_samples"])),
-        ("Norm. Range of subgroup accuracy (base)", fairness.normalized_range(per_sub["accuracy"]),
-         pub["fairness"]["accuracy_norm_range"]["base"]),
-        ("Norm. Range of subgroup NMAE (base)", fairness.normalized_range(per_sub["nmae"]),
-         pub["fairness"]["nmae_norm_range"]["base"]),
-    ]
-    return pd.DataFrame(rows, columns=["figure", "ours", PUBLISHED_LABEL])
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", required=True, help="params YAML (e.g. params/smollm2-135m.yaml)")
-    parser.add_argument("--run-dir", required=True, help="run folder holding data/ (e.g. runs/default)")
-    parser.add_argument("--split", default="ood", choices=["ood", "train"])
-    parser.add_argument("--tag", default="base", help="'base' (zero-shot) or 'sft'")
-    parser.add_argument("--adapter", default=None, help="LoRA adapter folder (hf backend)")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate a stratified subset of N samples")
-    from sgvalues.models.base import ANSWER_MODES
-
-    parser.add_argument("--mode", default=None, choices=list(ANSWER_MODES),
-                        help="structured answer mode (default: the params file's evaluation.mode)")
-    parser.add_argument("--no-cache", action="store_true", help="bypass the response cache")
-
-
-def main(args: argparse.Namespace) -> int:
-    from sgvalues.params import load_params
-
-    params = load_params(args.params)
-    df = evaluate_run(params, args.run_dir, split=args.split, tag=args.tag, adapter=args.adapter,
-                      limit=args.limit, mode=args.mode, cache=not args.no_cache,
-                      log=lambda m: print(m, file=sys.stderr))
-    print(json.dumps(summarise(df)))
-    if len(params.evaluation.option_orders) > 1:  # the params ask for the option-order check too
-        from sgvalues.option_order import evaluate_run_orders, order_effect, orders_path
-
-        table = evaluate_run_orders(params, args.run_dir, args.split, args.tag, adapter=args.adapter,
-                                    limit=args.limit, cache=not args.no_cache)
-        print(f"{orders_path(args.run_dir, args.tag, args.split)}:", file=sys.stderr)
-        print(order_effect(table)[["option_order", "accuracy", "nmae", "changed", "n"]].to_string(index=False))
-    return 0

@@ -22,11 +22,12 @@ Example
 
 from __future__ import annotations
 
-import json
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+
+from sgvalues.tables import code_shares
 
 __all__ = ["accuracy", "nmae", "refusal_rate", "distribution_scores", "valid_predictions", "score_samples", "score",
            "aggregate", "aggregate_by_level", "METRIC_COLUMNS", "DISTRIBUTION_COLUMNS"]
@@ -110,19 +111,6 @@ def refusal_rate(statuses) -> float:
     return float((s == "refused").mean()) if len(s) else float("nan")
 
 
-def _shares(value) -> dict[int, float] | None:
-    """A JSON/mapping code -> share as ``{int code: float}``; ``None`` for missing or empty."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, str):
-        if not value.strip():
-            return None
-        value = json.loads(value)
-    if not value:
-        return None
-    return {int(float(k)): float(v) for k, v in dict(value).items()}
-
-
 def distribution_scores(predictions: pd.DataFrame) -> pd.DataFrame:
     """Per-sample distance between the predicted and the observed answer distribution.
 
@@ -168,7 +156,7 @@ def distribution_scores(predictions: pd.DataFrame) -> pd.DataFrame:
     hi = _floats(predictions["scale_max"], "scale_max")
     by_codes: dict[tuple, list[tuple[int, np.ndarray, np.ndarray]]] = {}
     for i, (q_raw, p_raw) in enumerate(zip(predictions["probs"], predictions["distribution"])):
-        q, p = _shares(q_raw), _shares(p_raw)
+        q, p = code_shares(q_raw), code_shares(p_raw)
         if q is None or p is None:
             continue
         codes = tuple(sorted(set(q) | set(p)))

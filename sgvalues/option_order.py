@@ -31,13 +31,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sgvalues.evaluate import json_cell
+from sgvalues.constants import ORDERS
+from sgvalues.tables import distribution_json, json_cell
 
 __all__ = ["ORDERS", "AVERAGED", "code_map", "reorder_sample", "evaluate_option_orders", "orders_path",
            "evaluate_run_orders", "order_effect"]
 
-#: the option orders a params file may ask for (``evaluation.option_orders``)
-ORDERS: tuple[str, ...] = ("as_asked", "reversed")
 #: the ``option_order`` label of the order-averaged prediction
 AVERAGED = "order_averaged"
 
@@ -155,7 +154,7 @@ def evaluate_option_orders(samples: Sequence[Mapping], model, orders: Sequence[s
         original codes. Where every order has option probabilities, one more row per sample with
         ``option_order = "order_averaged"`` (:data:`AVERAGED`).
     """
-    from sgvalues.evaluate import _distribution_json, evaluate_samples
+    from sgvalues.evaluate import evaluate_samples
 
     orders = list(dict.fromkeys(orders))
     if not orders or any(o not in ORDERS for o in orders):
@@ -170,7 +169,7 @@ def evaluate_option_orders(samples: Sequence[Mapping], model, orders: Sequence[s
                                      for p, m in zip(df["prediction"], maps)], dtype="Int64")
         df["probs"] = [_map_back_probs(p, m) for p, m in zip(df["probs"], maps)]
         df["target"] = [int(s["target"]) for s in samples]
-        df["distribution"] = [_distribution_json(s.get("distribution")) for s in samples]
+        df["distribution"] = [distribution_json(s.get("distribution")) for s in samples]
         parts.append(df.assign(option_order=order))
     table = pd.concat(parts, ignore_index=True)
     if len(orders) > 1:

@@ -155,8 +155,7 @@ class EvaluationParams:
     option_orders: tuple[str, ...] = ("as_asked",)
 
     def __post_init__(self):
-        from sgvalues.models.base import ANSWER_MODES
-        from sgvalues.option_order import ORDERS
+        from sgvalues.constants import ANSWER_MODES, ORDERS
 
         bad_orders = [o for o in self.option_orders if o not in ORDERS]
         if bad_orders or not self.option_orders or len(set(self.option_orders)) != len(self.option_orders):

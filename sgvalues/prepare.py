@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 from sgvalues.atomic import atomic_write_text
-from sgvalues.runs import file_sha256
+from sgvalues.paths import file_sha256, repo_path
 from sgvalues.split import (SAMPLE_KEYS, SPLITS, assert_no_leakage, build_samples,
                             load_samples_frame, write_samples)
 
@@ -325,8 +325,6 @@ def prepare_run_data(params, run_dir: str | Path) -> Path:
     from filelock import FileLock
 
     from sgvalues.catalogue import QUESTION_RULES
-    from sgvalues.runs import repo_path
-
     data = params.data
     out_dir = Path(run_dir) / "data"
     questions = data.questions if data.questions in QUESTION_RULES else repo_path(data.questions)
@@ -415,7 +413,6 @@ def params_with_data(params, **overrides):
 
 def run_source(params, run_dir: str | Path) -> Path:
     """The survey file a run reads: ``data.wvs_file`` or the run's synthetic sample."""
-    from sgvalues.runs import repo_path
 
     if params.data.wvs_file is None:
         return Path(run_dir) / "data" / SYNTHETIC_FILENAME

@@ -42,21 +42,17 @@ from pathlib import Path
 from typing import Callable
 
 from sgvalues.atomic import atomic_write_text
+from sgvalues.manifest import RunError, read_manifest
+from sgvalues.paths import file_sha256, repo_path, repo_root
 
 __all__ = [
     "NOTEBOOK_PATTERN",
     "RunError",
-    "repo_root",
-    "repo_path",
-    "file_sha256",
     "list_notebooks",
     "select_notebooks",
     "pick_kernel",
     "package_versions",
     "data_record",
-    "read_manifest",
-    "run_label",
-    "run_synthetic",
     "run_notebooks",
     "ensure_baselines",
     "configure_parser",
@@ -70,54 +66,7 @@ NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_[A-Za-z0-9_\-]+\.ipynb$")
 _VERSIONED = ("sgvalues", "torch", "transformers", "peft", "papermill", "numpy", "pandas")
 
 
-class RunError(RuntimeError):
-    """A run could not start or a notebook failed; the message says which and where."""
-
-
 # ----------------------------------------------------------------------------- paths
-
-
-def repo_root() -> Path:
-    """The repository root: the folder holding ``pyproject.toml`` and ``notebooks/``.
-
-    The current directory or its parent wins when it is a checkout (so a notebook running in
-    ``notebooks/`` finds its own repository); otherwise the folder above the installed package.
-
-    Examples
-    --------
-    >>> (repo_root() / "sgvalues").is_dir()
-    True
-    """
-    cwd = Path.cwd()
-    for base in (cwd, cwd.parent):
-        if (base / "pyproject.toml").is_file() and (base / "sgvalues").is_dir():
-            return base
-    return Path(__file__).resolve().parent.parent
-
-
-def repo_path(p: str | Path) -> Path:
-    """Resolve ``p`` (relative to the repo root) whether cwd is the repo root or ``notebooks/``.
-
-    Absolute paths are returned unchanged. A relative path that exists under the current
-    directory, or under its parent, is taken from there; any other relative path (an output
-    not written yet) is anchored at :func:`repo_root`.
-
-    Examples
-    --------
-    >>> repo_path("pyproject.toml").name
-    'pyproject.toml'
-    >>> repo_path("pyproject.toml").parent == repo_root()
-    True
-    >>> repo_path("/tmp/x").as_posix()
-    '/tmp/x'
-    """
-    p = Path(p)
-    if p.is_absolute():
-        return p
-    for base in (Path.cwd(), Path.cwd().parent):
-        if (base / p).exists():
-            return base / p
-    return repo_root() / p
 
 
 def _display_path(p: Path) -> str:
@@ -126,25 +75,6 @@ def _display_path(p: Path) -> str:
         return p.resolve().relative_to(repo_root().resolve()).as_posix()
     except ValueError:
         return p.resolve().as_posix()
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (the official WVS file is large).
-
-    The project's one file hash (``prepare``'s fingerprints, run manifests).
-
-    Examples
-    --------
-    >>> import hashlib, tempfile, pathlib
-    >>> f = pathlib.Path(tempfile.mkdtemp()) / "x.txt"; _ = f.write_bytes(b"abc")
-    >>> file_sha256(f) == hashlib.sha256(b"abc").hexdigest()
-    True
-    """
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- notebooks
@@ -268,62 +198,6 @@ def data_record(params, run_dir: Path | None = None) -> dict:
         if summary.is_file():
             rec["prepare_summary_sha256"] = file_sha256(summary)
     return rec
-
-
-def read_manifest(run_dir: str | Path) -> dict:
-    """The run's ``manifest.json`` as a dict (``{}`` when absent)."""
-    path = Path(run_dir) / "manifest.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path}: not valid JSON ({exc})") from exc
-
-
-def run_label(run_dir: str | Path) -> str | None:
-    """The model's name for a run: ``display_name`` or ``name`` from ``manifest.json``'s params,
-    else from ``<run_dir>/params.yaml`` (a run folder without a manifest); ``None`` when neither
-    says.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> d = Path(tempfile.mkdtemp())
-    >>> _ = (d / "params.yaml").write_text("name: tiny\\n")
-    >>> run_label(d)
-    'tiny'
-    """
-    run_dir = Path(run_dir)
-    params = read_manifest(run_dir).get("params") or {}
-    if not (params.get("display_name") or params.get("name")) and (run_dir / "params.yaml").is_file():
-        import yaml
-
-        try:
-            params = yaml.safe_load((run_dir / "params.yaml").read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise RunError(f"{run_dir / 'params.yaml'}: not valid YAML ({exc})") from exc
-        params = params if isinstance(params, dict) else {}
-    return params.get("display_name") or params.get("name") or None
-
-
-def run_synthetic(run_dir: str | Path) -> bool | None:
-    """Whether a run's data is synthetic: from ``manifest.json``, else the prepare summary.
-
-    Returns ``None`` when neither file says.
-    """
-    run_dir = Path(run_dir)
-    man = read_manifest(run_dir)
-    if isinstance(man.get("data"), dict) and "synthetic" in man["data"]:
-        return bool(man["data"]["synthetic"])
-    summary = run_dir / "data" / "prepare_summary.json"
-    if summary.is_file():
-        try:
-            val = json.loads(summary.read_text()).get("synthetic")
-        except json.JSONDecodeError:
-            return None
-        return None if val is None else bool(val)
-    return None
 
 
 def _now() -> str:

@@ -30,7 +30,7 @@ import pandas as pd
 from sgvalues.atomic import atomic_write_text
 from sgvalues.prompts import open_prompt, structured_prompt, user_persona
 from sgvalues.countries import profile_for_levels, resolve_profile
-from sgvalues.evaluate import json_cell
+from sgvalues.tables import as_records, json_cell
 from sgvalues.subgroups import STRATUM_NAMES
 
 __all__ = [
@@ -200,12 +200,6 @@ def load_samples_frame(directory: str | Path, split: str) -> pd.DataFrame:
     return pd.DataFrame(load_samples(directory, split), columns=list(SAMPLE_KEYS))
 
 
-def _records(samples) -> list[dict]:
-    if isinstance(samples, pd.DataFrame):
-        return samples.to_dict("records")
-    return list(samples)
-
-
 def _combo(levels) -> frozenset:
     return frozenset(f"{a}={v}" for a, v in json_cell(levels).items())
 
@@ -234,7 +228,7 @@ def assert_no_leakage(train, ood) -> dict:
     LeakageError
         listing the leaked strata, combinations or sample ids.
     """
-    tr, od = _records(train), _records(ood)
+    tr, od = as_records(train), as_records(ood)
     problems = []
     for name, recs, want in (("train", tr, "train"), ("ood", od, "ood")):
         wrong = sorted({r["sample_id"] for r in recs if r["split"] != want})
@@ -271,9 +265,9 @@ def split_counts(subgroups: pd.DataFrame, train, ood, n_questions: int) -> pd.Da
     rows = [("questions", n_questions, pub["questions"]),
             ("train subgroups", int((subgroups["split"] == "train").sum()), pub["train_subgroups"]),
             ("ood subgroups", int((subgroups["split"] == "ood").sum()), pub["ood_subgroups"]),
-            ("train samples", len(_records(train)), pub["train_samples"]),
-            ("ood samples", len(_records(ood)), pub["ood_samples"]),
-            ("all samples", len(_records(train)) + len(_records(ood)), pub["all_samples"])]
+            ("train samples", len(as_records(train)), pub["train_samples"]),
+            ("ood samples", len(as_records(ood)), pub["ood_samples"]),
+            ("all samples", len(as_records(train)) + len(as_records(ood)), pub["all_samples"])]
     return pd.DataFrame(rows, columns=["quantity", "ours", "published"])
 
 
@@ -282,7 +276,7 @@ def example_prompts(samples, question_id: str | None = None) -> pd.DataFrame:
 
     ``question_id`` defaults to the first question in ``samples``.
     """
-    recs = _records(samples)
+    recs = as_records(samples)
     if not recs:
         return pd.DataFrame(columns=["stratum", "subgroup", "user_persona"])
     qid = question_id or recs[0]["question_id"]

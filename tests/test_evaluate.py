@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from factories import make_sample
 
-from sgvalues import evaluate
+from sgvalues import evaluate, evaluate_cli
 from sgvalues.models import ResponseCache
 from sgvalues.models.dummy import DummyModel
 from sgvalues.params import Params
@@ -174,7 +174,7 @@ def test_cli_evaluate_accepts_every_answer_mode():
     from sgvalues.models.base import ANSWER_MODES
 
     parser = argparse.ArgumentParser()
-    evaluate.configure_parser(parser)
+    evaluate_cli.configure_parser(parser)
     for mode in ANSWER_MODES:
         args = parser.parse_args(["--params", "p.yaml", "--run-dir", "r", "--mode", mode])
         assert args.mode == mode

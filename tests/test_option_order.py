@@ -211,7 +211,7 @@ def test_sgvalues_evaluate_runs_the_orders_the_params_ask_for(tmp_path, capsys):
 
     import yaml
 
-    from sgvalues import evaluate
+    from sgvalues import evaluate, evaluate_cli
     from sgvalues.prepare import ensure_prepared
     from sgvalues.params import load_params
 
@@ -223,7 +223,7 @@ def test_sgvalues_evaluate_runs_the_orders_the_params_ask_for(tmp_path, capsys):
     ensure_prepared(load_params(pfile), run)
     args = argparse.Namespace(params=str(pfile), run_dir=str(run), split="ood", tag="base", adapter=None, limit=8,
                               mode=None, no_cache=True)
-    assert evaluate.main(args) == 0
+    assert evaluate_cli.main(args) == 0
     plain = evaluate.load_predictions(evaluate.predictions_path(run, "base", "ood"))
     orders = pd.read_csv(option_order.orders_path(run, "base", "ood"))
     asked = orders[orders.option_order == "as_asked"]

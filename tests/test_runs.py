@@ -17,14 +17,14 @@ import nbformat
 import pytest
 import yaml
 
-from sgvalues import cli, runs
+from sgvalues import cli, paths, runs
 from sgvalues.params import load_params
 
 # Each notebook appends its name to <run_dir>/executed.txt, so a test can count executions.
 _BODY = """
 import json, sys
 from pathlib import Path
-from sgvalues.runs import repo_path
+from sgvalues.paths import repo_path
 rd = repo_path(run_dir)
 rd.mkdir(parents=True, exist_ok=True)
 with open(rd / "executed.txt", "a") as fh:
@@ -190,15 +190,15 @@ def test_bad_inputs_are_clear_errors(project, tmp_path):
 
 
 def test_repo_path_from_root_and_from_notebooks(monkeypatch):
-    root = runs.repo_root()
+    root = paths.repo_root()
     assert (root / "pyproject.toml").is_file()
     monkeypatch.chdir(root)
-    a = runs.repo_path("pyproject.toml").resolve()
+    a = paths.repo_path("pyproject.toml").resolve()
     monkeypatch.chdir(root / "notebooks") if (root / "notebooks").is_dir() else monkeypatch.chdir(root / "sgvalues")
-    b = runs.repo_path("pyproject.toml").resolve()
+    b = paths.repo_path("pyproject.toml").resolve()
     assert a == b == (root / "pyproject.toml").resolve()
     # An output path that does not exist yet is anchored at the repo root, not at cwd.
-    assert runs.repo_path("runs/not-there-yet") == root / "runs" / "not-there-yet"
+    assert paths.repo_path("runs/not-there-yet") == root / "runs" / "not-there-yet"
 
 
 def test_pick_kernel_falls_back_to_a_spec_for_this_interpreter(monkeypatch, tmp_path):

@@ -34,7 +34,7 @@ from __future__ import annotations
 from sgvalues.baselines.comparison import compare_with_baselines
 from sgvalues.baselines.noise import NOISE_COLUMNS, noise_per_sample, noise_reference
 from sgvalues.baselines.predictors import (BASELINES, SMOOTHING, FittedBaselines, baseline_predictions, fit_baselines,
-                                           load_baseline_predictions, predict_baseline, predict_baselines,
+                                           load_baseline_predictions, predict_baselines,
                                            write_baselines)
 from sgvalues.baselines.run_folder import configure_parser, ensure_run_baselines, main
 
@@ -44,7 +44,6 @@ __all__ = [
     "NOISE_COLUMNS",
     "FittedBaselines",
     "fit_baselines",
-    "predict_baseline",
     "predict_baselines",
     "baseline_predictions",
     "write_baselines",

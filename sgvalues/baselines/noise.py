@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from sgvalues.baselines.predictors import _records, _shares
+from sgvalues.tables import as_records, code_shares
 
 __all__ = ["NOISE_COLUMNS", "noise_per_sample", "noise_reference"]
 
@@ -44,11 +44,11 @@ def _resample_hits(sample_id: str, shares: np.ndarray, n: int, target_pos: int, 
 
 
 def _noise_hits(samples, n_boot: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    recs = _records(samples)
+    recs = as_records(samples)
     hits = np.zeros((len(recs), n_boot), dtype=bool)
     rows = []
     for i, s in enumerate(recs):
-        shares = _shares(s["distribution"])
+        shares = code_shares(s["distribution"]) or {}
         codes = sorted(shares)
         if int(s["target"]) not in shares:
             raise ValueError(f"sample {s['sample_id']}: target {s['target']} is not among the codes of its "

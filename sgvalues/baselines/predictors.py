@@ -42,7 +42,8 @@ Example
 ...           "stratum": "sex_x_age_group", "subgroup": "sex_x_age_group:Male|65+",
 ...           "levels": {"sex": "Male", "age_group": "65+"}, "target": 1, "scale_min": 1, "scale_max": 2,
 ...           "options": {"1": "Yes", "2": "No"}, "distribution": {"1": 0.8, "2": 0.2}, "n_valid": 30}
->>> [int(predict_baseline(fitted, [sample], n).loc[0, "prediction"]) for n in BASELINES[:4]]
+>>> tables = predict_baselines(fitted, [sample], BASELINES[:4])
+>>> [int(tables[n].loc[0, "prediction"]) for n in BASELINES[:4]]
 [2, 1, 1, 1]
 """
 
@@ -57,15 +58,14 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from sgvalues.atomic import atomic_path
 from sgvalues.subgroups import parse_levels
+from sgvalues.tables import as_records, code_shares, distribution_json, write_csv
 
 __all__ = [
     "BASELINES",
     "SMOOTHING",
     "FittedBaselines",
     "fit_baselines",
-    "predict_baseline",
     "predict_baselines",
     "baseline_predictions",
     "write_baselines",
@@ -85,12 +85,6 @@ TIE_RTOL = 1e-9
 # --------------------------------------------------------------------------------------------
 # fitting
 # --------------------------------------------------------------------------------------------
-def _shares(value) -> dict[int, float]:
-    if isinstance(value, str):
-        value = json.loads(value) if value.strip() else {}
-    return {int(float(k)): float(v) for k, v in dict(value or {}).items()}
-
-
 def _mode(scores: np.ndarray) -> int:
     """Index of the largest score, ties (within :data:`TIE_RTOL`) to the lowest index."""
     top = scores.max()
@@ -163,7 +157,7 @@ def fit_baselines(modal: pd.DataFrame, subgroups: pd.DataFrame | None = None,
     pooled: dict[tuple[str, str], np.ndarray] = {}
     for r in train.itertuples(index=False):
         q = str(r.question_id)
-        shares = _shares(r.distribution)
+        shares = code_shares(r.distribution) or {}
         codes = np.array(sorted(shares), dtype=np.int64)
         if q not in fitted.codes:
             fitted.codes[q] = codes
@@ -234,26 +228,16 @@ def _distribution(fitted: FittedBaselines, name: str, q: str, levels: dict[str, 
     raise ValueError(f"baseline {name!r}: expected one of {BASELINES}")
 
 
-def _records(samples) -> list[dict]:
-    if isinstance(samples, pd.DataFrame):
-        return samples.to_dict("records")
-    return list(samples)
-
-
-def predict_baseline(fitted: FittedBaselines, samples, name: str, seed: int = 0) -> pd.DataFrame:
-    """One baseline's predictions table for ``samples`` (records of ``sgvalues.split.load_samples``).
-
-    Returns a DataFrame with :data:`sgvalues.evaluate.PREDICTION_COLUMNS`, ``probs`` filled
-    (JSON code -> probability, 6 decimals), ``status`` ``ok``, ``model`` ``baseline:<name>``.
-    A question the train split lacks raises a ``ValueError`` naming it.
-    """
-    return predict_baselines(fitted, samples, [name], seed=seed)[name]
-
-
 def predict_baselines(fitted: FittedBaselines, samples, names: Sequence[str] = BASELINES,
                       seed: int = 0) -> dict[str, pd.DataFrame]:
-    """:func:`predict_baseline` for several baselines at once (the samples are read once)."""
-    from sgvalues.evaluate import PREDICTION_COLUMNS, _distribution_json
+    """The predictions tables of the baselines ``names`` for ``samples`` (records of
+    ``sgvalues.split.load_samples``), the samples read once; ``{name: table}``.
+
+    Each table has :data:`sgvalues.evaluate.PREDICTION_COLUMNS`, ``probs`` filled (JSON code ->
+    probability, 6 decimals), ``status`` ``ok``, ``model`` ``baseline:<name>``. A question the
+    train split lacks raises a ``ValueError`` naming it.
+    """
+    from sgvalues.evaluate import PREDICTION_COLUMNS
 
     for name in names:
         if name not in BASELINES:
@@ -261,7 +245,7 @@ def predict_baselines(fitted: FittedBaselines, samples, names: Sequence[str] = B
     rows: dict[str, list[dict]] = {n: [] for n in names}
     cache: dict[tuple, tuple[int, str]] = {}
     checked: set[str] = set()
-    for s in _records(samples):
+    for s in as_records(samples):
         q = str(s["question_id"])
         if q not in fitted.codes:
             raise ValueError(f"sample {s['sample_id']}: question {q} has no train modal answers; "
@@ -282,7 +266,7 @@ def predict_baselines(fitted: FittedBaselines, samples, names: Sequence[str] = B
             "levels": lv if isinstance(lv, str) else json.dumps(lv, sort_keys=True),
             "target": int(s["target"]), "scale_min": s["scale_min"], "scale_max": s["scale_max"],
             "status": "ok", "raw_output": "", "adapter": "",
-            "distribution": _distribution_json(s.get("distribution")),
+            "distribution": distribution_json(s.get("distribution")),
         }
         for name in names:
             # every baseline but marginal_product (levels) and uniform (its draw) is one per question
@@ -335,11 +319,6 @@ def baseline_predictions(prepared: str | Path, splits: Sequence[str] = ("train",
     return out
 
 
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, lineterminator="\n")
-
-
 def write_baselines(prepared: str | Path, out: str | Path, splits: Sequence[str] = ("train", "ood"),
                     names: Sequence[str] = BASELINES, seed: int = 0,
                     samples: Mapping[str, Sequence[dict]] | None = None) -> list[Path]:
@@ -347,7 +326,7 @@ def write_baselines(prepared: str | Path, out: str | Path, splits: Sequence[str]
     paths = []
     for (name, split), df in baseline_predictions(prepared, splits, names, seed, samples).items():
         path = Path(out) / f"{name}_{split}.csv"
-        _write_csv(df, path)
+        write_csv(df, path)
         paths.append(path)
     return paths
 

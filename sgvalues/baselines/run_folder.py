@@ -17,7 +17,8 @@ from typing import Callable
 
 from sgvalues.atomic import atomic_write_text
 from sgvalues.baselines.noise import noise_reference
-from sgvalues.baselines.predictors import BASELINES, _write_csv, write_baselines
+from sgvalues.baselines.predictors import BASELINES, write_baselines
+from sgvalues.tables import write_csv
 
 __all__ = ["BASELINES_VERSION", "ensure_run_baselines", "configure_parser", "main"]
 
@@ -72,7 +73,7 @@ def ensure_run_baselines(run_dir: str | Path, seed: int = 0, n_boot: int = 200, 
     samples = {s: load_samples(prepared, s) for s in ("train", "ood")}
     write_baselines(prepared, run_dir / "predictions", seed=seed, samples=samples)
     noise = noise_reference(samples["train"] + samples["ood"], n_boot=n_boot, seed=seed)
-    _write_csv(noise, out / "noise_reference.csv")
+    write_csv(noise, out / "noise_reference.csv")
     summary = {"inputs_sha256": fp, "baselines": list(BASELINES), "seed": seed, "n_boot": n_boot,
                "seconds": round(time.perf_counter() - t0, 2)}
     atomic_write_text(summary_path, json.dumps(summary, indent=2) + "\n")
@@ -109,7 +110,7 @@ def main(args: argparse.Namespace) -> int:
                            "jsd": round(float(row["jsd"]), 4), "n": int(row["n"])}
     if not args.no_noise:
         noise = noise_reference(samples["train"] + samples["ood"], n_boot=args.n_boot, seed=args.seed)
-        _write_csv(noise, out / "noise_reference.csv")
+        write_csv(noise, out / "noise_reference.csv")
         for r in noise[noise["stratum"] == "all"].itertuples(index=False):
             summary[f"noise_reference_{r.split}"] = {"estimate": round(r.estimate, 4), "lo": round(r.lo, 4),
                                                      "hi": round(r.hi, 4), "n": int(r.n_samples)}

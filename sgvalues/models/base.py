@@ -37,6 +37,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from sgvalues.constants import ANSWER_MODES  # structured answer modes (``params.evaluation.mode``)
+
 __all__ = [
     "ScoreRequest",
     "GenerateRequest",
@@ -212,8 +214,6 @@ def classify_text(text: str | None, option_codes: Sequence[str]) -> tuple[str, s
     return ("refused" if is_refusal(text) else "unparseable"), None
 
 
-#: structured answer modes (``params.evaluation.mode``); see the module docstring
-ANSWER_MODES: tuple[str, ...] = ("logprob", "generate", "generate_logprob")
 
 
 class Model:

@@ -128,7 +128,7 @@ def open_chapter(params_file: str | Path, run_dir: str | Path, show: bool = True
     from sgvalues import plots
     from sgvalues.params import load_params
     from sgvalues.prepare import ensure_prepared, load_prepared, params_with_data, prepare_run_data, source_note
-    from sgvalues.runs import repo_path
+    from sgvalues.paths import repo_path
 
     plots.use_book_style()
     params = load_params(repo_path(params_file))
@@ -216,7 +216,7 @@ def predictions_preview(predictions: pd.DataFrame, n: int = 5):
     import json
 
     from sgvalues.report.format import format_table
-    from sgvalues.evaluate import json_cell
+    from sgvalues.tables import json_cell
 
     head = predictions.head(n)
     out = head[[c for c in PREVIEW_COLUMNS if c in head.columns]].copy()

@@ -389,7 +389,7 @@ def _seed_mean(run_dir: Path, split: str) -> dict | None:
 
 
 def _run_info(run_dir: Path) -> tuple[str, str | None, bool | None, str]:
-    from sgvalues.runs import read_manifest, run_label, run_synthetic
+    from sgvalues.manifest import read_manifest, run_label, run_synthetic
 
     label = run_label(run_dir) or run_dir.name
     if label != run_dir.name:

@@ -84,7 +84,8 @@ def fairness_inputs(ch: Chapter, runs_root: str | Path = "runs", show: bool = Tr
     those that do not record their source; with ``show`` it is displayed.
     """
     from sgvalues import fairness, metrics
-    from sgvalues.runs import repo_path, run_synthetic
+    from sgvalues.manifest import run_synthetic
+    from sgvalues.paths import repo_path
 
     predictions, root = fairness.gather_predictions(ch.run, repo_path(runs_root))
     scored = metrics.score_samples(predictions) if not predictions.empty else predictions

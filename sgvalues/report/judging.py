@@ -340,7 +340,7 @@ def setup_table(params, verdicts: pd.DataFrame) -> pd.DataFrame:
     Examples
     --------
     >>> from sgvalues.params import load_params
-    >>> from sgvalues.runs import repo_path
+    >>> from sgvalues.paths import repo_path
     >>> p = load_params(repo_path("params/smoke.yaml"))
     >>> setup_table(p, pd.DataFrame({"candidate": ["base"]}))["role"].tolist()
     ['candidate', 'reference', 'judge']
@@ -407,7 +407,7 @@ def show_annotations(run_dir, verdicts: pd.DataFrame, annotations_dir, params, n
     from sgvalues import judge
     from sgvalues.published import PUBLISHED_LABEL
     from sgvalues.report.format import format_table
-    from sgvalues.runs import repo_path
+    from sgvalues.paths import repo_path
 
     run_dir = Path(run_dir)
     candidate = sorted(verdicts["candidate"].unique())[-1]

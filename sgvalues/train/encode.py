@@ -118,7 +118,7 @@ def option_code_tokens(tokenizer, prompt_text: str, codes: Sequence[str]) -> dic
 
 
 def _json_field(sample: dict, key: str) -> dict:
-    from sgvalues.evaluate import json_cell
+    from sgvalues.tables import json_cell
 
     try:
         value = json_cell(sample.get(key))
