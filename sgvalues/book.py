@@ -24,17 +24,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import yaml
 
-from sgvalues.manifest import RunError, read_manifest, run_synthetic
+from sgvalues.manifest import RunError, run_synthetic
 from sgvalues.paths import repo_path
 
 __all__ = [
     "BookError",
-    "comparison_table",
     "write_comparison",
-    "run_summary",
     "write_run_summary",
     "copy_chapters",
     "toc_files",
@@ -52,33 +49,6 @@ class BookError(RuntimeError):
 # ----------------------------------------------------------------------------- comparison
 
 
-def comparison_table(runs_root: str | Path) -> pd.DataFrame:
-    """Tidy metrics of every run: ``run, model, synthetic, tag, split, metric, value, n, n_questions``.
-
-    ``n`` and ``n_questions`` say what each row was scored on: runs and tags cover different
-    samples (``base``/``sft`` the questions fine-tuning used, ``zeroshot`` the whole split).
-    """
-    from sgvalues.evaluate import load_run_predictions
-    from sgvalues.metrics import score
-
-    try:
-        preds = load_run_predictions(runs_root)  # the model states; baselines are shown beside
-    except ValueError as exc:
-        raise BookError(str(exc)) from exc
-    rows = []
-    for (run, label, tag, split), df in preds.groupby(["run", "label", "tag", "split"], sort=True):
-        model = label if label == run else f"{label} ({run})"
-        synthetic = run_synthetic(Path(runs_root) / run)
-        s = score(df).iloc[0]
-        n_questions = int(df["question_id"].nunique())
-        for metric in ("accuracy", "nmae", "refusal_rate", "invalid_rate"):
-            rows.append({"run": run, "model": model, "synthetic": synthetic, "tag": tag,
-                         "split": split, "metric": metric, "value": float(s[metric]), "n": int(s["n"]),
-                         "n_questions": n_questions})
-    return pd.DataFrame(rows, columns=["run", "model", "synthetic", "tag", "split", "metric", "value", "n",
-                                       "n_questions"])
-
-
 def write_comparison(runs_root: str | Path, out_dir: str | Path, image_prefix: str = "") -> Path:
     """Write ``model_comparison_table.md`` (+ figure) gathering every run; return the page path.
 
@@ -90,91 +60,20 @@ def write_comparison(runs_root: str | Path, out_dir: str | Path, image_prefix: s
     """
     from sgvalues.report.comparison import write_comparison_page
 
-    return write_comparison_page(runs_root, out_dir, image_prefix=image_prefix)
+    try:
+        return write_comparison_page(runs_root, out_dir, image_prefix=image_prefix)
+    except ValueError as exc:  # a predictions table lacking a column: the message names the file
+        raise BookError(str(exc)) from exc
 
 
 # ----------------------------------------------------------------------------- intro
 
 
-def run_summary(run_dir: str | Path) -> str:
-    """Markdown naming a run's model and data and its headline results, computed from its files.
-
-    Reads ``manifest.json`` (model), ``data/prepare_summary.json`` (data), the structured
-    predictions on the OOD split and, when present, ``judge/win_rates.csv``. Every number is
-    formatted by :mod:`sgvalues.report.format`; nothing is claimed that the files do not hold.
-
-    Examples
-    --------
-    >>> import json, tempfile
-    >>> d = Path(tempfile.mkdtemp())
-    >>> _ = (d / "manifest.json").write_text(json.dumps({"params": {"display_name": "Tiny",
-    ...      "model": {"backend": "hf", "name": "tiny"}}}))
-    >>> print(run_summary(d).splitlines()[0])
-    **Model.** Tiny (`tiny`, hf backend).
-    """
-    from sgvalues.report.format import fmt_count, fmt_rate
-
-    run_dir = Path(run_dir)
-    man = read_manifest(run_dir)
-    params = man.get("params") or {}
-    model = params.get("model") or {}
-    name = params.get("display_name") or params.get("name") or run_dir.name
-    lines = [f"**Model.** {name} (`{model.get('name', '?')}`, {model.get('backend', '?')} backend)."]
-    summary_path = run_dir / "data" / "prepare_summary.json"
-    n_ood = None  # the OOD split's size, to say what each headline figure rests on
-    if summary_path.is_file():
-        import json
-
-        s = json.loads(summary_path.read_text())
-        source = ("A **synthetic** Singapore-like sample in the WVS-7 format (not survey data)"
-                  if s.get("synthetic") else f"The WVS-7 file `{Path(str(s.get('source_file', '?'))).name}`")
-        sub, smp = s.get("subgroups", {}), s.get("samples", {})
-        n_ood = smp.get("ood")
-        lines.append(
-            f"**Data.** {source}: {fmt_count(s.get('n_respondents'))} respondents, "
-            f"{fmt_count(s.get('n_questions'))} questions, {fmt_count(sub.get('train'))} training and "
-            f"{fmt_count(sub.get('ood'))} out-of-distribution (OOD) subgroups; {fmt_count(smp.get('train'))} "
-            f"training and {fmt_count(smp.get('ood'))} OOD samples.")
-    else:
-        lines.append("**Data.** This run has no prepared data summary.")
-    from sgvalues.evaluate import load_run_predictions
-    from sgvalues.metrics import score
-
-    preds = load_run_predictions(run_dir.parent)
-    preds = preds[(preds["run"] == run_dir.name) & (preds["split"] == "ood")]
-    what = {"zeroshot": "as released", "base": "before fine-tuning", "sft": "after LoRA fine-tuning"}
-    rows = []
-    for tag in [t for t in ("zeroshot", "base", "sft") if t in set(preds["tag"])]:
-        sub_preds = preds[preds["tag"] == tag]
-        sc = score(sub_preds).iloc[0]
-        # say what the figure rests on: the whole split, or a part of it (evaluation.limit, trained questions)
-        of_all = (" (the whole OOD split)" if n_ood and int(sc["n"]) == int(n_ood)
-                  else f" of {fmt_count(n_ood)}" if n_ood else "")
-        rows.append(f"{fmt_rate(sc['accuracy'])} {what[tag]} (NMAE {fmt_rate(sc['nmae'])}; "
-                    f"{fmt_count(sc['n'])}{of_all} samples, {fmt_count(sub_preds['question_id'].nunique())} "
-                    "questions)")
-    if rows:
-        lines.append("**Headline, structured answers on unseen subgroups.** Accuracy against the modal "
-                     "answer: " + "; ".join(rows) + ".")
-    else:
-        lines.append("**Headline.** This run has no structured predictions yet.")
-    wr_path = run_dir / "judge" / "win_rates.csv"
-    if wr_path.is_file():
-        wr = pd.read_csv(wr_path)
-        wr = wr[wr["dimension"] == "overall"]
-        parts = [f"{r.candidate}: {fmt_rate(r.win_rate)} [{fmt_rate(r.ci_low)}, {fmt_rate(r.ci_high)}] over "
-                 f"{fmt_count(r.n_used)} items" for r in wr.itertuples()]
-        if parts:
-            flat = bool(len(wr)) and bool((wr["ci_low"] == wr["ci_high"]).all())
-            lines.append("**Open-ended answers.** Overall win rate over the reference (95% bootstrap "
-                         "interval): " + "; ".join(parts) + "." + (
-                             " Every interval has zero width: every item scored the same, so this judge told "
-                             "none of the pairs apart (chapter 6 shows why)." if flat else ""))
-    return "\n\n".join(lines) + "\n"
-
-
 def write_run_summary(run_dir: str | Path, out_dir: str | Path) -> Path:
-    """Write :func:`run_summary` of the default run to ``out_dir/run_summary.md`` (the intro includes it)."""
+    """Write :func:`sgvalues.report.intro.run_summary` of the default run to ``out_dir/run_summary.md``
+    (the intro includes it)."""
+    from sgvalues.report.intro import run_summary
+
     out = Path(out_dir) / "run_summary.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(f"This build's default run is `{Path(run_dir).name}`.\n\n" + run_summary(run_dir))

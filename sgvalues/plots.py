@@ -24,7 +24,7 @@ if "ipykernel" not in __import__("sys").modules:
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-__all__ = ["BOOK_COLORS", "PALETTE", "COLUMN_WIDTH_IN", "qualitative_colors", "use_book_style", "save_figure"]
+__all__ = ["BOOK_COLORS", "PALETTE", "COLUMN_WIDTH_IN", "use_book_style", "save_figure"]
 
 #: seaborn "colorblind" (10) + near-black, reddish brown, violet and yellow-green (Kelly 1965)
 BOOK_COLORS = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494",
@@ -35,27 +35,6 @@ PALETTE = BOOK_COLORS
 
 #: width of the book's text column in inches at the book's figure dpi; wider figures shrink
 COLUMN_WIDTH_IN = 7.0
-
-
-def qualitative_colors(n: int) -> list[str]:
-    """``n`` distinct colours from :data:`BOOK_COLORS` for ``n`` categories.
-
-    Raises
-    ------
-    ValueError
-        for more categories than the palette separates: facet, or group the categories.
-
-    Examples
-    --------
-    >>> qualitative_colors(2)
-    ['#0173b2', '#de8f05']
-    >>> len(set(qualitative_colors(13)))
-    13
-    """
-    if n > len(BOOK_COLORS):
-        raise ValueError(f"qualitative_colors: {n} categories, but the book's palette separates at most "
-                         f"{len(BOOK_COLORS)}; facet the figure or group categories")
-    return BOOK_COLORS[:n]
 
 
 def use_book_style() -> None:

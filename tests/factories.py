@@ -7,7 +7,8 @@ by ``conftest.py``. Every field can be given; the defaults make a valid four-opt
 
 from __future__ import annotations
 
-__all__ = ["make_sample", "make_samples", "make_predictions", "levels_of", "params_error"]
+__all__ = ["make_sample", "make_samples", "make_predictions", "levels_of", "params_error", "predict_baseline",
+           "load_judge_tables"]
 
 
 def levels_of(subgroup: str) -> dict[str, str]:
@@ -91,3 +92,24 @@ def make_predictions(seed: int = 0, n_q: int = 5, subgroups=("s:a", "s:b", "s:c"
                          "target": target, "prediction": pred, "scale_min": 1, "scale_max": k, "status": "ok",
                          "probs": json.dumps({str(i + 1): float(p) for i, p in enumerate(probs)})})
     return pd.DataFrame(rows)
+
+
+def predict_baseline(fitted, samples, name: str, seed: int = 0):
+    """One baseline's predictions table: ``sgvalues.baselines.predict_baselines`` for ``[name]``."""
+    from sgvalues.baselines import predict_baselines
+
+    return predict_baselines(fitted, samples, [name], seed=seed)[name]
+
+
+def load_judge_tables(run_dir) -> dict:
+    """The tables ``sgvalues.judge.judge_run`` wrote under ``<run_dir>/judge/``, read back as written."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    out = Path(run_dir) / "judge"
+    names = ("pairs", "generations", "verdicts", "win_rates", "refusals")
+    missing = [n for n in names if not (out / f"{n}.csv").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{out}: missing {', '.join(n + '.csv' for n in missing)}; run `sgvalues judge` first")
+    return {n: pd.read_csv(out / f"{n}.csv", keep_default_na=False) for n in names}

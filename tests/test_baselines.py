@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from factories import make_sample
+from factories import make_sample, predict_baseline
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
@@ -55,11 +55,11 @@ def test_population_mode_and_train_majority_by_hand():
     f = _fit()
     assert f.population["Q1"].tolist() == [20, 30, 20]          # the OOD row is not in the fit
     s = [_sample("Q1", "age_group_x_religion:16-24|Muslim", {"age_group": "16-24", "religion": "Muslim"})]
-    pop = bl.predict_baseline(f, s, "population_mode").iloc[0]
+    pop = predict_baseline(f, s, "population_mode").iloc[0]
     assert pop["prediction"] == 2
     assert json.loads(pop["probs"]) == pytest.approx({"1": 20 / 70, "2": 30 / 70, "3": 20 / 70}, abs=1e-6)
     # train modes: Male 2, Female 1, 16-24 1, 65+ 2 (tie 2/3 -> 2), Male|16-24 1 (tie) -> votes 1: 3, 2: 2
-    tm = bl.predict_baseline(f, s, "train_majority").iloc[0]
+    tm = predict_baseline(f, s, "train_majority").iloc[0]
     assert tm["prediction"] == 1 and json.loads(tm["probs"]) == pytest.approx({"1": 0.6, "2": 0.4, "3": 0.0})
 
 
@@ -68,17 +68,17 @@ def test_ties_go_to_the_lowest_code():
                           _row("Q1", "age_group", "age_group:16-24", [0, 3, 3])])
     f = bl.fit_baselines(modal, split_of=lambda s: "train")
     s = [_sample("Q1", "sex:Male", {"sex": "Male"})]
-    assert bl.predict_baseline(f, s, "population_mode").loc[0, "prediction"] == 1      # 10 vs 10
-    assert bl.predict_baseline(f, s, "train_majority").loc[0, "prediction"] == 1       # votes: 1 twice, 2 once
-    assert bl.predict_baseline(f, s, "marginal_product").loc[0, "prediction"] == 1     # own (5, 5, 0): tie
+    assert predict_baseline(f, s, "population_mode").loc[0, "prediction"] == 1      # 10 vs 10
+    assert predict_baseline(f, s, "train_majority").loc[0, "prediction"] == 1       # votes: 1 twice, 2 once
+    assert predict_baseline(f, s, "marginal_product").loc[0, "prediction"] == 1     # own (5, 5, 0): tie
     s65 = [_sample("Q1", "age_group:16-24", {"age_group": "16-24"})]
-    assert bl.predict_baseline(f, s65, "marginal_product").loc[0, "prediction"] == 2   # own (0, 3, 3): tie 2/3
+    assert predict_baseline(f, s65, "marginal_product").loc[0, "prediction"] == 2   # own (0, 3, 3): tie 2/3
 
 
 def test_marginal_product_by_hand_with_zero_shares_and_smoothing():
     f = _fit()
     s = [_sample("Q1", "sex_x_age_group:Male|16-24", {"sex": "Male", "age_group": "16-24"})]
-    row = bl.predict_baseline(f, s, "marginal_product").iloc[0]
+    row = predict_baseline(f, s, "marginal_product").iloc[0]
     # p_Male = (0.5, 30.5, 10.5)/41.5, p_16-24 = (12.5, 0.5, 0.5)/13.5, p = (20.5, 30.5, 20.5)/71.5
     score = _smooth([0, 30, 10]) * _smooth([12, 0, 0]) / _smooth([20, 30, 20])
     want = score / score.sum()
@@ -93,28 +93,28 @@ def test_marginal_product_level_missing_from_train():
     f = _fit()
     # religion:Muslim has no train single-axis subgroup: only the 65+ factor is left -> its own distribution
     s = [_sample("Q1", "age_group_x_religion:65+|Muslim", {"age_group": "65+", "religion": "Muslim"})]
-    row = bl.predict_baseline(f, s, "marginal_product").iloc[0]
+    row = predict_baseline(f, s, "marginal_product").iloc[0]
     assert json.loads(row["probs"]) == pytest.approx(dict(zip("123", _smooth([0, 6, 6]))), abs=1e-6)
     assert row["prediction"] == 2                                # tie 2/3 -> 2
     # no level known at all -> the (smoothed) population distribution
     s = [_sample("Q1", "ethnicity_x_religion:Malay|Muslim", {"ethnicity": "Malay", "religion": "Muslim"})]
-    row = bl.predict_baseline(f, s, "marginal_product").iloc[0]
+    row = predict_baseline(f, s, "marginal_product").iloc[0]
     assert json.loads(row["probs"]) == pytest.approx(dict(zip("123", _smooth([20, 30, 20]))), abs=1e-6)
 
 
 def test_floors_first_option_and_uniform():
     f = _fit()
     samples = [_sample("Q1", "sex:Male", {"sex": "Male"}, sid=f"s{i}") for i in range(3000)]
-    first = bl.predict_baseline(f, samples[:5], "first_option")
+    first = predict_baseline(f, samples[:5], "first_option")
     assert (first["prediction"] == 1).all()
     assert json.loads(first.loc[0, "probs"]) == {"1": 1.0, "2": 0.0, "3": 0.0}
-    uni = bl.predict_baseline(f, samples, "uniform", seed=3)
+    uni = predict_baseline(f, samples, "uniform", seed=3)
     assert json.loads(uni.loc[0, "probs"]) == pytest.approx({"1": 1 / 3, "2": 1 / 3, "3": 1 / 3}, abs=1e-6)
     assert set(uni["prediction"]) == {1, 2, 3}
     # accuracy of the draws ~ 1/k (3000 draws: sd 0.009)
     assert (uni["prediction"] == 1).mean() == pytest.approx(1 / 3, abs=0.04)
     # deterministic, and a sample's draw does not depend on the others
-    again = bl.predict_baseline(f, samples[100:200], "uniform", seed=3)
+    again = predict_baseline(f, samples[100:200], "uniform", seed=3)
     assert again["prediction"].tolist() == uni["prediction"].iloc[100:200].tolist()
     assert list(uni.columns) == PREDICTION_COLUMNS and (uni["model"] == "baseline:uniform").all()
 
@@ -127,9 +127,9 @@ def test_fit_uses_train_only_and_errors_are_clear():
     with pytest.raises(ValueError, match="missing column"):
         bl.fit_baselines(MODAL.drop(columns="distribution"), split_of=lambda s: "train")
     with pytest.raises(ValueError, match="Q9 has no train modal answers"):
-        bl.predict_baseline(_fit(), [_sample("Q9", "sex:Male", {"sex": "Male"})], "population_mode")
+        predict_baseline(_fit(), [_sample("Q9", "sex:Male", {"sex": "Male"})], "population_mode")
     with pytest.raises(ValueError, match="baseline 'oracle'"):
-        bl.predict_baseline(_fit(), [], "oracle")
+        predict_baseline(_fit(), [], "oracle")
 
 
 def test_baseline_jsd_against_scipy_on_random_cases():
@@ -143,7 +143,7 @@ def test_baseline_jsd_against_scipy_on_random_cases():
     samples = [_sample("Q1", "sex:Male", {"sex": "Male"}, k=4, sid=f"s{i}",
                        dist=dict(zip("1234", rng.dirichlet(np.ones(4)).tolist()))) for i in range(30)]
     for name in ("population_mode", "marginal_product", "uniform"):
-        df = bl.predict_baseline(f, samples, name)
+        df = predict_baseline(f, samples, name)
         got = metrics.distribution_scores(df)["jsd"].to_numpy()
         want = [jensenshannon(list(json.loads(d).values()), list(json.loads(p).values()), base=2)
                 for d, p in zip(df["distribution"], df["probs"])]

@@ -43,6 +43,7 @@ from sgvalues import book as bk
 from sgvalues.book import toc_files
 from sgvalues.metrics import score as _score_table
 from sgvalues.models.embedded import cache_root
+from sgvalues.report import comparison, intro
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = REPO / "params" / "smoke.yaml"
@@ -521,7 +522,7 @@ def test_comparison_gathers_every_run(tmp_path):
     _fake_run(tmp_path / "runs", "default", "Model A", True, frames_a)
     _fake_run(tmp_path / "runs", "other", None, False, frames_b)
     (tmp_path / "runs" / "other" / "predictions" / "notes.csv").write_text("x\n1\n")  # ignored
-    tidy = bk.comparison_table(tmp_path / "runs")
+    tidy = comparison.comparison_table(tmp_path / "runs")
     got = tidy.set_index(["run", "tag", "split", "metric"])["value"]
     for run, frames in (("default", frames_a), ("other", frames_b)):
         for fname, df in frames.items():
@@ -565,8 +566,10 @@ def test_comparison_gathers_every_run(tmp_path):
 def test_bad_predictions_file_is_a_clear_error(tmp_path):
     df = _predictions(np.random.default_rng(2), 5, 0.5).drop(columns=["status"])
     _fake_run(tmp_path / "runs", "r", None, True, {"base_ood.csv": df})
+    with pytest.raises(ValueError, match=r"base_ood.csv: missing column\(s\) status"):
+        comparison.comparison_table(tmp_path / "runs")
     with pytest.raises(bk.BookError, match=r"base_ood.csv: missing column\(s\) status"):
-        bk.comparison_table(tmp_path / "runs")
+        bk.write_comparison(tmp_path / "runs", tmp_path / "out")
 
 
 def test_config_banner_only_for_synthetic_and_no_thebe(tmp_path):
@@ -664,7 +667,7 @@ def test_run_summary_names_model_data_and_scores(tmp_path):
     (rd / "data" / "prepare_summary.json").write_text(json.dumps({
         "synthetic": True, "n_respondents": 2012, "n_questions": 246, "subgroups": {"train": 50, "ood": 48},
         "samples": {"train": 12300, "ood": 11808}}))
-    text = bk.run_summary(rd)
+    text = intro.run_summary(rd)
     assert "Tiny LM" in text and "synthetic" in text and "2,012 respondents" in text and "11,808" in text
     for df in (base, sft):
         valid = df["status"] == "ok"
@@ -677,15 +680,15 @@ def test_run_summary_names_model_data_and_scores(tmp_path):
     (rd / "data" / "prepare_summary.json").write_text(json.dumps({
         "synthetic": True, "n_respondents": 2012, "n_questions": 246, "subgroups": {"train": 50, "ood": 48},
         "samples": {"train": 12300, "ood": 1234}}))
-    assert "1,234 (the whole OOD split) samples" in bk.run_summary(rd)
+    assert "1,234 (the whole OOD split) samples" in intro.run_summary(rd)
     # judge tables: a zero-width interval everywhere means the judge told no pair apart, and the intro says so
     (rd / "judge").mkdir()
     flat = pd.DataFrame({"candidate": ["base", "sft"], "dimension": "overall", "win_rate": 0.5, "ci_low": 0.5,
                          "ci_high": 0.5, "n_used": 22})
     flat.to_csv(rd / "judge" / "win_rates.csv", index=False)
-    assert "told none of the pairs apart" in bk.run_summary(rd)
+    assert "told none of the pairs apart" in intro.run_summary(rd)
     flat.assign(ci_low=[0.3, 0.4], ci_high=[0.7, 0.6]).to_csv(rd / "judge" / "win_rates.csv", index=False)
-    text = bk.run_summary(rd)
+    text = intro.run_summary(rd)
     assert "sft: 0.500 [0.400, 0.600] over 22 items" in text and "told none" not in text
 
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from factories import make_sample
+from factories import load_judge_tables, make_sample
 from sklearn.metrics import cohen_kappa_score
 
 from sgvalues import judge
@@ -449,7 +449,7 @@ def test_judge_run_writes_tables_reuses_parts_and_finds_the_adapter(tmp_path, mo
     assert set(verdicts["verdict"]) == {"tie"}
     for name in ("pairs", "generations", "verdicts", "win_rates", "refusals"):
         assert (run / "judge" / f"{name}.csv").is_file()
-    written = judge.load_judge_tables(run)
+    written = load_judge_tables(run)
     assert written["verdicts"][["sample_id", "order", "verdict"]].equals(verdicts[["sample_id", "order", "verdict"]])
     # a second run reuses every step: no model is loaded
     loads.clear()

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from sgvalues import sensitive
+from sgvalues.report import refusals
 from sgvalues.catalogue import load_catalogue, select_questions
 
 
@@ -92,7 +93,7 @@ def test_a_state_without_sensitive_rows_has_no_rate_and_the_sentence_says_so():
     t = pd.DataFrame({"question_id": ["Q1", "Q2"], "status": ["refused", "ok"]})
     got = sensitive.refusal_rates({"base": t}, sensitive=["Q182"])
     assert got.loc[0, "n_sensitive"] == 0 and math.isnan(got.loc[0, "refusal_rate_sensitive"])
-    text = sensitive.refusal_sentence(got)
+    text = refusals.refusal_sentence(got)
     assert "no answers on sensitive questions" in text and "1 of 2 on the other questions (rate 0.500)" in text
 
 
@@ -127,7 +128,7 @@ def test_refusals_beside_paper_labels_the_published_figures():
     rates = sensitive.refusal_rates({"zeroshot": pd.DataFrame({"question_id": ["Q182"], "status": ["refused"]}),
                                      "sft": pd.DataFrame({"question_id": ["Q182"], "status": ["ok"]}),
                                      "reference": pd.DataFrame({"question_id": ["Q1"], "status": ["ok"]})})
-    table = sensitive.refusals_beside_paper(rates, paper_states={"zeroshot": "base"})
+    table = refusals.refusals_beside_paper(rates, paper_states={"zeroshot": "base"})
     finding = published()["refusal_finding"]
     assert table[PUBLISHED_LABEL].tolist() == [f"{finding['base_percent'] / 100:.3f}", finding["sft"], "–"]
     assert table["refusal_rate_sensitive"].tolist()[:2] == [1.0, 0.0]

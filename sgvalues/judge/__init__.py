@@ -51,15 +51,13 @@ Modules
     generation, judging and :func:`judge_run` (``sgvalues judge``).
 
 What the book shows of it (examples, the paper's figures, the two figures) lives in
-:mod:`sgvalues.report.judging`; ``judge.plot_win_rates`` and the other names listed in
-``_REPORT_NAMES`` still resolve here, imported on first use so that this stage module never
-imports matplotlib.
+:mod:`sgvalues.report.judging`, which imports this package (never the other way round).
 """
 
 from __future__ import annotations
 
 from sgvalues.judge.annotation import ANNOTATION_COLUMNS, agreement_table, export_annotation_sheet, read_annotations
-from sgvalues.judge.stage import (configure_parser, generate_answers, judge_pairs, judge_run, load_judge_tables,
+from sgvalues.judge.stage import (configure_parser, generate_answers, judge_pairs, judge_run,
                                   main, resolve_judge_mode)
 from sgvalues.judge.statistics import (bootstrap_win_rate, paired_scores, position_consistency, refusal_table,
                                        soft_win_rate, verdict_shares, weighted_kappa, win_rate, win_rate_table,
@@ -68,19 +66,6 @@ from sgvalues.judge.verdicts import (DIMENSIONS, OUTCOME_SCORE, OUTCOMES, ROLES,
                                      majority_answer, parse_verdict, persona_text, question_text, select_pairs,
                                      verdict_to_outcome)
 from sgvalues.models.base import is_refusal
-
-#: names that moved to :mod:`sgvalues.report.judging` (what the book shows), resolved lazily
-_REPORT_NAMES = ("examples_markdown", "published_judge_table", "published_kappas", "plot_win_rates",
-                 "plot_verdict_shares")
-
-
-def __getattr__(name: str):
-    if name in _REPORT_NAMES:
-        from sgvalues.report import judging
-
-        return getattr(judging, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = [
     "ROLES",
@@ -111,17 +96,11 @@ __all__ = [
     "win_rate_table",
     "refusal_table",
     "verdict_shares",
-    "examples_markdown",
-    "published_judge_table",
     "export_annotation_sheet",
     "read_annotations",
     "agreement_table",
-    "published_kappas",
-    "plot_win_rates",
-    "plot_verdict_shares",
     "judge_run",
     "resolve_judge_mode",
-    "load_judge_tables",
     "configure_parser",
     "main",
 ]

@@ -419,16 +419,6 @@ def _open_messages(rec: dict) -> list[dict]:
     return open_messages(rec)
 
 
-def load_judge_tables(run_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """Read back the tables :func:`judge_run` wrote under ``<run_dir>/judge/``."""
-    out = Path(run_dir) / "judge"
-    names = ("pairs", "generations", "verdicts", "win_rates", "refusals")
-    missing = [n for n in names if not (out / f"{n}.csv").is_file()]
-    if missing:
-        raise FileNotFoundError(f"{out}: missing {', '.join(n + '.csv' for n in missing)}; run `sgvalues judge` first")
-    return {n: pd.read_csv(out / f"{n}.csv", keep_default_na=False) for n in names}
-
-
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Options of ``sgvalues judge``."""
     parser.add_argument("--params", required=True, help="params YAML file (params/<model>.yaml)")

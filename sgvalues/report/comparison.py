@@ -27,7 +27,7 @@ import pandas as pd
 
 from sgvalues.report.format import MISSING, fmt_delta, fmt_p, fmt_rate, markdown_table
 
-__all__ = ["STATES", "YARDSTICKS", "state_predictions", "yardstick_scores", "beats_sentence", "published_table",
+__all__ = ["STATES", "YARDSTICKS", "state_predictions", "comparison_table", "yardstick_scores", "beats_sentence", "published_table",
            "chapter_yardsticks", "plot_yardsticks", "plot_comparison", "write_comparison_page"]
 
 #: the model states, in pipeline order
@@ -48,6 +48,32 @@ def state_predictions(runs_root: str | Path) -> pd.DataFrame:
     from sgvalues.evaluate import load_run_predictions
 
     return load_run_predictions(runs_root, tags=STATES)
+
+
+def comparison_table(runs_root: str | Path) -> pd.DataFrame:
+    """Tidy metrics of every run: ``run, model, synthetic, tag, split, metric, value, n, n_questions``.
+
+    ``n`` and ``n_questions`` say what each row was scored on: runs and tags cover different
+    samples (``base``/``sft`` the questions fine-tuning used, ``zeroshot`` the whole split).
+    A predictions table lacking a column raises the ``ValueError`` of
+    :func:`sgvalues.evaluate.load_run_predictions` (naming the file).
+    """
+    from sgvalues.manifest import run_synthetic
+    from sgvalues.metrics import score
+
+    preds = state_predictions(runs_root)  # the model states; baselines are shown beside
+    rows = []
+    for (run, label, tag, split), df in preds.groupby(["run", "label", "tag", "split"], sort=True):
+        model = label if label == run else f"{label} ({run})"
+        synthetic = run_synthetic(Path(runs_root) / run)
+        s = score(df).iloc[0]
+        n_questions = int(df["question_id"].nunique())
+        for metric in ("accuracy", "nmae", "refusal_rate", "invalid_rate"):
+            rows.append({"run": run, "model": model, "synthetic": synthetic, "tag": tag,
+                         "split": split, "metric": metric, "value": float(s[metric]), "n": int(s["n"]),
+                         "n_questions": n_questions})
+    return pd.DataFrame(rows, columns=["run", "model", "synthetic", "tag", "split", "metric", "value", "n",
+                                       "n_questions"])
 
 
 def _baseline_tables(run_dir: Path, split: str) -> pd.DataFrame:
@@ -406,7 +432,6 @@ def write_comparison_page(runs_root: str | Path, out_dir: str | Path, image_pref
     import matplotlib.pyplot as plt
 
     from sgvalues import baselines, plots
-    from sgvalues.book import comparison_table
     from sgvalues.metrics import score
     from sgvalues.published import PUBLISHED_LABEL
 
