@@ -288,7 +288,7 @@ def example_prompts(samples, question_id: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _table_profile(subgroups: pd.DataFrame | None, profile):
+def table_profile(subgroups: pd.DataFrame | None, profile):
     if profile is None and subgroups is not None and "levels" in subgroups.columns and len(subgroups):
         return profile_for_levels(subgroups["levels"])
     return resolve_profile(profile)
@@ -299,7 +299,7 @@ def strata_table(subgroups: pd.DataFrame, profile=None) -> pd.DataFrame:
 
     ``profile``: the country profile (default: the one whose levels ``subgroups`` holds).
     """
-    prof = _table_profile(subgroups, profile)
+    prof = table_profile(subgroups, profile)
     kept = subgroups["stratum"].value_counts().to_dict()
     return pd.DataFrame([{"stratum": st.name, "axes": " x ".join(st.axes), "split": st.split,
                           "possible": st.n_levels, "kept": int(kept.get(st.name, 0))} for st in prof.strata])

@@ -14,7 +14,7 @@ from scipy.stats import binomtest
 from sgvalues import fairness as fx
 from sgvalues import metrics
 from sgvalues.evaluate import load_run_predictions
-from sgvalues.fairness.measures import _cv_rows, _nr_rows
+from sgvalues.fairness.measures import cv_rows, nr_rows
 
 
 # --- the two spread statistics --------------------------------------------------------------------
@@ -49,7 +49,7 @@ def test_row_helpers_match_scalar_functions():
     m[rng.random(m.shape) < 0.2] = np.nan
     m[0] = [0.3] + [np.nan] * 6
     m[1] = 0.0
-    for row, nr, cv in zip(m, _nr_rows(m), _cv_rows(m)):
+    for row, nr, cv in zip(m, nr_rows(m), cv_rows(m)):
         with pytest.warns(fx.FairnessWarning) if np.nansum(row) == 0 and (~np.isnan(row)).sum() > 1 else _null():
             assert nr == pytest.approx(fx.normalized_range(row), nan_ok=True)
         with pytest.warns(fx.FairnessWarning) if np.nansum(row) == 0 and (~np.isnan(row)).sum() > 1 else _null():

@@ -380,15 +380,15 @@ def test_population_file_names_only_catalogue_items_themes_and_traits():
     cat = load_catalogue()
     items, themes = set(cat["question_id"]), set(cat["theme"])
     named = (set(S.NOT_ASKED_ITEMS) | set(S.CALIBRATED_ITEMS) | set(S.SENSITIVE_ITEMS) | set(S.SEMANTIC_LOADINGS)
-             | set(S.parameters._DROPPED_CODE_RULES) | set(S.SECOND_CHOICE) | set(S.SECOND_CHOICE.values()))
+             | set(S.parameters.DROPPED_CODE_RULES) | set(S.SECOND_CHOICE) | set(S.SECOND_CHOICE.values()))
     assert named <= items, sorted(named - items)
-    assert set(S.THEME_EFFECTS) | set(S.parameters._MISSING_RATE) <= themes
+    assert set(S.THEME_EFFECTS) | set(S.parameters.MISSING_RATE) <= themes
     assert {t for d in S.SEMANTIC_LOADINGS.values() for t in d} <= set(S.TRAITS)
     for table in (S.THEME_EFFECTS[t] for t in S.THEME_EFFECTS):
         assert set(S.TRAITS) <= set(table)
     assert len(S.AGE_LIMITS) == len(S.AGE_BANDS)
-    assert len(S.parameters._TRAIT_RELIGION_MEAN["religiosity"]) == len(S.RELIGIONS)
-    assert len(S.parameters._TRAIT_ETHNIC_MEAN["trust"]) == len(S.ETHNICITIES)
+    assert len(S.parameters.TRAIT_RELIGION_MEAN["religiosity"]) == len(S.RELIGIONS)
+    assert len(S.parameters.TRAIT_ETHNIC_MEAN["trust"]) == len(S.ETHNICITIES)
 
 
 def test_population_file_with_a_missing_or_unknown_key_is_an_error_naming_both():

@@ -1,7 +1,7 @@
 """The two spread statistics of per-subgroup scores: normalised range and coefficient of variation.
 
 :func:`normalized_range` and :func:`coefficient_of_variation` take one score per subgroup;
-their row-wise forms ``_nr_rows`` and ``_cv_rows`` (NaN-padded arrays, one row per bootstrap
+their row-wise forms ``nr_rows`` and ``cv_rows`` (NaN-padded arrays, one row per bootstrap
 draw) serve :mod:`sgvalues.fairness.uncertainty`. An undefined statistic (zero maximum or zero
 mean) is NaN with a :class:`FairnessWarning`.
 
@@ -108,7 +108,7 @@ def coefficient_of_variation(values: Iterable) -> float:
     return float(variation(v, ddof=0))
 
 
-def _nr_rows(m: np.ndarray) -> np.ndarray:
+def nr_rows(m: np.ndarray) -> np.ndarray:
     """Row-wise :func:`normalized_range` of a (rows x subgroups) array with NaN padding."""
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -118,7 +118,7 @@ def _nr_rows(m: np.ndarray) -> np.ndarray:
     return np.where(n == 1, 0.0, np.where(n == 0, np.nan, out))
 
 
-def _cv_rows(m: np.ndarray) -> np.ndarray:
+def cv_rows(m: np.ndarray) -> np.ndarray:
     """Row-wise :func:`coefficient_of_variation` of a (rows x subgroups) array with NaN padding."""
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import permutation_test
 
-from sgvalues.fairness.measures import _cv_rows, _nr_rows
+from sgvalues.fairness.measures import cv_rows, nr_rows
 
 __all__ = ["bootstrap_fairness", "paired_permutation_test", "permutation_tests"]
 
@@ -42,8 +42,8 @@ def _stats_from_sums(n: np.ndarray, c: np.ndarray, e: np.ndarray) -> dict[str, n
         nmae_g = e / np.where(n > 0, n, np.nan)
         tot = n.sum(axis=1)
         return {"accuracy": c.sum(axis=1) / tot, "nmae": e.sum(axis=1) / tot,
-                "accuracy_norm_range": _nr_rows(acc_g), "accuracy_cv": _cv_rows(acc_g),
-                "nmae_norm_range": _nr_rows(nmae_g), "nmae_cv": _cv_rows(nmae_g)}
+                "accuracy_norm_range": nr_rows(acc_g), "accuracy_cv": cv_rows(acc_g),
+                "nmae_norm_range": nr_rows(nmae_g), "nmae_cv": cv_rows(nmae_g)}
 
 
 def bootstrap_fairness(scored: pd.DataFrame, n_boot: int = 1000, seed: int = 0, ci: float = 0.95,

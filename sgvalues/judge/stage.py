@@ -19,7 +19,7 @@ import pandas as pd
 from sgvalues.judge.annotation import agreement_table, export_annotation_sheet
 from sgvalues.judge.statistics import refusal_table, win_rate_table
 from sgvalues.judge.verdicts import (
-    _JUDGE_SYSTEM,
+    JUDGE_SYSTEM,
     DIMENSIONS,
     ROLES,
     judge_messages,
@@ -380,7 +380,7 @@ def judge_run(params, run_dir: str | Path, n_pairs: int | None = None, data_dir:
         key = {"step": "judge", "spec": _spec_dict(jp.judge), "mode": mode,
                "max_new_tokens": jp.judge_max_new_tokens, "dimensions": list(jp.dimensions),
                "prompts": prompt_hash, "answers": sub[["sample_id", "role", "text"]].to_dict("records"),
-               "judge_prompt": _JUDGE_SYSTEM + json.dumps(DIMENSIONS, sort_keys=True)}
+               "judge_prompt": JUDGE_SYSTEM + json.dumps(DIMENSIONS, sort_keys=True)}
         df = parts.get(f"verdicts_{cand}", key)
         if df is None:
             mkey = ("base" if _same(jp.judge, params.model) else "reference" if _same(jp.judge, jp.reference)

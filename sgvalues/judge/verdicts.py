@@ -329,7 +329,7 @@ def question_text(sample: dict) -> str:
     raise ValueError(f"sample {sample.get('sample_id')!r}: no question text (expected 'wording')")
 
 
-_JUDGE_SYSTEM = (
+JUDGE_SYSTEM = (
     "You are an impartial judge. You compare two answers that a language model wrote while "
     "playing a survey respondent from Singapore. Judge only by the criterion given. The order "
     "of the answers must not influence you. Reply with exactly one of: A, B, tie."
@@ -375,6 +375,6 @@ def judge_messages(persona: str, question: str, majority: str, answer_a: str, an
         f"Criterion ({dimension.replace('_', ' ')}): {DIMENSIONS[dimension]}\n\n"
         "Which answer is better on this criterion? Reply with exactly one of: A, B, tie."
     )
-    return [{"role": "system", "content": _JUDGE_SYSTEM}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
 
 

@@ -38,6 +38,8 @@ __all__ = [
     "open_chapter",
     "relative",
     "NO_PREDICTIONS",
+    "say",
+    "show",
     "sample_card",
     "predictions_preview",
     "state_row",
@@ -51,13 +53,15 @@ __all__ = [
 NO_PREDICTIONS = "**No predictions yet** for this part: run notebooks 04 and 05 first."
 
 
-def _say(markdown: str) -> None:
+def say(markdown: str) -> None:
+    """Display ``markdown`` as Markdown in the notebook."""
     from IPython.display import Markdown, display
 
     display(Markdown(markdown))
 
 
-def _show(table) -> None:
+def show(table) -> None:
+    """Display ``table`` (a DataFrame or a formatted table) in the notebook."""
     from IPython.display import display
 
     display(table)
@@ -93,7 +97,7 @@ class Chapter:
         """``plot(data, *args, **kwargs)`` saved as ``<run>/figures/<name>``; when ``data`` is empty,
         no figure: the sentence :data:`NO_PREDICTIONS` is shown instead. Returns the figure or ``None``."""
         if data is None or data.empty:
-            _say(NO_PREDICTIONS)
+            say(NO_PREDICTIONS)
             return None
         fig = plot(data, *args, **kwargs)
         self.save(fig, name)

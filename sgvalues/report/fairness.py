@@ -31,8 +31,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sgvalues.report.chapters import NO_PREDICTIONS, Chapter, _say, _show
-from sgvalues.report.format import fmt_count, fmt_delta, fmt_p, fmt_rate
+from sgvalues.report.chapters import NO_PREDICTIONS, Chapter, say, show
+from sgvalues.report.format import (STATISTIC_LABELS, fmt_count, fmt_delta, fmt_p, fmt_rate, model_name,
+                                    model_names)
 
 __all__ = [
     "FairnessInputs",
@@ -50,9 +51,6 @@ __all__ = [
     "show_bootstrap",
     "show_permutation_tests",
     "write_fairness_tables",
-    "STATISTIC_LABELS",
-    "model_names",
-    "model_name",
     "headline_table",
     "stratum_range_table",
     "gap_table",
@@ -158,9 +156,9 @@ def show_inventory(inputs: FairnessInputs) -> None:
     from sgvalues.report.format import format_table
 
     if not inputs.have:
-        return _say(f"**No predictions yet** under `{inputs.root.name}/`: run notebooks 04 and 05 first.")
+        return say(f"**No predictions yet** under `{inputs.root.name}/`: run notebooks 04 and 05 first.")
     inventory = fairness.run_inventory(inputs.predictions)
-    _show(format_table(inventory.assign(label=model_names(inventory)).drop(columns="run"),
+    show(format_table(inventory.assign(label=model_names(inventory)).drop(columns="run"),
                        counts=["n_samples", "n_questions", "n_subgroups"]))
 
 
@@ -169,12 +167,12 @@ def show_headline(t: FairnessTables) -> None:
     from sgvalues.report.format import format_table
 
     if t.fair.empty:
-        return _say(NO_PREDICTIONS)
+        return say(NO_PREDICTIONS)
     if t.fair_reference.empty:
-        return _show(format_table(headline_table(t.fair)))
+        return show(format_table(headline_table(t.fair)))
     headline = headline_table(pd.concat([t.fair, t.fair_reference], ignore_index=True))
-    _say(spread_sentence(headline, model_name(t.fair, t.run)))
-    _show(format_table(headline))
+    say(spread_sentence(headline, model_name(t.fair, t.run)))
+    show(format_table(headline))
 
 
 def show_stratum_ranges(t: FairnessTables) -> None:
@@ -182,9 +180,9 @@ def show_stratum_ranges(t: FairnessTables) -> None:
     from sgvalues.report.format import format_table
 
     if t.fair.empty:
-        return _say(NO_PREDICTIONS)
-    _say("Norm. Range of subgroup accuracy within each stratum, this run:")
-    _show(format_table(stratum_range_table(t.fair, t.run)))
+        return say(NO_PREDICTIONS)
+    say("Norm. Range of subgroup accuracy within each stratum, this run:")
+    show(format_table(stratum_range_table(t.fair, t.run)))
 
 
 def _gap_display(gap: pd.DataFrame):
@@ -196,8 +194,8 @@ def _gap_display(gap: pd.DataFrame):
 def show_gaps(t: FairnessTables, metric: str = "accuracy") -> None:
     """This run's persona gaps (best minus worst level of each attribute)."""
     if t.gaps.empty:
-        return _say(NO_PREDICTIONS)
-    _show(_gap_display(gap_table(t.gaps, metric, run=t.run)))
+        return say(NO_PREDICTIONS)
+    show(_gap_display(gap_table(t.gaps, metric, run=t.run)))
 
 
 def show_reference_gaps(t: FairnessTables) -> None:
@@ -205,11 +203,11 @@ def show_reference_gaps(t: FairnessTables) -> None:
     from sgvalues import fairness, metrics
 
     if t.reference.empty:
-        return _say("No no-persona reference on these samples (no baselines for this run).")
+        return say("No no-persona reference on these samples (no baselines for this run).")
     pop = t.reference[t.reference["label"].str.startswith("population_mode")]
     levels = fairness.level_scores(metrics.score_samples(pop), pool_splits=True)
-    _say("The same gaps for the population's modal answer (`population_mode`, no persona) on each state's samples:")
-    _show(_gap_display(gap_table(fairness.attribute_gaps(levels))))
+    say("The same gaps for the population's modal answer (`population_mode`, no persona) on each state's samples:")
+    show(_gap_display(gap_table(fairness.attribute_gaps(levels))))
 
 
 def show_favoured(t: FairnessTables, note: str = "") -> None:
@@ -219,10 +217,10 @@ def show_favoured(t: FairnessTables, note: str = "") -> None:
     from sgvalues.report.format import format_table
 
     if t.levels.empty:
-        return _say(NO_PREDICTIONS)
+        return say(NO_PREDICTIONS)
     favoured = fairness.favoured_levels(t.levels)
-    _show(format_table(favoured.assign(label=model_names(favoured)).drop(columns=["run", "split"], errors="ignore")))
-    _say(f"{PUBLISHED_LABEL}: models favour **{', '.join(published()['fairness']['favoured_personas'])}** "
+    show(format_table(favoured.assign(label=model_names(favoured)).drop(columns=["run", "split"], errors="ignore")))
+    say(f"{PUBLISHED_LABEL}: models favour **{', '.join(published()['fairness']['favoured_personas'])}** "
          "personas (Christian = our `Roman Catholic` and `Protestant` levels). " + note)
 
 
@@ -232,12 +230,12 @@ def show_ablation(t: FairnessTables, params) -> None:
     from sgvalues.report.format import format_table
 
     if t.ablation.empty:
-        _say("No run has both base and SFT predictions on the OOD split: only the published values are shown.")
+        say("No run has both base and SFT predictions on the OOD split: only the published values are shown.")
         ours = pd.DataFrame(columns=["statistic", "base", "sft"])
     else:
         ours = t.ablation.rename(columns={"label": "source"})
-    _say(paper.paper_sentence(params.name, params.label))
-    _show(format_table(paper.ablation_beside_paper(ours, params.name, params.label), deltas=["sft − base"]))
+    say(paper.paper_sentence(params.name, params.label))
+    show(format_table(paper.ablation_beside_paper(ours, params.name, params.label), deltas=["sft − base"]))
 
 
 def show_bootstrap(t: FairnessTables, n_boot: int, seed: int) -> None:
@@ -245,10 +243,10 @@ def show_bootstrap(t: FairnessTables, n_boot: int, seed: int) -> None:
     from sgvalues.report.format import format_table
 
     if t.boot.empty:
-        return _say(NO_PREDICTIONS)
-    _say(f"{n_boot:,} bootstrap draws over questions, seed {seed}, 95 % percentile intervals, OOD split. "
+        return say(NO_PREDICTIONS)
+    say(f"{n_boot:,} bootstrap draws over questions, seed {seed}, 95 % percentile intervals, OOD split. "
          + interval_sentence(t.boot))
-    _show(format_table(bootstrap_table(t.boot), deltas=["bias"]))
+    show(format_table(bootstrap_table(t.boot), deltas=["bias"]))
 
 
 def show_permutation_tests(t: FairnessTables) -> None:
@@ -256,16 +254,16 @@ def show_permutation_tests(t: FairnessTables) -> None:
     from sgvalues.report.format import format_table
 
     if t.tests.empty:
-        return _say("No run has both base and SFT predictions: no paired test.")
-    _say(permutation_sentence(t.tests))
-    _show(format_table(t.tests.drop(columns=["run", "method", "n_nonzero"]), counts=["n"], deltas=["change"]))
+        return say("No run has both base and SFT predictions: no paired test.")
+    say(permutation_sentence(t.tests))
+    show(format_table(t.tests.drop(columns=["run", "method", "n_nonzero"]), counts=["n"], deltas=["change"]))
 
 
 def write_fairness_tables(t: FairnessTables, folder: str | Path) -> list[Path]:
     """Write the chapter's tables to ``folder`` (``<run>/fairness``) as CSV and say which; none
     without predictions. Returns the paths written."""
     if t.fair.empty:
-        _say(NO_PREDICTIONS)
+        say(NO_PREDICTIONS)
         return []
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -275,35 +273,11 @@ def write_fairness_tables(t: FairnessTables, folder: str | Path) -> list[Path]:
     for name, table in tables.items():
         table.to_csv(folder / f"{name}.csv", index=False)
         written.append(folder / f"{name}.csv")
-    _say("Written to `fairness/`: " + ", ".join(f"`{p.name}`" for p in sorted(folder.glob("*.csv"))))
+    say("Written to `fairness/`: " + ", ".join(f"`{p.name}`" for p in sorted(folder.glob("*.csv"))))
     return written
 
 
 _SPREAD = {"mean": "", "norm_range": " NR", "cv": " CV"}
-
-
-def model_names(df: pd.DataFrame) -> pd.Series:
-    """Each row's model label, with the run name added where several runs share the label.
-
-    >>> model_names(pd.DataFrame({"run": ["a", "b", "c"], "label": ["M", "M", "N"]})).tolist()
-    ['M (a)', 'M (b)', 'N']
-    """
-    if "run" not in df.columns:
-        return df["label"].astype(str)
-    shared = df.groupby("label")["run"].nunique()
-    return pd.Series([f"{lab} ({run})" if shared.get(lab, 1) > 1 else str(lab)
-                      for lab, run in zip(df["label"], df["run"])], index=df.index)
-
-
-def model_name(df: pd.DataFrame, run: str) -> str:
-    """How :func:`headline_table` names ``run``'s model (its label, plus the run where shared).
-
-    >>> model_name(pd.DataFrame({"run": ["a", "b"], "label": ["M", "M"]}), "b")
-    'M (b)'
-    """
-    names = model_names(df)
-    hit = names[df["run"] == run]
-    return str(hit.iloc[0]) if len(hit) else run
 
 
 def headline_table(fair: pd.DataFrame, stratum: str = "all") -> pd.DataFrame:
@@ -359,11 +333,6 @@ def stratum_range_table(fair: pd.DataFrame, run: str, metric: str = "accuracy") 
     wide = wide[tags].reset_index()
     wide.columns.name = None
     return wide
-
-
-#: short names of :func:`sgvalues.fairness.bootstrap_fairness`'s statistics, in tables and figures
-STATISTIC_LABELS = {"accuracy": "accuracy", "nmae": "NMAE", "accuracy_norm_range": "acc NR",
-                    "accuracy_cv": "acc CV", "nmae_norm_range": "NMAE NR", "nmae_cv": "NMAE CV"}
 
 
 def bootstrap_table(boot: pd.DataFrame, statistics=None) -> pd.DataFrame:

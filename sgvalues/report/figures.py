@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from sgvalues.diversity import mds_wasserstein_correlation, question_diversity
-from sgvalues.split import SPLITS, _table_profile
+from sgvalues.split import SPLITS, table_profile
 from sgvalues.subgroups import STRATUM_NAMES
 
 __all__ = [
@@ -197,7 +197,7 @@ def plot_split_design(subgroups: pd.DataFrame | None = None, profile=None):
     possible when ``subgroups`` is given). ``profile``: the country profile (default
     the one whose levels ``subgroups`` holds, else Singapore's). Returns the matplotlib figure.
     """
-    prof = _table_profile(subgroups, profile)
+    prof = table_profile(subgroups, profile)
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch, Rectangle
 
@@ -547,7 +547,7 @@ def plot_intervals(boot: pd.DataFrame, statistics, tags=("base", "sft")):
     """
     import matplotlib.pyplot as plt
 
-    from sgvalues.report.fairness import STATISTIC_LABELS, model_names
+    from sgvalues.report.format import STATISTIC_LABELS, model_names
 
     b = boot[boot["tag"].isin(list(tags)) & boot["statistic"].isin(list(statistics))]
     stats = [s for s in statistics if s in set(b["statistic"])]

@@ -37,6 +37,9 @@ __all__ = [
     "format_frame",
     "format_table",
     "markdown_table",
+    "STATISTIC_LABELS",
+    "model_names",
+    "model_name",
 ]
 
 #: what the book prints where a value is missing or was not evaluated (an en dash)
@@ -254,3 +257,34 @@ def markdown_table(df: pd.DataFrame, counts: Iterable[str] | None = None, rates:
     rule = "| " + " | ".join("---" if formatters[c] is _fmt_text else "---:" for c in df.columns) + " |"
     rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
     return "\n".join([header, rule, *rows])
+
+
+# ----------------------------------------------------------------------------- labels
+
+#: short names of :func:`sgvalues.fairness.bootstrap_fairness`'s statistics, in tables and figures
+STATISTIC_LABELS = {"accuracy": "accuracy", "nmae": "NMAE", "accuracy_norm_range": "acc NR",
+                    "accuracy_cv": "acc CV", "nmae_norm_range": "NMAE NR", "nmae_cv": "NMAE CV"}
+
+
+def model_names(df: pd.DataFrame) -> pd.Series:
+    """Each row's model label, with the run name added where several runs share the label.
+
+    >>> model_names(pd.DataFrame({"run": ["a", "b", "c"], "label": ["M", "M", "N"]})).tolist()
+    ['M (a)', 'M (b)', 'N']
+    """
+    if "run" not in df.columns:
+        return df["label"].astype(str)
+    shared = df.groupby("label")["run"].nunique()
+    return pd.Series([f"{lab} ({run})" if shared.get(lab, 1) > 1 else str(lab)
+                      for lab, run in zip(df["label"], df["run"])], index=df.index)
+
+
+def model_name(df: pd.DataFrame, run: str) -> str:
+    """How :func:`sgvalues.report.fairness.headline_table` names ``run``'s model (its label, plus the run where shared).
+
+    >>> model_name(pd.DataFrame({"run": ["a", "b"], "label": ["M", "M"]}), "b")
+    'M (b)'
+    """
+    names = model_names(df)
+    hit = names[df["run"] == run]
+    return str(hit.iloc[0]) if len(hit) else run

@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 
 from sgvalues.synthetic.parameters import (
-    _DEFAULT_THEME,
-    _DROPPED_CODE_RATE,
-    _DROPPED_CODE_RULES,
-    _MISSING_RATE,
-    _SECONDARY_RAW_RATE,
+    DEFAULT_THEME,
+    DROPPED_CODE_RATE,
+    DROPPED_CODE_RULES,
+    MISSING_RATE,
+    SECONDARY_RAW_RATE,
     AGE_BANDS,
     CALIBRATED_ITEMS,
     ETHNICITIES,
@@ -32,14 +32,14 @@ from sgvalues.synthetic.parameters import (
     SYNTHETIC_COLUMN,
     THEME_EFFECTS,
     TRAITS,
-    _expit,
-    _logit,
+    expit,
+    logit,
     reference,
 )
 from sgvalues.synthetic.respondents import (
-    _demographics,
-    _traits,
-    _weights,
+    draw_demographics,
+    draw_traits,
+    design_weights,
 )
 
 
@@ -104,7 +104,7 @@ def _real_shares(ref: dict, qid: str, codes: list[int]) -> dict:
     def shift(block):
         c = np.clip(np.cumsum(shares(block))[:-1], 1e-4, 1 - 1e-4)
         # P(y <= k) = logistic(tau_k - eta): a group with fewer low codes has a larger eta
-        return float(np.sum(w * (_logit(cum) - _logit(c))) / w.sum())
+        return float(np.sum(w * (logit(cum) - logit(c))) / w.sum())
 
     sex = np.array([shift(item["by_sex"]["Male"]), shift(item["by_sex"]["Female"])])
     age = np.array([shift(item["by_age_group"][b]) for b in AGE_BANDS])
@@ -119,7 +119,7 @@ def _question_params(row, ref: dict) -> dict:
     codes = sorted(int(c) for c in row["options"])
     k = len(codes)
     theme = str(row["theme"])
-    sd = THEME_EFFECTS.get(theme, _DEFAULT_THEME)
+    sd = THEME_EFFECTS.get(theme, DEFAULT_THEME)
     n_out = k if kind == "nominal" else 1  # nominal: one utility per option
     shape = lambda *dims: (*dims, n_out)  # noqa: E731
     z_age = (np.arange(6) - 2.5)[:, None]
@@ -142,7 +142,7 @@ def _question_params(row, ref: dict) -> dict:
         loadings[TRAITS.index(t)] = value
     shares = _target_shares(kind, k, rng, sd["gap"])
 
-    missing = _MISSING_RATE.get(theme, 0.02) * math.exp(rng.normal(0, 0.5) - 0.125)
+    missing = MISSING_RATE.get(theme, 0.02) * math.exp(rng.normal(0, 0.5) - 0.125)
     if kind == "scale_1_10":
         missing *= 1.3
     if qid in SENSITIVE_ITEMS:
@@ -220,9 +220,9 @@ def _solve_thresholds(eta: np.ndarray, shares: np.ndarray) -> np.ndarray:
     target = np.cumsum(shares)[:-1]
     # logistic-normal approximation as the starting point, then Newton steps
     scale = math.sqrt(1 + 3 * eta.var() / math.pi ** 2)
-    tau = eta.mean() + scale * _logit(target)
+    tau = eta.mean() + scale * logit(target)
     for _ in range(8):
-        f = _expit(tau[:, None] - eta[None, :])
+        f = expit(tau[:, None] - eta[None, :])
         g = f.mean(axis=1) - target
         if np.abs(g).max() < 2e-5:  # shares to 0.002 percentage points
             break
@@ -249,7 +249,7 @@ def _ordered_answers(p: dict, demo: dict, traits: np.ndarray, rng: np.random.Gen
         age_eff = real["age"] * inflate - implied_age
         eta = other + sex_eff[s] + age_eff[a]
     tau = _solve_thresholds(eta, p["shares"])
-    latent = eta + _logit(rng.uniform(1e-12, 1 - 1e-12, len(eta)))
+    latent = eta + logit(rng.uniform(1e-12, 1 - 1e-12, len(eta)))
     index = (latent[:, None] > tau[None, :]).sum(axis=1)
     return np.asarray(p["codes"])[index]
 
@@ -277,9 +277,9 @@ def _to_raw(rec: np.ndarray, plan: dict, qid: str, demo: dict, rng: np.random.Ge
     raw = lookup[rec - plan["offset"]]
     u = rng.random(len(rec))
     for rec_code, alt in plan["secondary"].items():
-        raw[(rec == rec_code) & (u < _SECONDARY_RAW_RATE)] = alt
+        raw[(rec == rec_code) & (u < SECONDARY_RAW_RATE)] = alt
     if plan["dropped"]:
-        who, rate = _DROPPED_CODE_RULES.get(qid, ("all", _DROPPED_CODE_RATE))
+        who, rate = DROPPED_CODE_RULES.get(qid, ("all", DROPPED_CODE_RATE))
         eligible = demo["pr"] if who == "pr" else np.ones(len(rec), dtype=bool)
         hit = eligible & (rng.random(len(rec)) < rate)
         raw[hit] = rng.choice(plan["dropped"], size=int(hit.sum()))
@@ -292,8 +292,8 @@ def _apply_missing(raw: np.ndarray, p: dict, propensity: np.ndarray, rng: np.ran
         return raw
     b = 0.9
     # shift so the mean of logistic(c + b u) is about ``rate`` (logistic-normal approximation)
-    c = _logit(rate) * math.sqrt(1 + math.pi * b ** 2 / 8)
-    miss = rng.random(len(raw)) < _expit(c + b * propensity)
+    c = logit(rate) * math.sqrt(1 + math.pi * b ** 2 / 8)
+    miss = rng.random(len(raw)) < expit(c + b * propensity)
     refuse = rng.random(len(raw)) < p["refusal_share"]
     out = raw.copy()
     out[miss] = np.where(refuse[miss], -2, -1)
@@ -346,8 +346,8 @@ def generate_sample(n: int = 2012, seed: int = 0) -> pd.DataFrame:
     n, seed = int(n), int(seed)
     ref = reference()
     params, plans, qids = _population()
-    demo = _demographics(n, seed, ref)
-    traits = _traits(demo, seed)
+    demo = draw_demographics(n, seed, ref)
+    traits = draw_traits(demo, seed)
     propensity = np.random.default_rng([seed, 4]).standard_normal(n) + 0.15 * (demo["age_band"] - 2.5)
 
     columns: dict[str, np.ndarray] = {}
@@ -389,7 +389,7 @@ def generate_sample(n: int = 2012, seed: int = 0) -> pd.DataFrame:
         "A_WAVE": np.full(n, 7), "A_YEAR": np.full(n, 2020), "B_COUNTRY": np.full(n, 702),
         "B_COUNTRY_ALPHA": np.full(n, "SGP", dtype=object),
         "D_INTERVIEW": np.zeros(n, dtype=np.int64), "S025": np.full(n, 7022020),
-        "W_WEIGHT": np.round(_weights(demo, ref), 6),
+        "W_WEIGHT": np.round(design_weights(demo, ref), 6),
     }
     tail = {
         "Q260": np.where(demo["female"], 2, 1), "Q262": age, "Q289": religion, "Q290": q290,

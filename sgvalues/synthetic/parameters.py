@@ -103,29 +103,29 @@ RELIGION_AGE_TILT: dict[str, float] = _P["religion_age_tilt"]
 PR_SHARE: float = _P["pr_share"]
 #: theme -> sds of the main effects and trait loadings, interaction scale, modal lead range
 THEME_EFFECTS: dict[str, dict] = _P["theme_effects"]
-_DEFAULT_THEME = _P["default_theme"]
+DEFAULT_THEME = _P["default_theme"]
 #: question -> {trait: loading}, replacing the random loading for that trait
 SEMANTIC_LOADINGS: dict[str, dict[str, float]] = _P["semantic_loadings"]
-_TRAIT_RELIGION_MEAN = _P["trait_religion_mean"]
-_TRAIT_ETHNIC_MEAN = _P["trait_ethnic_mean"]
-_TRAIT_AGE_SLOPE = _P["trait_age_slope"]
-_TRAIT_FEMALE_SHIFT = _P["trait_female_shift"]
-_TRAIT_SD = _P["trait_sd"]
-_MISSING_RATE = _P["missing_rate"]
+TRAIT_RELIGION_MEAN = _P["trait_religion_mean"]
+TRAIT_ETHNIC_MEAN = _P["trait_ethnic_mean"]
+TRAIT_AGE_SLOPE = _P["trait_age_slope"]
+TRAIT_FEMALE_SHIFT = _P["trait_female_shift"]
+TRAIT_SD = _P["trait_sd"]
+MISSING_RATE = _P["missing_rate"]
 SENSITIVE_ITEMS = frozenset(_P["sensitive_items"])
-_DROPPED_CODE_RULES = _P["dropped_code_rules"]
-_DROPPED_CODE_RATE: float = _P["dropped_code_rate"]
-_SECONDARY_RAW_RATE: float = _P["secondary_raw_rate"]
+DROPPED_CODE_RULES = _P["dropped_code_rules"]
+DROPPED_CODE_RATE: float = _P["dropped_code_rate"]
+SECONDARY_RAW_RATE: float = _P["secondary_raw_rate"]
 SECOND_CHOICE: dict[str, str] = _P["second_choice"]
 
 
-def _expit(x):
+def expit(x):
     """Logistic function (numpy only: scipy.special costs a second to import)."""
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _logit(p):
-    """Log-odds, the inverse of :func:`_expit`."""
+def logit(p):
+    """Log-odds, the inverse of :func:`expit`."""
     p = np.asarray(p, dtype=float)
     return np.log(p) - np.log1p(-p)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from sgvalues.synthetic.parameters import (
-    _TRAIT_AGE_SLOPE,
-    _TRAIT_ETHNIC_MEAN,
-    _TRAIT_FEMALE_SHIFT,
-    _TRAIT_RELIGION_MEAN,
-    _TRAIT_SD,
+    TRAIT_AGE_SLOPE,
+    TRAIT_ETHNIC_MEAN,
+    TRAIT_FEMALE_SHIFT,
+    TRAIT_RELIGION_MEAN,
+    TRAIT_SD,
     AGE_BANDS,
     AGE_LIMITS,
     CATHOLIC_SHARE_OF_CHRISTIANS,
@@ -105,7 +105,7 @@ def _systematic_choice(prob: np.ndarray, cell: np.ndarray, rng: np.random.Genera
     return (u[:, None] >= cum[:, :-1]).sum(axis=1)
 
 
-def _demographics(n: int, seed: int, ref: dict) -> dict[str, np.ndarray]:
+def draw_demographics(n: int, seed: int, ref: dict) -> dict[str, np.ndarray]:
     rng = np.random.default_rng([seed, 1])
     sample = ref["wvs7_singapore_sample"]
     band_counts = _largest_remainder([sample["age_group_counts"][b] for b in AGE_BANDS], n)
@@ -157,19 +157,19 @@ def _demographics(n: int, seed: int, ref: dict) -> dict[str, np.ndarray]:
             "religion": religion, "others_code": others_code, "pr": permanent_resident}
 
 
-def _traits(demo: dict, seed: int) -> np.ndarray:
+def draw_traits(demo: dict, seed: int) -> np.ndarray:
     """Latent traits, (n, 5) in :data:`TRAITS` order: group mean + normal noise."""
     rng = np.random.default_rng([seed, 2])
     n = len(demo["age_band"])
     z_age = demo["age_band"] - 2.5
     out = np.empty((n, len(TRAITS)))
     for t, name in enumerate(TRAITS):
-        mean = _TRAIT_AGE_SLOPE.get(name, 0.0) * z_age + _TRAIT_FEMALE_SHIFT.get(name, 0.0) * demo["female"]
-        if name in _TRAIT_RELIGION_MEAN:
-            mean = mean + np.asarray(_TRAIT_RELIGION_MEAN[name])[demo["religion"]]
-        if name in _TRAIT_ETHNIC_MEAN:
-            mean = mean + np.asarray(_TRAIT_ETHNIC_MEAN[name])[demo["ethnicity"]]
-        out[:, t] = mean + _TRAIT_SD[name] * rng.standard_normal(n)
+        mean = TRAIT_AGE_SLOPE.get(name, 0.0) * z_age + TRAIT_FEMALE_SHIFT.get(name, 0.0) * demo["female"]
+        if name in TRAIT_RELIGION_MEAN:
+            mean = mean + np.asarray(TRAIT_RELIGION_MEAN[name])[demo["religion"]]
+        if name in TRAIT_ETHNIC_MEAN:
+            mean = mean + np.asarray(TRAIT_ETHNIC_MEAN[name])[demo["ethnicity"]]
+        out[:, t] = mean + TRAIT_SD[name] * rng.standard_normal(n)
     return out
 
 
@@ -189,7 +189,7 @@ def _rake(groups: list[np.ndarray], targets: list[np.ndarray], iters: int = 50) 
     return w / w.mean()
 
 
-def _weights(demo: dict, ref: dict) -> np.ndarray:
+def design_weights(demo: dict, ref: dict) -> np.ndarray:
     census = ref["census_2020"]["ethnicity_percent"]
     eth_t = np.array([census[e] for e in ETHNICITIES], dtype=float)
     ages = ref["wvs7_singapore_sample"]["age_group_counts"]
