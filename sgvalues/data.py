@@ -41,7 +41,6 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "AGE_GROUPS",
     "SEX_LABELS",
-    "ETHNICITY_LABELS",
     "RELIGION_LABELS",
     "SYNTHETIC_FLAG",
     "load_wvs",
@@ -55,10 +54,6 @@ SYNTHETIC_FLAG = "SGV_SYNTHETIC"
 
 AGE_GROUPS = ("16-24", "25-34", "35-44", "45-54", "55-64", "65+")
 SEX_LABELS = {1: "Male", 2: "Female"}
-#: Singapore's Q290 ethnic-group codes (codebook: 702004 Chinese, 702006 Malay, 702003 South
-#: Asian Indian), from its profile; each country's come from its own profile
-#: (:mod:`sgvalues.countries`), and every other code is missing on the ethnicity axis.
-ETHNICITY_LABELS = dict(load_profile(702).axes["ethnicity"].codes)
 #: Q289 major religious groups. Singapore's seven-level axis is None ... Other; 3, 4, 8 keep
 #: their codebook label and fall off that axis.
 RELIGION_LABELS = dict(Q289_LABELS)

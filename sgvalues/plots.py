@@ -24,14 +24,12 @@ if "ipykernel" not in __import__("sys").modules:
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-__all__ = ["BOOK_COLORS", "PALETTE", "COLUMN_WIDTH_IN", "use_book_style", "save_figure"]
+__all__ = ["BOOK_COLORS", "COLUMN_WIDTH_IN", "use_book_style", "save_figure"]
 
-#: seaborn "colorblind" (10) + near-black, reddish brown, violet and yellow-green (Kelly 1965)
+#: the qualitative palette shared by every figure: seaborn "colorblind" (10) + near-black,
+#: reddish brown, violet and yellow-green (Kelly 1965)
 BOOK_COLORS = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494",
                "#ece133", "#56b4e9", "#222222", "#882d17", "#604e97", "#8db600"]
-
-#: qualitative palette shared by every figure (the colour-blind palette first)
-PALETTE = BOOK_COLORS
 
 #: width of the book's text column in inches at the book's figure dpi; wider figures shrink
 COLUMN_WIDTH_IN = 7.0

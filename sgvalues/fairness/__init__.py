@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from sgvalues.fairness.measures import FairnessWarning, coefficient_of_variation, normalized_range
 from sgvalues.fairness.tables import (ATTRIBUTES, ablation_table, attribute_gaps, fairness_table, favoured_levels,
-                                      format_ablation, gather_predictions, level_scores, published_ablation,
+                                      gather_predictions, level_scores, published_ablation,
                                       run_inventory, sample_levels, subgroup_scores)
 from sgvalues.fairness.uncertainty import bootstrap_fairness, paired_permutation_test, permutation_tests
 
@@ -61,7 +61,6 @@ __all__ = [
     "favoured_levels",
     "ablation_table",
     "published_ablation",
-    "format_ablation",
     "bootstrap_fairness",
     "paired_permutation_test",
     "permutation_tests",

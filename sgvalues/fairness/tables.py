@@ -39,7 +39,6 @@ __all__ = [
     "favoured_levels",
     "ablation_table",
     "published_ablation",
-    "format_ablation",
 ]
 
 #: persona attributes (the survey's axes), in the book's order
@@ -304,19 +303,3 @@ def published_ablation() -> pd.DataFrame:
         rows.append({"run": "published", "label": PUBLISHED_LABEL, "split": "ood", "statistic": name,
                      "base": b, "sft": s, "change": round(s - b, 6)})
     return pd.DataFrame(rows)
-
-
-def format_ablation(ablation: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """The ablation table as the paper prints it: one row per model, one column per statistic,
-    cells ``"base → sft"``.
-
-    >>> format_ablation(published_ablation()).iloc[0].tolist()
-    ['0.240 → 0.179', '0.280 → 0.336']
-    """
-    if ablation.empty:
-        return pd.DataFrame()
-    cell = ablation.assign(cell=[f"{b:.{digits}f} → {s:.{digits}f}" for b, s in zip(ablation["base"], ablation["sft"])])
-    wide = cell.pivot_table(index="label", columns="statistic", values="cell", aggfunc="first", sort=False)
-    wide.columns.name = None
-    wide.index.name = "model"
-    return wide[[c for c in _STAT_NAMES.values() if c in wide.columns]].fillna("–")  # not quoted / not run

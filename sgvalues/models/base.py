@@ -95,10 +95,6 @@ class Answer:
     def to_json(self) -> dict:
         return {"probs": self.probs, "text": self.text, "error": self.error, "info": self.info}
 
-    @classmethod
-    def from_json(cls, d: dict) -> "Answer":
-        return cls(probs=d.get("probs"), text=d.get("text"), error=d.get("error"), info=d.get("info") or {})
-
 
 # "I cannot" alone would flag in-character answers such as "I cannot imagine life without
 # faith", so the inability phrases need a verb of answering/opining after them.
