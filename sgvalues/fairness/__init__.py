@@ -18,10 +18,12 @@ error 1), then:
 
 Example
 -------
->>> normalized_range([0.5, 0.4, 0.3])
-0.4
->>> round(coefficient_of_variation([0.5, 0.4, 0.3]), 4)
-0.2041
+The paper's ablation (*published*), the table our base vs SFT runs are set beside:
+
+>>> published_ablation()[["statistic", "base", "sft"]]
+          statistic  base    sft
+0   Acc Norm. Range  0.24  0.179
+1  NMAE Norm. Range  0.28  0.336
 
 Modules
 -------

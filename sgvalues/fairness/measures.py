@@ -37,9 +37,17 @@ def _clean(values: Iterable) -> np.ndarray:
     return v[~np.isnan(v)]
 
 
-def _without_spread(v: np.ndarray) -> float:
-    """A spread statistic of fewer than two scores: NaN for none, 0 for one subgroup."""
-    return float("nan") if v.size == 0 else 0.0
+def _spread(values: Iterable, scale, statistic, undefined: str) -> float:
+    """The one rule of both spread statistics: ``statistic`` of the scores (NaN ignored); NaN for
+    none, 0 for one subgroup; NaN with a :class:`FairnessWarning` (``undefined``) when ``scale``
+    of the scores, the statistic's denominator, is 0."""
+    v = _clean(values)
+    if v.size < 2:
+        return float("nan") if v.size == 0 else 0.0
+    if scale(v) == 0:
+        warnings.warn(f"{undefined}; returning NaN", FairnessWarning, stacklevel=3)
+        return float("nan")
+    return float(statistic(v))
 
 
 def normalized_range(values: Iterable) -> float:
@@ -69,15 +77,8 @@ def normalized_range(values: Iterable) -> float:
     >>> normalized_range([0.7])
     0.0
     """
-    v = _clean(values)
-    if v.size < 2:
-        return _without_spread(v)
-    hi = v.max()
-    if hi == 0:
-        warnings.warn("normalized_range: the maximum score is 0, so the range cannot be normalised; "
-                      "returning NaN", FairnessWarning, stacklevel=2)
-        return float("nan")
-    return float((hi - v.min()) / hi)
+    return _spread(values, np.max, lambda v: (v.max() - v.min()) / v.max(),
+                   "normalized_range: the maximum score is 0, so the range cannot be normalised")
 
 
 def coefficient_of_variation(values: Iterable) -> float:
@@ -98,14 +99,7 @@ def coefficient_of_variation(values: Iterable) -> float:
     >>> coefficient_of_variation([0.25, 0.75])
     0.5
     """
-    v = _clean(values)
-    if v.size < 2:
-        return _without_spread(v)
-    mean = v.mean()
-    if mean == 0:
-        warnings.warn("coefficient_of_variation: the mean score is 0; returning NaN", FairnessWarning, stacklevel=2)
-        return float("nan")
-    return float(variation(v, ddof=0))
+    return _spread(values, np.mean, lambda v: variation(v, ddof=0), "coefficient_of_variation: the mean score is 0")
 
 
 def nr_rows(m: np.ndarray) -> np.ndarray:
