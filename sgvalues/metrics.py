@@ -22,7 +22,7 @@ Example
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,13 +30,11 @@ import pandas as pd
 from sgvalues.tables import code_shares
 
 __all__ = ["accuracy", "nmae", "refusal_rate", "distribution_scores", "valid_predictions", "score_samples", "score",
-           "aggregate", "aggregate_by_level", "METRIC_COLUMNS", "DISTRIBUTION_COLUMNS"]
+           "aggregate", "aggregate_by_level", "METRICS", "METRIC_COLUMNS", "DISTRIBUTION_COLUMNS"]
 
 #: the distributional scores (:func:`distribution_scores`), lower is better
 DISTRIBUTION_COLUMNS = ["jsd", "wasserstein", "nmae_expected"]
 
-#: the columns :func:`score` adds
-METRIC_COLUMNS = ["accuracy", "nmae", "refusal_rate", "invalid_rate", "n"] + DISTRIBUTION_COLUMNS
 
 
 def _floats(values, name: str) -> np.ndarray:
@@ -252,16 +250,32 @@ def score_samples(predictions: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _mean_where_present(column: str) -> Callable[[pd.DataFrame], float]:
+    """A group's mean of ``column`` over the rows that have it; NaN when none has."""
+    def mean(g: pd.DataFrame) -> float:
+        return float(g[column].mean()) if g[column].notna().any() else float("nan")
+    return mean
+
+
+#: The metrics :func:`score` reports, in column order: name -> function of one group's rows
+#: (``prediction`` already blanked where invalid, :func:`valid_predictions`; the
+#: :data:`DISTRIBUTION_COLUMNS` added per sample). A new metric is one entry here; every
+#: ``score``/``aggregate`` table then carries it as a column.
+METRICS: dict[str, Callable[[pd.DataFrame], float]] = {
+    "accuracy": lambda g: accuracy(g["prediction"], g["target"]),
+    "nmae": lambda g: nmae(g["prediction"], g["target"], g["scale_min"], g["scale_max"]),
+    "refusal_rate": lambda g: refusal_rate(g["status"]),
+    "invalid_rate": lambda g: float(g["prediction"].isna().mean()) if len(g) else float("nan"),
+    "n": lambda g: int(len(g)),
+    **{c: _mean_where_present(c) for c in DISTRIBUTION_COLUMNS},
+}
+
+#: the columns :func:`score` adds (the names of :data:`METRICS`)
+METRIC_COLUMNS = list(METRICS)
+
+
 def _summary(g: pd.DataFrame) -> pd.Series:
-    return pd.Series({
-        "accuracy": accuracy(g["prediction"], g["target"]),
-        "nmae": nmae(g["prediction"], g["target"], g["scale_min"], g["scale_max"]),
-        "refusal_rate": refusal_rate(g["status"]),
-        "invalid_rate": float(g["prediction"].isna().mean()) if len(g) else float("nan"),
-        "n": int(len(g)),
-        # mean over the rows that have both distributions; NaN when none has
-        **{c: float(g[c].mean()) if g[c].notna().any() else float("nan") for c in DISTRIBUTION_COLUMNS},
-    })
+    return pd.Series({name: metric(g) for name, metric in METRICS.items()})
 
 
 def score(predictions: pd.DataFrame, by: Sequence[str] | str | None = None) -> pd.DataFrame:
@@ -308,7 +322,7 @@ def score(predictions: pd.DataFrame, by: Sequence[str] | str | None = None) -> p
         for key, g in predictions.groupby(by, sort=True, dropna=False):
             key = key if isinstance(key, tuple) else (key,)
             rows.append({**dict(zip(by, key)), **_summary(g).to_dict()})
-        out = pd.DataFrame(rows, columns=by + METRIC_COLUMNS)
+        out = pd.DataFrame(rows, columns=by + list(METRICS))
     out["n"] = out["n"].astype(int)
     return out.reset_index(drop=True)
 

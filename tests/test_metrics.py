@@ -149,3 +149,16 @@ def test_score_and_score_samples_share_the_invalid_rule():
     assert got["accuracy"].to_numpy() == pytest.approx(per["correct"].mean().to_numpy())
     assert got["nmae"].to_numpy() == pytest.approx(per["nmae"].mean().to_numpy())
     assert metrics.aggregate(df).equals(got.reset_index())  # aggregate = score by stratum
+
+
+def test_a_metric_added_to_the_table_is_a_column_of_every_score(monkeypatch):
+    """METRICS is the one place a metric is named: an entry there is scored per group, after the
+    built-in columns, with no edit of score(); here the share of predictions above the target,
+    counted by hand."""
+    df = pd.DataFrame({"stratum": ["a", "a", "a", "b"], "prediction": [3, 1, None, 2], "target": [2, 1, 1, 1],
+                       "scale_min": 1, "scale_max": 3, "status": ["ok", "ok", "refused", "ok"]})
+    monkeypatch.setitem(metrics.METRICS, "over", lambda g: float((g["prediction"] > g["target"]).mean()))
+    got = metrics.score(df, "stratum")
+    assert list(got.columns) == ["stratum", *metrics.METRIC_COLUMNS, "over"]
+    assert got["over"].tolist() == [1 / 3, 1.0]  # a: 3 > 2 only (the refusal is blank, not above); b: 2 > 1
+    assert metrics.score(df)["over"].iloc[0] == 2 / 4
