@@ -1,8 +1,9 @@
 """Run parameters: one YAML recipe per model under ``params/``, validated on load.
 
 A params file says which model to run, on which data, and how to evaluate, fine-tune and judge
-it. Every section has defaults, so a recipe only states what differs. Unknown keys and bad
-values are errors that name the file, the key and what was expected.
+it. Every section has defaults, so a recipe only states what differs; recipes that share a base
+say ``extends: <base file>`` and hold only what differs from it (:func:`read_recipe`). Unknown
+keys and bad values are errors that name the file, the key and what was expected.
 
 Example
 -------
@@ -31,6 +32,10 @@ __all__ = [
     "JudgeParams",
     "Params",
     "load_params",
+    "read_recipe",
+    "recipe_text",
+    "merge_recipes",
+    "EXTENDS",
 ]
 
 
@@ -299,15 +304,11 @@ class Params:
         return self.display_name or self.name
 
 
-def load_params(path: str | Path) -> Params:
-    """Read and validate a params YAML file.
+#: the key naming the recipe a params file builds on (a path relative to the file)
+EXTENDS = "extends"
 
-    Raises
-    ------
-    ParamsError
-        naming the file, the key and what was expected.
-    """
-    path = Path(path)
+
+def _read_mapping(path: Path) -> dict:
     try:
         text = path.read_text()
     except OSError as exc:
@@ -318,7 +319,86 @@ def load_params(path: str | Path) -> Params:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
-    return Params.from_dict(raw, source=str(path))
+    return raw
+
+
+def merge_recipes(base: dict, override: dict) -> dict:
+    """``override`` laid over ``base``: mappings merge key by key, anything else is replaced.
+
+    >>> merge_recipes({"model": {"backend": "hf", "name": "a"}, "seed": 1}, {"model": {"name": "b"}})
+    {'model': {'backend': 'hf', 'name': 'b'}, 'seed': 1}
+    """
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = (merge_recipes(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict)
+                    else value)
+    return out
+
+
+def read_recipe(path: str | Path) -> tuple[dict, list[Path]]:
+    """A params file's mapping with its ``extends:`` chain resolved, and the chain's files.
+
+    ``extends: <file>`` (relative to the file that says it) names a base recipe: the base is read
+    first (itself possibly extending another) and this file's keys are laid over it
+    (:func:`merge_recipes`), so a paper model's file holds only what differs from the shared
+    recipe. Returns ``(mapping without extends, [this file, its base, ...])``.
+
+    Raises
+    ------
+    ParamsError
+        naming the file and ``extends`` for a value that is not a file name, a base file that
+        does not exist, or a chain that comes back to a file already in it.
+    """
+    chain: list[Path] = []
+    layers: list[dict] = []
+    path = Path(path)
+    while True:
+        resolved = path.resolve()
+        if resolved in [c.resolve() for c in chain]:
+            raise ParamsError(f"{chain[-1]}: extends: {path.name!r} comes back to a file already in the chain "
+                              f"({' -> '.join(str(c) for c in chain)}); expected a chain that ends")
+        raw = _read_mapping(path)
+        chain.append(path)
+        base = raw.pop(EXTENDS, None)
+        layers.append(raw)
+        if base is None:
+            break
+        if not isinstance(base, str) or not base.strip():
+            raise ParamsError(f"{path}: extends = {base!r}: expected the path of a base params file, relative to "
+                              "this file (e.g. base/paper-open.yaml)")
+        nxt = path.parent / base
+        if not nxt.is_file():
+            raise ParamsError(f"{path}: extends = {base!r}: file not found ({nxt}); expected the path of a base "
+                              "params file, relative to this file")
+        path = nxt
+    merged: dict = {}
+    for layer in reversed(layers):
+        merged = merge_recipes(merged, layer)
+    return merged, chain
+
+
+def recipe_text(path: str | Path) -> str:
+    """The recipe as one self-contained YAML text: the file itself when it extends nothing, else
+    its resolved mapping (:func:`read_recipe`) under a comment naming the chain. What a run
+    folder keeps as ``params.yaml``."""
+    raw, chain = read_recipe(path)
+    if len(chain) == 1:
+        return Path(path).read_text()
+    head = "# " + " extends ".join(str(c) for c in chain) + ", resolved (sgvalues.params.recipe_text)\n"
+    return head + yaml.safe_dump(raw, sort_keys=False)
+
+
+def load_params(path: str | Path) -> Params:
+    """Read and validate a params YAML file (its ``extends:`` chain resolved, :func:`read_recipe`).
+
+    Raises
+    ------
+    ParamsError
+        naming the file (and the base it extends), the key and what was expected.
+    """
+    raw, chain = read_recipe(path)
+    source = str(chain[0]) + "".join(f" (extends {c})" for c in chain[1:])
+    return Params.from_dict(raw, source=source)
 
 
 def _plain(value):

@@ -295,7 +295,7 @@ def run_notebooks(
     from papermill.exceptions import PapermillExecutionError
 
     from sgvalues import __version__
-    from sgvalues.params import load_params
+    from sgvalues.params import load_params, recipe_text
 
     params_path = repo_path(params_file)
     params = load_params(params_path)
@@ -308,7 +308,9 @@ def run_notebooks(
     run_dir = repo_path(runs_root) / run
     out_dir = run_dir / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    params_sha = file_sha256(params_path)
+    # the recipe as run, its extends: chain resolved; a file that extends nothing is kept as written
+    recipe = recipe_text(params_path)
+    params_sha = hashlib.sha256(recipe.encode()).hexdigest()
     data = data_record(params)
 
     previous = read_manifest(run_dir)
@@ -316,7 +318,7 @@ def run_notebooks(
     if previous and previous.get("params_sha256") != params_sha:
         # Another recipe under the same run name: earlier results do not describe this run.
         prev_nb = {}
-    shutil.copyfile(params_path, run_dir / "params.yaml")
+    atomic_write_text(run_dir / "params.yaml", recipe)
 
     manifest = {
         "run": run,

@@ -75,3 +75,63 @@ def test_evaluation_mode_accepts_every_answer_mode_and_names_them_when_wrong(tmp
 def test_sensitive_pairs_must_not_be_negative(tmp_path):
     path, msg = params_error(tmp_path, "judge:\n  sensitive_pairs: -1\n")
     assert path in msg and "sensitive_pairs = -1" in msg
+
+
+def _write(folder, name, text):
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_extends_lays_the_file_over_its_base_key_by_key(tmp_path):
+    """A two-level chain: mappings merge key by key, scalars and lists are replaced, the nearest file wins."""
+    from sgvalues.params import Params
+
+    _write(tmp_path, "base/root.yaml", "seed: 3\nevaluation:\n  mode: generate\n  splits: [ood, train]\n"
+                                       "  batch_size: 4\n")
+    _write(tmp_path, "base/mid.yaml", "extends: root.yaml\nevaluation:\n  batch_size: 8\n  splits: [ood]\n"
+                                      "training:\n  lr: 0.5\n")
+    child = _write(tmp_path, "m.yaml", "extends: base/mid.yaml\nname: m\nevaluation:\n  max_new_tokens: 5\n")
+    p = load_params(child)
+    by_hand = Params.from_dict({"name": "m", "seed": 3, "training": {"lr": 0.5}, "evaluation": {
+        "mode": "generate", "splits": ["ood"], "batch_size": 8, "max_new_tokens": 5}})
+    assert p == by_hand
+
+
+def test_extends_errors_name_the_file_and_the_key(tmp_path):
+    missing = _write(tmp_path, "a.yaml", "extends: nowhere.yaml\nname: a\n")
+    with pytest.raises(ParamsError, match=r"a\.yaml: extends = 'nowhere.yaml': file not found"):
+        load_params(missing)
+    _write(tmp_path, "x.yaml", "extends: y.yaml\nname: x\n")
+    loop = _write(tmp_path, "y.yaml", "extends: x.yaml\n")
+    with pytest.raises(ParamsError, match="comes back to a file already in the chain"):
+        load_params(loop)
+    bad = _write(tmp_path, "b.yaml", "extends: [x.yaml]\nname: b\n")
+    with pytest.raises(ParamsError, match=r"b\.yaml: extends = \['x.yaml'\]: expected the path"):
+        load_params(bad)
+    # a bad key in the base is reported with the file that was loaded and the base it extends
+    _write(tmp_path, "base.yaml", "evaluation:\n  nmae: 1\n")
+    child = _write(tmp_path, "c.yaml", "extends: base.yaml\nname: c\n")
+    with pytest.raises(ParamsError, match=r"c\.yaml \(extends .*base\.yaml\): unknown key\(s\) evaluation\.nmae"):
+        load_params(child)
+
+
+def test_paper_model_files_hold_only_what_differs(tmp_path):
+    """Each paper model's file says which base it extends, its names and its model's name; nothing else."""
+    import yaml
+
+    from sgvalues.params import recipe_text
+
+    paper = [p for p in PARAMS if p.stem not in ("smollm2-135m", "smoke", "dummy")]
+    assert len(paper) == 10
+    for path in paper:
+        raw = yaml.safe_load(path.read_text())
+        assert set(raw) == {"extends", "name", "display_name", "model"} and set(raw["model"]) == {"name"}, path
+        # the run folder's copy is self-contained and validates to the same recipe
+        text = recipe_text(path)
+        assert "extends" not in yaml.safe_load(text)
+        copy = _write(tmp_path, "params.yaml", text)
+        assert load_params(copy) == load_params(path)
+    plain = PARAMS[0].parent / "smollm2-135m.yaml"
+    assert recipe_text(plain) == plain.read_text()
