@@ -209,3 +209,22 @@ def test_imports_point_down(scanned):
 def test_no_private_names_across_modules(scanned):
     _, private = scanned
     assert private == []
+
+
+def test_architecture_shows_the_same_layers():
+    """ARCHITECTURE.md's layer picture lists the modules of :data:`LAYERS`, layer by layer, top first."""
+    import re
+
+    text = (ROOT.parent / "ARCHITECTURE.md").read_text()
+    block = text.split("## Layers", 1)[1].split("```", 2)[1]
+    shown: list[tuple[str, set[str]]] = []
+    for line in block.strip("\n").splitlines():
+        name, _, rest = line.partition(" ") if not line.startswith(" ") else ("", "", line)
+        modules = re.split(r"\s{2,}", rest.strip())[0]  # the description follows two spaces
+        if name:
+            shown.append((name, set()))
+        for m in modules.split(","):
+            m = m.strip().replace("/*", "").replace(" (package)", "")
+            if m:
+                shown[-1][1].add("sgvalues" if m == "sgvalues" else f"sgvalues.{m}")
+    assert [(n, sorted(ms)) for n, ms in reversed(shown)] == [(n, sorted(e)) for n, e in LAYERS]
