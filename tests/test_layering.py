@@ -9,17 +9,20 @@ scan fails on
 
 :data:`LAYERS` is the one statement of the layers; ARCHITECTURE.md shows the same picture.
 The scan is a function of a source folder (:func:`scan`), so it can be pointed at any checkout,
-e.g. the commit before the layers were untangled.
+e.g. the commit before the layers were untangled: ``SGVALUES_LAYERING_ROOT=<checkout>/sgvalues
+pytest tests/test_layering.py``.
 """
 
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1] / "sgvalues"
+# the package scanned: this checkout's, or another's (SGVALUES_LAYERING_ROOT=/path/to/sgvalues)
+ROOT = Path(os.environ.get("SGVALUES_LAYERING_ROOT") or Path(__file__).resolve().parents[1] / "sgvalues")
 
 # Lowest first. A module belongs to the first layer one of whose entries is the module or a
 # package above it; it may import from its own layer and the layers below, never from above.
