@@ -5,7 +5,8 @@ scan fails on
 
 * an import cycle between modules (``a`` imports ``b`` which, directly or not, imports ``a``);
 * a module importing from a higher layer than its own (:data:`LAYERS`, lowest first);
-* a ``_private`` name taken from another module (``from m import _x`` or ``m._x``).
+* a ``_private`` name taken from another module (``from m import _x`` or ``m._x``);
+* a module below the report layer importing matplotlib or seaborn (figures live in ``report``).
 
 :data:`LAYERS` is the one statement of the layers; ARCHITECTURE.md shows the same picture.
 The scan is a function of a source folder (:func:`scan`), so it can be pointed at any checkout,
@@ -18,6 +19,7 @@ from __future__ import annotations
 import ast
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -42,6 +44,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 ]
 # Modules no stage or data module may import, whatever the layers above say.
 FORBIDDEN_BELOW_REPORT = ("sgvalues.report", "sgvalues.runs", "sgvalues.book", "sgvalues.cli")
+# Third-party packages only the report layer and above draw with.
+DRAWING = ("matplotlib", "seaborn")
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -74,21 +78,32 @@ def _resolve(module: str, is_package: bool, level: int, target: str | None) -> s
     return ".".join(base + ([target] if target else []))
 
 
-def scan(root: Path = ROOT) -> tuple[dict[str, set[str]], list[str]]:
-    """Import graph of the package under ``root`` and the private names taken across modules.
+class Scan(NamedTuple):
+    """What :func:`scan` found: ``graph[m]``, the ``sgvalues`` modules ``m`` imports (``from
+    sgvalues import evaluate`` counts as ``sgvalues.evaluate``); ``private``,
+    ``"<module>: <name> from <other>"`` for each ``_name`` imported or read off another module;
+    ``drawing[m]``, the drawing packages (:data:`DRAWING`) ``m`` imports."""
 
-    Returns ``(graph, private)``: ``graph[m]`` is the set of ``sgvalues`` modules ``m`` imports
-    (``from sgvalues import evaluate`` counts as ``sgvalues.evaluate``); ``private`` lists
-    ``"<module>: <name> from <other>"`` for each ``_name`` imported or read off another module.
-    """
+    graph: dict[str, set[str]]
+    private: list[str]
+    drawing: dict[str, set[str]]
+
+
+def scan(root: Path = ROOT) -> Scan:
+    """Every import of the package under ``root`` (module level and inside functions)."""
     files = {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
     graph: dict[str, set[str]] = {m: set() for m in files}
     private: list[str] = []
+    drawing: dict[str, set[str]] = {}
     for module, path in files.items():
         tree = ast.parse(path.read_text(), filename=str(path))
         is_package = path.name == "__init__.py"
         aliases: dict[str, str] = {}  # local name -> sgvalues module it is bound to
         for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                top = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                if any(t.split(".")[0] in DRAWING for t in top) and not getattr(node, "level", 0):
+                    drawing.setdefault(module, set()).update(t.split(".")[0] for t in top if t.split(".")[0] in DRAWING)
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.name.split(".")[0] == "sgvalues":
@@ -114,7 +129,7 @@ def scan(root: Path = ROOT) -> tuple[dict[str, set[str]], list[str]]:
                     and not node.attr.startswith("__") and aliases[node.value.id] != module):
                 private.append(f"{module}: {node.attr} from {aliases[node.value.id]}")
         graph[module] = {m for m in graph[module] if m != module and m in files}
-    return graph, sorted(set(private))
+    return Scan(graph, sorted(set(private)), drawing)
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -174,16 +189,18 @@ def scanned():
 
 
 def test_scan_sees_imports_inside_functions_and_relative_ones(tmp_path):
-    """The scanner on a made-up package: a lazy import in a function, a relative import and a
-    private attribute read are all found; a cycle through them is reported."""
+    """The scanner on a made-up package: a lazy import in a function, a relative import, a private
+    attribute read and a drawing import are all found; a cycle through them is reported."""
     pkg = tmp_path / "sgvalues"
     (pkg / "report").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "report" / "__init__.py").write_text("from . import text\n")
     (pkg / "report" / "text.py").write_text("from ..evaluate import score\n")
     (pkg / "evaluate.py").write_text(
-        "def score():\n    from sgvalues.report import text\n    return text._hidden\n")
-    graph, private = scan(pkg)
+        "def score():\n    from sgvalues.report import text\n    import matplotlib.pyplot as plt\n"
+        "    return text._hidden, plt\n")
+    graph, private, drawing = scan(pkg)
+    assert drawing == {"sgvalues.evaluate": {"matplotlib"}}
     assert graph["sgvalues.evaluate"] == {"sgvalues.report.text"}
     assert graph["sgvalues.report.text"] == {"sgvalues.evaluate"}
     assert graph["sgvalues.report"] == {"sgvalues.report.text"}
@@ -194,24 +211,28 @@ def test_scan_sees_imports_inside_functions_and_relative_ones(tmp_path):
 
 
 def test_every_module_has_a_layer(scanned):
-    graph, _ = scanned
+    graph = scanned.graph
     for module in graph:
         layer_of(module)
 
 
 def test_no_import_cycles(scanned):
-    graph, _ = scanned
+    graph = scanned.graph
     assert cycles(graph) == []
 
 
 def test_imports_point_down(scanned):
-    graph, _ = scanned
+    graph = scanned.graph
     assert upward_imports(graph) == []
 
 
+def test_only_report_and_above_draw(scanned):
+    report_layer = [name for name, _ in LAYERS].index("report")
+    assert {m: sorted(p) for m, p in scanned.drawing.items() if layer_of(m) < report_layer} == {}
+
+
 def test_no_private_names_across_modules(scanned):
-    _, private = scanned
-    assert private == []
+    assert scanned.private == []
 
 
 def test_architecture_shows_the_same_layers():
