@@ -194,6 +194,12 @@ def test_compare_with_baselines_pairs_samples_and_tests():
     h = cmp[(cmp["state"] == "half") & (cmp["metric"] == "nmae")].iloc[0]
     assert h["n"] == 10 and h["difference"] == pytest.approx(-0.5 * 5 / 10)   # inner join on sample_id
     assert "jsd" not in set(cmp["metric"])                                     # no distributions: skipped
+    # the comparison is one family: its 4 tests Holm-adjusted together; the smallest p (good's two
+    # exact 2 / 2^12) is multiplied by 4, both of them (ties keep the running maximum)
+    assert len(cmp) == 4 and set(cmp["method"]) == {"exact"}
+    good_rows = cmp[cmp["state"] == "good"]
+    assert good_rows["p_holm"].tolist() == pytest.approx([4 * 2 / 2 ** 12] * 2)
+    assert (cmp["p_holm"] >= cmp["p_value"]).all() and (cmp["p_holm"] <= 1).all()
 
 
 @pytest.fixture(scope="module")
