@@ -72,6 +72,7 @@ __all__ = [
     "evaluate_run",
     "run_samples",
     "stratified_limit",
+    "targets_json",
     "predictions_path",
     "load_predictions",
     "MODEL_STATES",
@@ -88,7 +89,7 @@ __all__ = [
 PREDICTION_COLUMNS = [
     "sample_id", "split", "question_id", "theme", "stratum", "subgroup", "levels", "target",
     "scale_min", "scale_max", "prediction", "status", "probs", "raw_output", "model", "adapter",
-    "distribution",
+    "distribution", "targets",
 ]
 STATUSES = ("ok", "refused", "unparseable", "failed")
 _SAMPLE_KEYS = ("sample_id", "question_id", "options", "system", "user_shared", "user_persona", "target",
@@ -241,6 +242,8 @@ def evaluate_samples(samples: Sequence[dict], model, mode: str = "logprob", batc
             "target": int(s["target"]), "scale_min": s["scale_min"], "scale_max": s["scale_max"],
             # the subgroup's answer distribution, for the distributional scores (metrics)
             "distribution": _distribution_json(s.get("distribution")),
+            # every tied modal code: any of them is a correct answer (metrics.score_samples)
+            "targets": targets_json(s),
         }
         row.update(prediction_row(answers[k], list(r.option_codes), mode))
         row["model"] = model.model_id
@@ -286,6 +289,20 @@ def stratified_limit(samples: Sequence[dict], limit: int | None, seed: int = 0) 
     return [samples[i] for i in sorted(chosen)]
 
 
+def targets_json(sample: dict) -> str:
+    """A sample's tied modal codes (``targets``) as a JSON list of ints, ascending; ``[target]``
+    for a sample written before ``targets`` existed.
+
+    >>> targets_json({"target": 2, "targets": [4, 2]}), targets_json({"target": 3})
+    ('[2, 4]', '[3]')
+    """
+    tied = sample.get("targets")
+    if isinstance(tied, str):
+        tied = json.loads(tied) if tied.strip() else None
+    codes = sorted({int(c) for c in tied}) if tied else [int(sample["target"])]
+    return json.dumps(codes)
+
+
 def _distribution_json(distribution) -> str:
     """A sample's answer distribution as JSON code -> share (``""`` when it has none)."""
     if distribution is None or (isinstance(distribution, float) and np.isnan(distribution)):
@@ -304,10 +321,12 @@ def load_predictions(path: str | Path) -> pd.DataFrame:
     """Read a predictions table, checking its columns."""
     path = Path(path)
     df = pd.read_csv(path, dtype={"sample_id": str, "raw_output": str, "probs": str, "adapter": str,
-                                  "distribution": str},
+                                  "distribution": str, "targets": str},
                      keep_default_na=False, na_values={"prediction": [""]})
     if "distribution" not in df.columns:  # written before the column existed: no distribution
         df["distribution"] = ""
+    if "targets" not in df.columns:  # written before the column existed: the target alone (metrics)
+        df["targets"] = ""
     missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected {PREDICTION_COLUMNS}")

@@ -253,7 +253,7 @@ def predict_baseline(fitted: FittedBaselines, samples, name: str, seed: int = 0)
 def predict_baselines(fitted: FittedBaselines, samples, names: Sequence[str] = BASELINES,
                       seed: int = 0) -> dict[str, pd.DataFrame]:
     """:func:`predict_baseline` for several baselines at once (the samples are read once)."""
-    from sgvalues.evaluate import PREDICTION_COLUMNS, _distribution_json
+    from sgvalues.evaluate import PREDICTION_COLUMNS, _distribution_json, targets_json
 
     for name in names:
         if name not in BASELINES:
@@ -283,6 +283,7 @@ def predict_baselines(fitted: FittedBaselines, samples, names: Sequence[str] = B
             "target": int(s["target"]), "scale_min": s["scale_min"], "scale_max": s["scale_max"],
             "status": "ok", "raw_output": "", "adapter": "",
             "distribution": _distribution_json(s.get("distribution")),
+            "targets": targets_json(s),
         }
         for name in names:
             # every baseline but marginal_product (levels) and uniform (its draw) is one per question
