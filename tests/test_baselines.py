@@ -255,3 +255,13 @@ def test_ensure_run_baselines_is_idempotent(small_prepared, tmp_path):
     assert again == first and (run / "predictions" / "population_mode_ood.csv").stat().st_mtime_ns == stamp
     assert (run / "baselines" / "noise_reference.csv").is_file()
     assert bl.ensure_run_baselines(tmp_path / "empty") is None
+
+
+def test_noise_reference_counts_any_tied_mode():
+    # shares 0.5 / 0.5 on codes 1 and 2 (a tie): any resampled mode is one of the tied codes
+    s = [{"sample_id": "Q1_x:a", "split": "ood", "question_id": "Q1", "stratum": "x", "subgroup": "x:a", "target": 1,
+          "targets": [1, 2], "distribution": {"1": 0.5, "2": 0.5}, "n_valid": 31}]
+    assert bl.noise_per_sample(s, n_boot=200, seed=0)["p_same_mode"].iloc[0] == 1.0
+    # without the tie list the lowest code alone counts: about half the resamples (n odd: no resampled tie)
+    single = bl.noise_per_sample([{**s[0], "targets": [1]}], n_boot=2000, seed=0)["p_same_mode"].iloc[0]
+    assert 0.45 < single < 0.55
