@@ -174,7 +174,7 @@ def relative(path: str | Path, run_dir: str | Path) -> str:
             return path.name
 
 
-def sample_card(sample: dict, keys=("sample_id", "split", "stratum", "levels", "target", "distribution",
+def sample_card(sample: dict, keys=("sample_id", "split", "stratum", "levels", "target", "targets", "distribution",
                                     "n_valid")) -> str:
     """One sample record as the book prints it: a ``key: value`` line per field.
 
