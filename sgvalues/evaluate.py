@@ -293,13 +293,15 @@ def targets_json(sample: dict) -> str:
     """A sample's tied modal codes (``targets``) as a JSON list of ints, ascending; ``[target]``
     for a sample written before ``targets`` existed.
 
-    >>> targets_json({"target": 2, "targets": [4, 2]}), targets_json({"target": 3})
+    >>> targets_json({"target": 2, "targets": [4, 2]}), targets_json({"target": 3, "targets": float("nan")})
     ('[2, 4]', '[3]')
     """
     tied = sample.get("targets")
     if isinstance(tied, str):
         tied = json.loads(tied) if tied.strip() else None
-    codes = sorted({int(c) for c in tied}) if tied else [int(sample["target"])]
+    elif not isinstance(tied, (list, tuple, np.ndarray)):
+        tied = None  # missing (NaN in a samples frame of an older prepared folder)
+    codes = sorted({int(c) for c in tied}) if tied is not None and len(tied) else [int(sample["target"])]
     return json.dumps(codes)
 
 
