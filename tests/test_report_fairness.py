@@ -73,13 +73,14 @@ def test_permutation_sentence_says_significance():
 def test_permutation_sentence_reads_significance_from_the_holm_p():
     # raw p 0.03 and 0.04 in a family of 2: Holm 0.06 and 0.06 -> neither significant after adjustment
     t = pd.DataFrame({"label": "M", "split": ["ood", "train"], "metric": "accuracy", "base": 0.2, "sft": 0.4,
-                      "change": 0.2, "p_value": [0.03, 0.04], "n": 60, "n_questions": 6, "method": "exact"})
+                      "change": 0.2, "p_value": [0.03, 0.04], "n": 60, "n_questions": 9, "method": "exact"})
     t["p_holm"] = fairness.holm(t["p_value"])
     text = page.permutation_sentence(t)
     lines = text.splitlines()
     assert "Holm-adjusted over the 2 tests" in lines[0]
-    assert "p = 0.030 (exact), Holm-adjusted p = 0.060: not significant" in lines[1]
-    assert "in 6 questions" in lines[2] and "Holm-adjusted p = 0.060: not significant" in lines[2]
+    # with 9 questions the smallest exact p is 2 / 2^9 = 0.0039
+    assert "p = 0.030 (exact; the smallest p 9 questions allow is 0.004), Holm-adjusted p = 0.060: not significant" in lines[1]
+    assert "in 9 questions" in lines[2] and "Holm-adjusted p = 0.060: not significant" in lines[2]
 
 
 def test_cluster_sentence_flags_fewer_than_ten_questions():

@@ -400,11 +400,11 @@ def permutation_sentence(tests: pd.DataFrame, alpha: float = 0.05) -> str:
     Examples
     --------
     >>> t = pd.DataFrame({"label": ["M", "M"], "split": "ood", "metric": ["accuracy", "nmae"], "base": 0.2,
-    ...                   "sft": 0.5, "change": 0.3, "p_value": [0.001, 0.3], "p_holm": [0.002, 0.3], "n": 40,
+    ...                   "sft": 0.5, "change": 0.3, "p_value": [0.03125, 0.3], "p_holm": [0.0625, 0.3], "n": 40,
     ...                   "n_questions": 6, "method": "exact"})
     >>> print(permutation_sentence(t))
     Paired sign-flip tests over questions (the unit of independence), Holm-adjusted over the 2 tests of this table:
-    - M, ood: accuracy 0.200 → 0.500 (+0.300) on 40 paired samples in 6 questions, p = 0.001 (exact), Holm-adjusted p = 0.002: significant at 0.05.
+    - M, ood: accuracy 0.200 → 0.500 (+0.300) on 40 paired samples in 6 questions, p = 0.031 (exact; the smallest p 6 questions allow is 0.031), Holm-adjusted p = 0.062: not significant at 0.05.
     """
     rows = tests[tests["metric"] == "accuracy"]
     if rows.empty:
@@ -420,6 +420,9 @@ def permutation_sentence(tests: pd.DataFrame, alpha: float = 0.05) -> str:
         sig = "significant" if p_sig < alpha else "not significant"
         where = (f" in {fmt_count(r['n_questions'])} questions" if "n_questions" in r else "")
         how = f" ({r['method']})" if "method" in r else ""
+        if r.get("method") == "exact" and "n_questions" in r and r["n_questions"] > 0:
+            # the all-plus and all-minus flips always match the observed sum: p >= 2 / 2^Q
+            how = f" (exact; the smallest p {fmt_count(r['n_questions'])} questions allow is {fmt_rate(2.0 ** (1 - r['n_questions']))})"
         holm = f", Holm-adjusted p {fmt_p(r['p_holm'])}" if adjusted else ""
         lines.append(f"- {r['label']}, {r['split']}: accuracy {fmt_rate(r['base'])} → {fmt_rate(r['sft'])} "
                      f"({fmt_delta(r['change'])}) on {fmt_count(r['n'])} paired samples{where}, "
