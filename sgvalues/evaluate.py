@@ -60,7 +60,7 @@ import numpy as np
 import pandas as pd
 
 from sgvalues.manifest import run_label
-from sgvalues.tables import distribution_json, json_cell, write_csv
+from sgvalues.tables import distribution_json, json_cell, targets_json, write_csv
 
 __all__ = [
     "PREDICTION_COLUMNS",
@@ -83,7 +83,7 @@ __all__ = [
 PREDICTION_COLUMNS = [
     "sample_id", "split", "question_id", "theme", "stratum", "subgroup", "levels", "target",
     "scale_min", "scale_max", "prediction", "status", "probs", "raw_output", "model", "adapter",
-    "distribution",
+    "distribution", "targets",
 ]
 STATUSES = ("ok", "refused", "unparseable", "failed")
 _SAMPLE_KEYS = ("sample_id", "question_id", "options", "system", "user_shared", "user_persona", "target",
@@ -236,6 +236,8 @@ def evaluate_samples(samples: Sequence[dict], model, mode: str = "logprob", batc
             "target": int(s["target"]), "scale_min": s["scale_min"], "scale_max": s["scale_max"],
             # the subgroup's answer distribution, for the distributional scores (metrics)
             "distribution": distribution_json(s.get("distribution")),
+            # every tied modal code: any of them is a correct answer (metrics.score_samples)
+            "targets": targets_json(s),
         }
         row.update(prediction_row(answers[k], list(r.option_codes), mode))
         row["model"] = model.model_id
@@ -290,10 +292,12 @@ def load_predictions(path: str | Path) -> pd.DataFrame:
     """Read a predictions table, checking its columns."""
     path = Path(path)
     df = pd.read_csv(path, dtype={"sample_id": str, "raw_output": str, "probs": str, "adapter": str,
-                                  "distribution": str},
+                                  "distribution": str, "targets": str},
                      keep_default_na=False, na_values={"prediction": [""]})
     if "distribution" not in df.columns:  # written before the column existed: no distribution
         df["distribution"] = ""
+    if "targets" not in df.columns:  # written before the column existed: the target alone (metrics)
+        df["targets"] = ""
     missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected {PREDICTION_COLUMNS}")

@@ -7,6 +7,12 @@ so a model cannot improve its scores by declining to answer. On a predictions ta
 is :func:`valid_predictions` (a number and status ``ok``), used by :func:`score` (per group)
 and :func:`score_samples` (per sample), the project's only scorers.
 
+**Ties.** Where a subgroup's answers tie for the mode, every tied code is a correct answer: the
+``targets`` column (JSON list of the tied modal codes, :func:`sgvalues.modal.modal_answers`)
+decides, a prediction is correct when it is any of them and its NMAE is the distance to the
+nearest one (:func:`tied_targets`); a table without ``targets`` (or a blank cell) has the single
+``target``. ``target`` stays the lowest tied code (what fine-tuning teaches).
+
 The modal answer mutes minority views, so where a predictor gives a distribution over the
 options (``probs``: logprob mode, every baseline) it is also scored against the subgroup's
 answer distribution (``distribution``): Jensen-Shannon distance, 1-Wasserstein distance on
@@ -22,6 +28,7 @@ Example
 
 from __future__ import annotations
 
+import json
 from typing import Callable, Sequence
 
 import numpy as np
@@ -30,7 +37,7 @@ import pandas as pd
 from sgvalues.tables import code_shares
 
 __all__ = ["accuracy", "nmae", "refusal_rate", "distribution_scores", "valid_predictions", "score_samples", "score",
-           "aggregate", "aggregate_by_level", "METRICS", "METRIC_COLUMNS", "DISTRIBUTION_COLUMNS"]
+           "aggregate", "aggregate_by_level", "METRICS", "METRIC_COLUMNS", "tied_targets", "DISTRIBUTION_COLUMNS"]
 
 #: the distributional scores (:func:`distribution_scores`), lower is better
 DISTRIBUTION_COLUMNS = ["jsd", "wasserstein", "nmae_expected"]
@@ -48,6 +55,50 @@ def _check_lengths(**arrays) -> int:
     if len(set(lengths.values())) > 1:
         raise ValueError(f"metric inputs differ in length: {lengths}")
     return next(iter(lengths.values()))
+
+
+def tied_targets(predictions: pd.DataFrame) -> np.ndarray:
+    """Each row's correct codes as an :math:`n \\times K` float matrix, padded with NaN.
+
+    Row :math:`i` holds the codes of its ``targets`` cell (a JSON list such as ``"[2, 4]"``, or a
+    list), or its ``target`` alone where the table has no ``targets`` column or the cell is
+    blank; :math:`K` is the largest number of tied codes. ``target`` must be one of them.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"target": [2, 1, 3], "targets": ["[2, 4]", "", None]})
+    >>> tied_targets(df).tolist()
+    [[2.0, 4.0], [1.0, nan], [3.0, nan]]
+    """
+    target = pd.to_numeric(predictions["target"], errors="coerce").to_numpy(float)
+    cells = predictions["targets"].tolist() if "targets" in predictions.columns else [None] * len(target)
+    rows = []
+    for i, (t, cell) in enumerate(zip(target, cells)):
+        if isinstance(cell, str):
+            cell = json.loads(cell) if cell.strip() else None
+        elif cell is not None and not isinstance(cell, (list, tuple, np.ndarray)):
+            cell = None if pd.isna(cell) else [cell]
+        codes = sorted({float(c) for c in cell}) if cell is not None and len(cell) else [t]
+        if not np.isnan(t) and t not in codes:
+            sid = predictions["sample_id"].iloc[i] if "sample_id" in predictions.columns else i
+            raise ValueError(f"predictions: row {i} (sample {sid}): column 'targets' = {codes} does not hold its "
+                             f"target {t:g}; expected every tied modal code, the target among them")
+        rows.append(codes)
+    k = max((len(r) for r in rows), default=1)
+    out = np.full((len(rows), k), np.nan)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = r
+    return out
+
+
+def _tie_scores(pred: np.ndarray, tied: np.ndarray, span: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample correct (any tied code) and NMAE (nearest tied code, capped at 1; invalid = 0, 1)."""
+    valid = ~np.isnan(pred)
+    # the padding never wins the minimum; an invalid (NaN) prediction stays NaN
+    dist = np.min(np.where(np.isnan(tied), np.inf, np.abs(pred[:, None] - tied)), axis=1)
+    correct = np.where(valid, (dist == 0).astype(float), 0.0)
+    err = np.where(valid, np.minimum(dist / span, 1.0), 1.0)
+    return correct, err
 
 
 def accuracy(predictions, targets) -> float:
@@ -134,8 +185,8 @@ def distribution_scores(predictions: pd.DataFrame) -> pd.DataFrame:
       KL(q, m)}`, :math:`m = (p + q)/2` (``scipy.spatial.distance.jensenshannon``);
     * 1-Wasserstein on the scaled codes :math:`u = (x - c_{min}) / (c_{max} - c_{min})`, in [0, 1]:
       :math:`\\int |F_p(u) - F_q(u)|\\,du` (as ``scipy.stats.wasserstein_distance``, vectorised);
-    * NMAE of the expected answer: :math:`|\\sum_x q(x)\\,x - t| / (c_{max} - c_{min})` for the
-      modal target :math:`t`.
+    * NMAE of the expected answer: :math:`\\min_{t \\in T} |\\sum_x q(x)\\,x - t| / (c_{max} - c_{min})`
+      for the tied modal codes :math:`T` (:func:`tied_targets`; the modal target alone without ties).
 
     Examples
     --------
@@ -149,7 +200,7 @@ def distribution_scores(predictions: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(np.nan, index=predictions.index, columns=DISTRIBUTION_COLUMNS)
     if not {"probs", "distribution"} <= set(predictions.columns) or predictions.empty:
         return out
-    target = _floats(predictions["target"], "target")
+    tied = tied_targets(predictions)
     lo = _floats(predictions["scale_min"], "scale_min")
     hi = _floats(predictions["scale_max"], "scale_max")
     by_codes: dict[tuple, list[tuple[int, np.ndarray, np.ndarray]]] = {}
@@ -181,7 +232,8 @@ def distribution_scores(predictions: pd.DataFrame) -> pd.DataFrame:
         # sum_j |F_p(u_j) - F_q(u_j)| (u_{j+1} - u_j) (tests check it against scipy)
         gaps = np.diff(x)[None, :] / width[:, None]
         w1[idx] = (np.abs(np.cumsum(pm - qm, axis=1)[:, :-1]) * gaps).sum(axis=1)
-        ex[idx] = np.abs(qm @ x - target[idx]) / width
+        # the nearest tied modal code (the target alone without ties)
+        ex[idx] = np.min(np.where(np.isnan(tied[idx]), np.inf, np.abs((qm @ x)[:, None] - tied[idx])), axis=1) / width
     # float error can leave a distance of identical distributions a hair above 0 (sqrt of ~1e-17)
     out["jsd"] = np.clip(jsd, 0.0, 1.0)
     out["wasserstein"] = w1
@@ -216,10 +268,12 @@ def score_samples(predictions: pd.DataFrame) -> pd.DataFrame:
     -----
     With target :math:`t`, prediction :math:`\\hat y` on a scale :math:`[c_{min}, c_{max}]`:
 
-    .. math:: \\mathrm{correct} = [\\hat y = t], \\qquad
-              \\mathrm{nmae} = \\min\\left(\\frac{|\\hat y - t|}{c_{max} - c_{min}}, 1\\right)
+    .. math:: \\mathrm{correct} = [\\hat y \\in T], \\qquad
+              \\mathrm{nmae} = \\min\\left(\\frac{\\min_{t \\in T} |\\hat y - t|}{c_{max} - c_{min}}, 1\\right)
 
-    An invalid answer (:func:`valid_predictions`) has ``correct = 0`` and ``nmae = 1``.
+    where :math:`T` is the set of tied modal codes (``targets``; :math:`\\{t\\}` without ties or
+    without the column, :func:`tied_targets`). An invalid answer (:func:`valid_predictions`) has
+    ``correct = 0`` and ``nmae = 1``.
 
     Examples
     --------
@@ -227,6 +281,8 @@ def score_samples(predictions: pd.DataFrame) -> pd.DataFrame:
     ...                   "scale_max": [5] * 3, "status": ["ok", "ok", "refused"]})
     >>> score_samples(p)[["correct", "nmae"]].to_dict("list")
     {'correct': [1.0, 0.0, 0.0], 'nmae': [0.0, 0.5, 1.0]}
+    >>> score_samples(p.assign(targets=["[2, 5]", "[2, 5]", "[3]"]))[["correct", "nmae"]].to_dict("list")
+    {'correct': [1.0, 0.0, 0.0], 'nmae': [0.0, 0.25, 1.0]}
     """
     for c in ("target", "prediction", "scale_min", "scale_max"):
         if c not in predictions.columns:
@@ -244,9 +300,7 @@ def score_samples(predictions: pd.DataFrame) -> pd.DataFrame:
     if np.isnan(target).any():
         i = int(np.flatnonzero(np.isnan(target))[0])
         raise ValueError(f"predictions: column 'target' is missing in row {i}: expected a numeric code")
-    valid = ~np.isnan(pred)
-    out["correct"] = np.where(valid, (pred == target).astype(float), 0.0)
-    out["nmae"] = np.where(valid, np.minimum(np.abs(pred - target) / span, 1.0), 1.0)
+    out["correct"], out["nmae"] = _tie_scores(pred, tied_targets(out), span)
     return out
 
 
@@ -262,8 +316,9 @@ def _mean_where_present(column: str) -> Callable[[pd.DataFrame], float]:
 #: :data:`DISTRIBUTION_COLUMNS` added per sample). A new metric is one entry here; every
 #: ``score``/``aggregate`` table then carries it as a column.
 METRICS: dict[str, Callable[[pd.DataFrame], float]] = {
-    "accuracy": lambda g: accuracy(g["prediction"], g["target"]),
-    "nmae": lambda g: nmae(g["prediction"], g["target"], g["scale_min"], g["scale_max"]),
+    # per-sample scores of score_samples (the tie rule), already in the group as _correct / _nmae
+    "accuracy": lambda g: float(g["_correct"].mean()) if len(g) else float("nan"),
+    "nmae": lambda g: float(g["_nmae"].mean()) if len(g) else float("nan"),
     "refusal_rate": lambda g: refusal_rate(g["status"]),
     "invalid_rate": lambda g: float(g["prediction"].isna().mean()) if len(g) else float("nan"),
     "n": lambda g: int(len(g)),
@@ -294,9 +349,11 @@ def score(predictions: pd.DataFrame, by: Sequence[str] | str | None = None) -> p
     For a group of :math:`N` samples with prediction :math:`\\hat y_i`, target :math:`y_i` on the
     scale :math:`[a_i, b_i]`, and :math:`v_i = 1` when the answer is valid:
 
-    .. math:: \\mathrm{Acc} = \\frac1N \\sum_i v_i\\,[\\hat y_i = y_i], \\qquad
+    .. math:: \\mathrm{Acc} = \\frac1N \\sum_i v_i\\,[\\hat y_i \\in T_i], \\qquad
               \\mathrm{NMAE} = \\frac1N \\sum_i \\begin{cases}
-              |\\hat y_i - y_i| / (b_i - a_i) & v_i = 1\\\\ 1 & v_i = 0 \\end{cases}
+              \\min(\\min_{t \\in T_i} |\\hat y_i - t| / (b_i - a_i), 1) & v_i = 1\\\\ 1 & v_i = 0 \\end{cases}
+
+    with :math:`T_i` the tied modal codes of sample :math:`i` (:func:`score_samples`).
 
     Examples
     --------
@@ -313,7 +370,9 @@ def score(predictions: pd.DataFrame, by: Sequence[str] | str | None = None) -> p
     if missing:
         raise ValueError(f"predictions table lacks column(s) {missing}; expected the evaluate.PREDICTION_COLUMNS")
     scores = distribution_scores(predictions)
+    per = score_samples(predictions) if len(predictions) else predictions.assign(correct=[], nmae=[])
     predictions = predictions.assign(prediction=valid_predictions(predictions).to_numpy(),
+                                     _correct=per["correct"].to_numpy(float), _nmae=per["nmae"].to_numpy(float),
                                      **{c: scores[c].to_numpy() for c in DISTRIBUTION_COLUMNS})
     if not by:
         out = _summary(predictions).to_frame().T

@@ -2,7 +2,9 @@
 
 The **modal answer** of a subgroup to a question is the substantive option most of its members
 chose (weighted by the survey weight ``weight`` when ``weighted=True``). It is the target the
-model must reproduce. Ties go to the lowest code and are counted (``n_tied_modes``; 1 = no tie).
+model must reproduce. Ties go to the lowest code and are counted (``n_tied_modes``; 1 = no tie);
+every tied code is kept (``tied_modes``, JSON list, from the tallies, not the rounded shares), and
+the scorer (:mod:`sgvalues.metrics`) counts any of them as correct.
 The **distribution** is the share of each substantive option among the valid answers, as JSON
 code -> share with every option of the question present, in ascending code order.
 
@@ -43,7 +45,8 @@ __all__ = [
     "modal_examples",
 ]
 
-MODAL_COLUMNS = ["question_id", "stratum", "subgroup", "n_valid", "modal_answer", "n_tied_modes", "distribution"]
+MODAL_COLUMNS = ["question_id", "stratum", "subgroup", "n_valid", "modal_answer", "n_tied_modes", "tied_modes",
+                 "distribution"]
 
 #: relative tolerance under which two weighted tallies count as tied (sums of float weights
 #: taken in different orders differ in the last bits; unweighted tallies are exact integers)
@@ -115,7 +118,8 @@ def modal_answers(respondents: pd.DataFrame, questions: pd.DataFrame, subgroups:
     Returns
     -------
     DataFrame
-        ``question_id, stratum, subgroup, n_valid, modal_answer, n_tied_modes, distribution``,
+        ``question_id, stratum, subgroup, n_valid, modal_answer, n_tied_modes, tied_modes,
+        distribution`` (``tied_modes``: JSON list of every modal code, ascending),
         ordered by the rows of ``questions`` then of ``subgroups``. No row for a pair with no
         valid answer.
 
@@ -125,7 +129,8 @@ def modal_answers(respondents: pd.DataFrame, questions: pd.DataFrame, subgroups:
     :math:`T_{gqc} = \\sum_{i \\in g,\\, x_{iq} = c} w_i` (:math:`w_i = 1` unweighted). A valid
     answer is one of the question's substantive codes; ``n_valid`` counts respondents with one
     (unweighted in both modes). The mode is :math:`\\min \\arg\\max_c T_{gqc}` (ties -> lowest
-    code), ``n_tied_modes`` :math:`= |\\arg\\max_c T_{gqc}|` and the share
+    code), ``tied_modes`` :math:`= \\arg\\max_c T_{gqc}` (every code whose tally is within a relative
+    ``TIE_RTOL`` of the top), ``n_tied_modes`` its size and the share
     :math:`p_{gqc} = T_{gqc} / \\sum_{c'} T_{gqc'}`.
     """
     _check(respondents, questions, subgroups, weighted)
@@ -174,6 +179,8 @@ def modal_answers(respondents: pd.DataFrame, questions: pd.DataFrame, subgroups:
     strata = subgroups["stratum"].to_numpy()
     sids = subgroups["subgroup"].to_numpy()
     dists = [""] * len(g_idx)
+    tied_sel = tied[g_idx, q_idx, :]
+    tied_json = [json.dumps(codes[row].astype(int).tolist()) for row in tied_sel]
     for q in np.unique(q_idx).tolist():
         # one JSON template per question: its codes in ascending order, shares filled in
         cs = per_q[q]
@@ -188,6 +195,7 @@ def modal_answers(respondents: pd.DataFrame, questions: pd.DataFrame, subgroups:
         "n_valid": n_valid[g_idx, q_idx].astype(np.int64),
         "modal_answer": codes[mode_pos[g_idx, q_idx]].astype(np.int64),
         "n_tied_modes": n_tied[g_idx, q_idx].astype(np.int64),
+        "tied_modes": tied_json,
         "distribution": dists,
     })
     return out.reset_index(drop=True)

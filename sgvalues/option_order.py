@@ -155,6 +155,7 @@ def evaluate_option_orders(samples: Sequence[Mapping], model, orders: Sequence[s
         ``option_order = "order_averaged"`` (:data:`AVERAGED`).
     """
     from sgvalues.evaluate import evaluate_samples
+    from sgvalues.tables import targets_json
 
     orders = list(dict.fromkeys(orders))
     if not orders or any(o not in ORDERS for o in orders):
@@ -169,6 +170,7 @@ def evaluate_option_orders(samples: Sequence[Mapping], model, orders: Sequence[s
                                      for p, m in zip(df["prediction"], maps)], dtype="Int64")
         df["probs"] = [_map_back_probs(p, m) for p, m in zip(df["probs"], maps)]
         df["target"] = [int(s["target"]) for s in samples]
+        df["targets"] = [targets_json(s) for s in samples]  # every tied modal code, original codes
         df["distribution"] = [distribution_json(s.get("distribution")) for s in samples]
         parts.append(df.assign(option_order=order))
     table = pd.concat(parts, ignore_index=True)

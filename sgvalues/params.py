@@ -191,8 +191,9 @@ class TrainingParams:
     renormalised over the options exactly as the evaluation engine reads them (multi-token codes
     such as ``"10"`` by the same greedy-longest-code rule, ``sgvalues.models.scoring``).
     ``reweight`` weights each sample's loss (weights normalised to mean 1 over the training
-    samples): ``none``; ``inverse_size``, proportional to 1 / the subgroup's share of the
-    question's respondents in its stratum (``n_valid``); ``error``, proportional to the base
+    samples): ``none``; ``inverse_size``, proportional to N_s / (G_s n_g): 1 / the subgroup's
+    share of the question's respondents in its stratum (``n_valid``) divided by the stratum's
+    number of subgroups G_s (normalised within stratum); ``error``, proportional to the base
     model's NMAE on the subgroup's train samples (a first evaluation pass).
     """
 

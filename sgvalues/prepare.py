@@ -62,7 +62,7 @@ SYNTHETIC_FILENAME = "synthetic_wvs7_singapore.csv"
 OUTPUT_FILES = ("questions.csv", "excluded_questions.csv", "subgroups.csv", "modal_answers.csv",
                 "diversity.csv", "samples_train.jsonl", "samples_ood.jsonl", SUMMARY_FILE)
 #: bump when the folder's layout or meaning changes, so old folders are rebuilt
-FORMAT_VERSION = 2  # 2: samples carry the question's ``wording``
+FORMAT_VERSION = 3  # 2: samples carry the question's ``wording``; 3: every tied modal code (``targets``)
 # Modules (and the catalogue) whose code decides the tables' contents: their hash is an input.
 _CODE_MODULES = ("sgvalues.data", "sgvalues.countries", "sgvalues.catalogue", "sgvalues.subgroups", "sgvalues.modal",
                  "sgvalues.diversity", "sgvalues.prompts", "sgvalues.split", "sgvalues.prepare")

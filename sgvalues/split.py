@@ -6,7 +6,8 @@ the three pairs without ``sex`` (``age_group_x_religion``, ``age_group_x_ethnici
 was trained on one at a time but never together: the split tests composition, not memory.
 :func:`assert_no_leakage` proves it on the sample files.
 
-One **sample** is one (question, subgroup) with its modal answer as ``target`` and its prompt
+One **sample** is one (question, subgroup) with its modal answer as ``target`` (the lowest tied
+code), every tied modal code as ``targets`` (any of them is a correct answer) and its prompt
 parts (see :mod:`sgvalues.prompts`). Files are JSON Lines in a fixed order (question number,
 stratum order, subgroup order) with a fixed key order, so the same inputs give the same bytes.
 
@@ -50,12 +51,12 @@ __all__ = [
 
 SPLITS = ("train", "ood")
 SAMPLE_KEYS = ("sample_id", "split", "question_id", "theme", "wording", "stratum", "subgroup", "levels", "target",
-               "scale_min", "scale_max", "options", "distribution", "n_valid", "system", "user_shared",
+               "targets", "scale_min", "scale_max", "options", "distribution", "n_valid", "system", "user_shared",
                "user_persona", "open_user")
 
 #: keys added after the first prepared folders; a record without them still loads (readers such as
 #: ``judge.question_text`` fall back), and ``sgvalues prepare`` rebuilds such folders (FORMAT_VERSION)
-_LATER_KEYS = ("wording",)
+_LATER_KEYS = ("wording", "targets")
 
 
 class LeakageError(AssertionError):
@@ -109,7 +110,10 @@ def build_samples(questions: pd.DataFrame, subgroups: pd.DataFrame, modal: pd.Da
                    "options": r["options"], "scale_min": int(r["scale_min"]), "scale_max": int(r["scale_max"])}
              for qid, r in q.iterrows()}
     cols = ["question_id", "subgroup", "modal_answer", "distribution", "n_valid"]
-    records = [dict(zip(cols, vals)) for vals in zip(*(modal[c].tolist() for c in cols))]
+    # every tied modal code (modal.tied_modes); a table written before the column: the target alone
+    tied = (modal["tied_modes"].tolist() if "tied_modes" in modal.columns
+            else [[int(t)] for t in modal["modal_answer"]])
+    records = [{**dict(zip(cols, vals)), "tied_modes": t} for *vals, t in zip(*(modal[c].tolist() for c in cols), tied)]
     records.sort(key=lambda r: (qinfo[r["question_id"]]["number"], sub_rank[r["subgroup"]]))
     shared_cache: dict[str, tuple[dict, dict]] = {}
     persona_cache = {sid: user_persona(info[2], prof) for sid, info in sub_info.items()}
@@ -131,6 +135,7 @@ def build_samples(questions: pd.DataFrame, subgroups: pd.DataFrame, modal: pd.Da
             "subgroup": sid,
             "levels": levels,
             "target": int(row["modal_answer"]),
+            "targets": _targets(row["tied_modes"], row["modal_answer"], qid, sid),
             "scale_min": qrow["scale_min"],
             "scale_max": qrow["scale_max"],
             "options": options,
@@ -142,6 +147,15 @@ def build_samples(questions: pd.DataFrame, subgroups: pd.DataFrame, modal: pd.Da
             "open_user": open_prompt(qrow, levels, prof),
         })
     return samples
+
+
+def _targets(tied, target, qid: str, sid: str) -> list[int]:
+    """Every tied modal code as ints, ascending; the target (the lowest) must be among them."""
+    codes = sorted(int(c) for c in (json.loads(tied) if isinstance(tied, str) else tied))
+    if int(target) not in codes:
+        raise ValueError(f"modal_answers: question {qid}, subgroup {sid}: tied_modes {codes} does not hold the "
+                         f"modal_answer {int(target)}; expected every tied code, the modal answer among them")
+    return codes
 
 
 def _options(options) -> dict[str, str]:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from sgvalues.atomic import atomic_path
 
-__all__ = ["json_cell", "distribution_json", "code_shares", "as_records", "write_csv"]
+__all__ = ["json_cell", "distribution_json", "targets_json", "code_shares", "as_records", "write_csv"]
 
 
 def _missing(value) -> bool:
@@ -49,6 +49,22 @@ def distribution_json(distribution) -> str:
     if isinstance(distribution, str):
         return distribution
     return json.dumps({str(k): float(v) for k, v in distribution.items()}) if distribution else ""
+
+
+def targets_json(sample: dict) -> str:
+    """A sample's tied modal codes (``targets``) as a JSON list of ints, ascending; ``[target]``
+    for a sample written before ``targets`` existed.
+
+    >>> targets_json({"target": 2, "targets": [4, 2]}), targets_json({"target": 3, "targets": float("nan")})
+    ('[2, 4]', '[3]')
+    """
+    tied = sample.get("targets")
+    if isinstance(tied, str):
+        tied = json.loads(tied) if tied.strip() else None
+    elif not isinstance(tied, (list, tuple, np.ndarray)):
+        tied = None  # missing (NaN in a samples frame of an older prepared folder)
+    codes = sorted({int(c) for c in tied}) if tied is not None and len(tied) else [int(sample["target"])]
+    return json.dumps(codes)
 
 
 def code_shares(value) -> dict[int, float] | None:

@@ -44,7 +44,7 @@ def make_sample(question_id: str = "Q1", subgroup: str = "sex:Male", *, levels: 
         "sample_id": sample_id or f"{question_id}_{subgroup}", "split": split, "question_id": question_id,
         "theme": theme, "wording": wording, "stratum": subgroup.partition(":")[0], "subgroup": subgroup,
         "levels": levels_of(subgroup) if levels is None else levels, "target": target,
-        "scale_min": codes[0], "scale_max": codes[-1], "options": options, "distribution": distribution,
+        "targets": [target], "scale_min": codes[0], "scale_max": codes[-1], "options": options, "distribution": distribution,
         "n_valid": n_valid, "system": system, "user_shared": user_shared,
         "user_persona": f"You are {subgroup}." if user_persona is None else user_persona, "open_user": open_user,
         **extra,

@@ -26,7 +26,7 @@ def _predictions(ids, targets, preds, subgroups):
     df = pd.DataFrame({"sample_id": ids, "split": "ood", "question_id": [i.split("|")[0] for i in ids],
                        "theme": "T", "stratum": "sex", "subgroup": subgroups, "levels": "{}", "target": targets,
                        "scale_min": 1, "scale_max": 5, "prediction": preds, "status": "ok", "probs": "",
-                       "raw_output": "", "model": "m", "adapter": "", "distribution": ""})
+                       "raw_output": "", "model": "m", "adapter": "", "distribution": "", "targets": ""})
     return df[PREDICTION_COLUMNS]
 
 

@@ -261,3 +261,100 @@ def test_per_sample_scores_agree_with_metrics_module():
     s = metrics.score_samples(p)
     assert s["correct"].mean() == pytest.approx(metrics.accuracy(pred, target))
     assert s["nmae"].mean() == pytest.approx(metrics.nmae(pred, target, p["scale_min"], p["scale_max"]))
+
+
+# --- clustered inference (issue 22) -------------------------------------------------------------
+def _itertools_question_p(sums):
+    """Two-sided sign-flip p over ALL 2^Q sign vectors of the question sums, zeros included."""
+    obs = abs(sum(sums))
+    flips = [abs(sum(s * v for s, v in zip(signs, sums))) for signs in itertools.product([1, -1], repeat=len(sums))]
+    return sum(f >= obs - 1e-9 for f in flips) / len(flips)
+
+
+def test_question_test_reproduces_issue_22_exact_enumeration():
+    # per-question sums of SFT minus base accuracy, 0, 33, 0, 49, 50, 0: 64 sign vectors, of which
+    # 16 (all-plus or all-minus on the three non-zero sums, times 2^3 signs of the zeros) reach 132
+    sums = [0, 33, 0, 49, 50, 0]
+    assert _itertools_question_p(sums) == pytest.approx(16 / 64) == pytest.approx(0.25)
+    q, x, y = [], [], []
+    for i, s in enumerate(sums):  # 60 samples per question, s of them gained, none lost
+        q += [f"Q{i}"] * 60
+        x += [1.0] * s + [0.0] * (60 - s)
+        y += [0.0] * 60
+    r = fx.question_permutation_test(x, y, q)
+    assert r["p_value"] == pytest.approx(0.25)
+    assert (r["n"], r["n_questions"], r["n_nonzero"], r["method"]) == (360, 6, 3, "exact")
+    assert r["statistic"] == pytest.approx(132 / 360)
+    # the per-sample test (the old unit) would call the same data overwhelmingly significant
+    assert fx.paired_permutation_test(x, y)["p_value"] < 1e-3
+
+
+def test_question_test_with_mixed_signs_and_uneven_questions():
+    rng = np.random.default_rng(8)
+    q = rng.choice([f"Q{i}" for i in range(9)], size=120)
+    x, y = rng.random(120), rng.random(120) * 0.8
+    sums = pd.Series(x - y).groupby(q).sum().tolist()
+    r = fx.question_permutation_test(x, y, q)
+    assert r["method"] == "exact" and r["n_questions"] == 9
+    assert r["p_value"] == pytest.approx(_itertools_question_p(sums))
+
+
+def test_question_test_monte_carlo_above_the_exact_limit():
+    rng = np.random.default_rng(1)
+    q = np.repeat([f"Q{i}" for i in range(30)], 4)
+    x, y = rng.random(120) + 0.05, rng.random(120)
+    r1 = fx.question_permutation_test(x, y, q, n_perm=4000, seed=3)
+    r2 = fx.question_permutation_test(x, y, q, n_perm=4000, seed=3)
+    assert r1 == r2 and r1["method"] == "monte carlo" and r1["n_questions"] == 30
+    # normal approximation of the sign-flip null: Var(sum eps_q D_q) = sum D_q^2
+    sums = pd.Series(x - y).groupby(q).sum().to_numpy()
+    from scipy.stats import norm
+    approx = 2 * norm.sf(abs(sums.sum()) / math.sqrt((sums ** 2).sum()))
+    assert r1["p_value"] == pytest.approx(approx, abs=0.03)
+    with pytest.raises(ValueError, match="one question per pair"):
+        fx.question_permutation_test([1, 0], [0, 0], ["Q1"])
+
+
+def test_holm_by_hand():
+    # m = 5: sorted 0.001, 0.01, 0.02, 0.04, 0.3 -> x5, x4, x3, x2, x1, then running maximum
+    p = [0.04, 0.001, 0.3, 0.02, 0.01]
+    exp = {0.001: 0.005, 0.01: 0.04, 0.02: 0.06, 0.04: 0.08, 0.3: 0.3}
+    assert fx.holm(p).tolist() == pytest.approx([exp[v] for v in p])
+    # monotone step: a later small product is raised to the earlier maximum; capped at 1; NaN kept
+    got = fx.holm([0.02, 0.021, float("nan"), 0.9])
+    assert got[0] == pytest.approx(0.06) and got[1] == pytest.approx(0.06) and math.isnan(got[2]) and got[3] == 0.9
+    assert fx.holm([0.5, 0.6]).tolist() == [1.0, 1.0]
+
+
+def test_permutation_tests_are_question_level_and_holm_adjusted():
+    # 4 questions x 10 subgroups: SFT gains every subgroup on Q0..Q2, loses nothing: per-sample
+    # test p ~ 2^-29, but question sums 10, 10, 10, 0 -> exact p = 2 / 2^3
+    rows = []
+    for q in range(4):
+        for g in range(10):
+            for tag in ("base", "sft"):
+                right = tag == "sft" and q < 3
+                rows.append(("r", "M", tag, "ood", f"Q{q}_s:{g}", f"Q{q}", "s", f"s:{g}", 1, 1, 2,
+                             1 if right else 2, "ok"))
+    pt = fx.permutation_tests(metrics.score_samples(_preds(rows))).set_index("metric")
+    assert list(pt.columns) == [c for c in fx.PERMUTATION_COLUMNS if c != "metric"]
+    assert pt.loc["accuracy", "p_value"] == pytest.approx(0.25)
+    assert (pt.loc["accuracy", "n_questions"], pt.loc["accuracy", "n"], pt.loc["accuracy", "method"]) == (4, 40, "exact")
+    # the chapter's family: accuracy and NMAE (identical p, 0.25 each) -> Holm 2 x 0.25
+    assert pt["p_holm"].tolist() == pytest.approx([0.5, 0.5])
+
+
+def test_bootstrap_resamples_each_states_own_questions():
+    # zeroshot answers 12 questions, base/sft the first 3 (all right for sft, all wrong for base)
+    rows = [("r", "M", "zeroshot", "ood", f"Q{q}_s:{g}", f"Q{q}", "s", f"s:{g}", 1, 1, 2, 1 if q % 2 else 2, "ok")
+            for q in range(12) for g in range(3)]
+    rows += [("r", "M", tag, "ood", f"Q{q}_s:{g}", f"Q{q}", "s", f"s:{g}", 1, 1, 2, 1 if tag == "sft" else 2, "ok")
+             for tag in ("base", "sft") for q in range(3) for g in range(3)]
+    b = fx.bootstrap_fairness(metrics.score_samples(_preds(rows)), n_boot=200, seed=0)
+    nq = b.groupby("tag")["n_questions"].first().to_dict()
+    assert nq == {"zeroshot": 12, "base": 3, "sft": 3, "sft - base": 3}
+    acc = b[b.statistic == "accuracy"].set_index("tag")
+    # base and sft draw only their own questions: every draw is 0 (base) or 1 (sft), never a mix
+    assert (acc.loc["base", "lo"], acc.loc["base", "hi"]) == (0.0, 0.0)
+    assert (acc.loc["sft", "lo"], acc.loc["sft", "hi"]) == (1.0, 1.0)
+    assert acc.loc["zeroshot", "estimate"] == pytest.approx(0.5) and acc.loc["zeroshot", "lo"] < 0.5

@@ -162,3 +162,31 @@ def test_a_metric_added_to_the_table_is_a_column_of_every_score(monkeypatch):
     assert list(got.columns) == ["stratum", *metrics.METRIC_COLUMNS, "over"]
     assert got["over"].tolist() == [1 / 3, 1.0]  # a: 3 > 2 only (the refusal is blank, not above); b: 2 > 1
     assert metrics.score(df)["over"].iloc[0] == 2 / 4
+
+
+# --- ties: any tied modal code is correct, NMAE to the nearest one (issue 22) --------------------
+def test_tied_targets_score_any_tied_code_by_hand():
+    # a 1-10 item whose subgroup ties between codes 3 and 8; target (lowest) = 3
+    p = pd.DataFrame({"sample_id": list("abcde"), "target": 3, "targets": "[3, 8]", "scale_min": 1,
+                      "scale_max": 10, "prediction": [3, 8, 7, 1, None],
+                      "status": ["ok", "ok", "ok", "ok", "unparseable"]})
+    s = metrics.score_samples(p)
+    assert s["correct"].tolist() == [1.0, 1.0, 0.0, 0.0, 0.0]
+    # 7 is 1 from 8 (not 4 from 3), 1 is 2 from 3; invalid = 1
+    assert s["nmae"].tolist() == pytest.approx([0.0, 0.0, 1 / 9, 2 / 9, 1.0])
+    agg = metrics.score(p).iloc[0]
+    assert agg["accuracy"] == pytest.approx(2 / 5) and agg["nmae"] == pytest.approx((1 / 9 + 2 / 9 + 1) / 5)
+    # without the column (or a blank cell) the target alone decides, as before
+    old = metrics.score_samples(p.drop(columns="targets"))
+    assert old["correct"].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert old["nmae"].tolist() == pytest.approx([0, 5 / 9, 4 / 9, 2 / 9, 1.0])
+    assert metrics.score_samples(p.assign(targets=""))["nmae"].tolist() == old["nmae"].tolist()
+
+
+def test_tied_targets_expected_answer_and_contract_errors():
+    # expected answer 0.5*1 + 0.5*4 = 2.5 on a 1-4 scale; ties {1, 3}: nearest is 3 -> 0.5 / 3
+    p = pd.DataFrame({"target": [1], "targets": ["[1, 3]"], "scale_min": 1, "scale_max": 4,
+                      "probs": ['{"1": 0.5, "4": 0.5}'], "distribution": ['{"1": 0.5, "3": 0.5}']})
+    assert metrics.distribution_scores(p)["nmae_expected"].iloc[0] == pytest.approx(0.5 / 3)
+    with pytest.raises(ValueError, match="does not hold its target 2"):
+        metrics.tied_targets(pd.DataFrame({"sample_id": ["s1"], "target": [2], "targets": ["[1, 3]"]}))

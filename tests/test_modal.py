@@ -58,6 +58,8 @@ def test_ties_take_lowest_code_and_are_counted():
     assert (everyone.modal_answer, everyone.n_tied_modes) == (1, 2)
     men = _row(m, "sex:Male")
     assert (men.modal_answer, men.n_tied_modes) == (1, 1)
+    # every tied code is kept, ascending
+    assert [json.loads(x.tied_modes) for x in (fem, everyone, men)] == [[2, 3, 4], [1, 4], [1]]
 
 
 def test_weighted_ties_survive_float_rounding():
@@ -139,6 +141,7 @@ def test_matches_a_plain_python_loop(weighted):
             modes = sorted(c for c, v in tally.items() if abs(v - best) <= 1e-9 * best)
             row = got.loc[(qid, s.subgroup)]
             assert (row.modal_answer, row.n_tied_modes, row.n_valid) == (modes[0], len(modes), n_valid)
+            assert json.loads(row.tied_modes) == modes
             total = sum(tally.values())
             assert parse_distribution(row.distribution) == pytest.approx(
                 {c: tally.get(c, 0.0) / total for c in codes}, abs=1e-6)

@@ -65,9 +65,29 @@ def test_interval_sentence_counts_by_hand():
 def test_permutation_sentence_says_significance():
     t = pd.DataFrame({"label": ["M", "M"], "split": ["ood", "train"], "metric": "accuracy", "base": [0.2, 0.5],
                       "sft": [0.6, 0.5], "change": [0.4, 0.0], "p_value": [0.004, 1.0], "n": [1200, 40]})
-    s = page.permutation_sentence(t).splitlines()
+    s = page.permutation_sentence(t).splitlines()[1:]
     assert "1,200 paired samples" in s[0] and "significant at 0.05" in s[0] and "not" not in s[0]
     assert "not significant" in s[1]
+
+
+def test_permutation_sentence_reads_significance_from_the_holm_p():
+    # raw p 0.03 and 0.04 in a family of 2: Holm 0.06 and 0.06 -> neither significant after adjustment
+    t = pd.DataFrame({"label": "M", "split": ["ood", "train"], "metric": "accuracy", "base": 0.2, "sft": 0.4,
+                      "change": 0.2, "p_value": [0.03, 0.04], "n": 60, "n_questions": 9, "method": "exact"})
+    t["p_holm"] = fairness.holm(t["p_value"])
+    text = page.permutation_sentence(t)
+    lines = text.splitlines()
+    assert "Holm-adjusted over the 2 tests" in lines[0]
+    # with 9 questions the smallest exact p is 2 / 2^9 = 0.0039
+    assert "p = 0.030 (exact; the smallest p 9 questions allow is 0.004), Holm-adjusted p = 0.060: not significant" in lines[1]
+    assert "in 9 questions" in lines[2] and "Holm-adjusted p = 0.060: not significant" in lines[2]
+
+
+def test_cluster_sentence_flags_fewer_than_ten_questions():
+    b = pd.DataFrame({"label": "M", "tag": ["zeroshot", "base", "sft"], "n_questions": [12, 9, 9]})
+    s = page.cluster_sentence(b)
+    assert "zeroshot 12, base 9, sft 9" in s and "(M: base, sft)" in s and "unreliable" in s
+    assert "unreliable" not in page.cluster_sentence(b.assign(n_questions=10))
 
 
 def test_bootstrap_table_is_long_and_formatted():

@@ -67,3 +67,46 @@ def test_seed_table_and_sentence_report_the_spread_computed_by_hand():
     assert "**the seeds do not agree**" in training.seed_sentence(t, 0.02)
     assert "train accuracy after fine-tuning runs from 0.900 to 0.950" in training.seed_sentence(t, 0.05, "train")
     assert "no run-to-run spread" in training.seed_sentence(t[t["seed"] == 0], 0.05)
+
+
+# --- the headline: seed mean and range beside population_mode (issue 22) -------------------------
+def test_headline_sentence_by_hand():
+    s = training.headline_sentence([0.760, 0.683, 0.743], 0.70)
+    # mean (0.760 + 0.683 + 0.743) / 3 = 0.7287, range 0.683 to 0.760
+    assert "averages 0.729 over 3 training seeds (0.683 to 0.760)" in s and "beside 0.700" in s
+    assert "the seed mean is above it, but the seeds fall on both sides of it" in s
+    assert "every seed is below it" in training.headline_sentence([0.5, 0.6], 0.7)
+    assert "not available" in training.headline_sentence([0.5, 0.6], float("nan"))
+
+
+def _contract(df):
+    from sgvalues.evaluate import PREDICTION_COLUMNS
+
+    for col in PREDICTION_COLUMNS:
+        if col not in df.columns:
+            df[col] = ""
+    return df[PREDICTION_COLUMNS]
+
+
+def test_run_headline_reads_seeds_and_population_mode(tmp_path):
+    from sgvalues.train.seeds import SEED_COLUMNS
+
+    run = tmp_path / "r"
+    (run / "predictions").mkdir(parents=True)
+    ids = [f"Q{q}_s:{g}" for q in range(4) for g in "ab"]
+    base = pd.DataFrame({"sample_id": ids, "split": "ood", "question_id": [i[:2] for i in ids], "subgroup": "s:a",
+                         "stratum": "s", "levels": "{}", "target": 1, "scale_min": 1, "scale_max": 4, "status": "ok"})
+    _contract(base.assign(prediction=[1, 1, 1, 1, 1, 2, 2, 2])).to_csv(run / "predictions" / "sft_ood.csv", index=False)
+    # population_mode right on 3 of the 8 samples, plus a sample of another state it must ignore
+    pop = pd.concat([base.assign(prediction=[1, 1, 1, 2, 2, 2, 2, 2]),
+                     base.iloc[:1].assign(sample_id="Q9_s:a", prediction=1)])
+    _contract(pop).to_csv(run / "predictions" / "population_mode_ood.csv", index=False)
+    no_seeds = training.run_headline(run)
+    assert "is 0.625 (one training seed" in no_seeds and "beside 0.375" in no_seeds and "the adapter is above it" in no_seeds
+    seeds = pd.DataFrame({"seed": [0, 1], "split": "ood", "tag": ["sft", "sft-seed1"], "n": 8, "base_accuracy": 0.1,
+                          "sft_accuracy": [0.625, 0.25], "accuracy_change": 0.0, "base_nmae": 0.0, "sft_nmae": 0.0,
+                          "nmae_change": 0.0})[list(SEED_COLUMNS)]
+    seeds.to_csv(run / "seeds.csv", index=False)
+    text = training.run_headline(run)
+    assert "averages 0.438 over 2 training seeds (0.250 to 0.625)" in text and "beside 0.375" in text
+    assert "seeds fall on both sides" in text

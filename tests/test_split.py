@@ -167,3 +167,17 @@ def test_samples_carry_the_question_wording_the_judge_reads(tables, tmp_path):
         json.dumps({k: v for k, v in s.items() if k != "wording"}) + "\n" for s in samples if s["split"] == "ood"))
     for new, legacy in zip(load_samples(tmp_path, "ood"), load_samples(old, "ood")):
         assert "wording" not in legacy and question_text(legacy) == question_text(new)
+
+
+def test_samples_carry_every_tied_modal_code(tables):
+    r, q, sg, m = tables
+    samples = {s["sample_id"]: s for s in build_samples(q, sg, m)}
+    for row in m.itertuples():
+        s = samples[f"{row.question_id}_{row.subgroup}"]
+        # the tied codes counted by hand from the shares (exact here: unweighted counts of one subgroup)
+        shares = json.loads(row.distribution)
+        top = max(shares.values())
+        assert s["targets"] == sorted(int(c) for c, v in shares.items() if abs(v - top) < 1e-9)
+        assert s["target"] == s["targets"][0] and len(s["targets"]) == row.n_tied_modes
+    with pytest.raises(ValueError, match="does not hold the modal_answer"):
+        build_samples(q, sg, m.assign(tied_modes="[9]"))

@@ -24,7 +24,7 @@ def make_sample(q: int, group: str, target: int, n_options: int = 4) -> dict:
     return {
         "sample_id": f"Q{q}_{group}", "split": "train", "question_id": f"Q{q}", "theme": "T", "wording": f"Q{q}?",
         "stratum": "sex", "subgroup": group, "levels": {"sex": group.split(":")[-1]},
-        "target": target, "scale_min": 1, "scale_max": n_options, "options": options,
+        "target": target, "targets": [target], "scale_min": 1, "scale_max": n_options, "options": options,
         "distribution": {str(target): 1.0}, "n_valid": 40,
         "system": "Answer with the option code only.",
         "user_shared": f"Q{q}? " + " ".join(f"{k}={v}" for k, v in options.items()) + "\n",

@@ -75,14 +75,21 @@ def test_inverse_size_weights_equal_the_formula_by_hand():
                    ("Q1", "sex", "sex:Male", 300), ("Q1", "sex", "sex:Female", 100),
                    ("Q1", "age", "age:a", 50), ("Q1", "age", "age:b", 50), ("Q1", "age", "age:c", 100),
                    ("Q2", "sex", "sex:Male", 90), ("Q2", "sex", "sex:Female", 10)])]
-    # 1 / share within (question, stratum): 400/300, 400/100; 200/50, 200/50, 200/100; 100/90, 100/10
-    raw = np.array([4 / 3, 4.0, 4.0, 4.0, 2.0, 100 / 90, 10.0])
+    # N_s / (G_s n_g) within (question, stratum): 400/(2*300), 400/(2*100); 200/(3*50), 200/(3*50),
+    # 200/(3*100); 100/(2*90), 100/(2*10)
+    raw = np.array([2 / 3, 2.0, 4 / 3, 4 / 3, 2 / 3, 100 / 180, 5.0])
     np.testing.assert_allclose(T.sample_weights(samples, "inverse_size"), raw / raw.mean())
     assert T.sample_weights(samples, "inverse_size").mean() == pytest.approx(1.0)
     np.testing.assert_array_equal(T.sample_weights(samples, "none"), np.ones(7))
     bad = [dict(samples[0], n_valid=0)] + samples[1:]
     with pytest.raises(T.TrainError, match=r"sample s0: key 'n_valid' = 0"):
         T.sample_weights(bad, "inverse_size")
+    # equal subgroups weigh 1 per sample in any stratum: total weight = its number of subgroups, not
+    # its square (the old N_s / n_g gave 2 x 2 = 4 to sex and 6 x 6 = 36 to a six-level stratum)
+    flat = [{"sample_id": f"e{i}", "question_id": "Q1", "stratum": st, "subgroup": f"{st}:{i}", "n_valid": 30}
+            for st, k in (("sex", 2), ("pair", 6)) for i in range(k)]
+    w = T.sample_weights(flat, "inverse_size")
+    np.testing.assert_allclose(w, np.ones(8))
 
 
 def test_error_weights_are_the_base_nmae_normalised_to_mean_one():

@@ -55,17 +55,20 @@ def compare_with_baselines(predictions, baseline_predictions, metrics: Iterable[
     -------
     DataFrame
         ``state, baseline, metric, state_value, baseline_value, difference, ci_low, ci_high,
-        p_value, n, n_questions, higher_is_better``; ``difference = state - baseline``.
+        p_value, p_holm, method, n, n_questions, higher_is_better``; ``difference = state -
+        baseline``; ``p_holm`` is ``p_value`` Holm-adjusted over every row (the comparison is one
+        family of tests, :func:`sgvalues.fairness.holm`); ``method`` ``exact`` or ``monte carlo``.
 
     Notes
     -----
     Samples are paired by ``sample_id`` (inner join). A question's subgroups share its wording,
     so questions are the unit of uncertainty: the interval is a percentile bootstrap over
-    questions of the mean paired difference, and ``p_value`` a paired sign-flip permutation
-    test (:func:`sgvalues.fairness.paired_permutation_test`) on the per-question sums of the
-    differences :math:`D_q = \\sum_{i \\in q} (s_i - b_i)`.
+    questions of the mean paired difference, and ``p_value`` the paired sign-flip permutation
+    test on the per-question sums of the differences :math:`D_q = \\sum_{i \\in q} (s_i - b_i)`
+    (:func:`sgvalues.fairness.question_permutation_test`, the one owner of clustered tests:
+    exact up to 16 questions, seeded Monte Carlo above).
     """
-    from sgvalues.fairness import paired_permutation_test
+    from sgvalues.fairness import holm, question_permutation_test
 
     states = {k: _per_sample(v) for k, v in _as_frames(predictions, "state").items()}
     bases = {k: _per_sample(v) for k, v in _as_frames(baseline_predictions, "baseline").items()}
@@ -96,14 +99,18 @@ def compare_with_baselines(predictions, baseline_predictions, metrics: Iterable[
                     boots = (weights @ sums) / (weights @ cnt)
                 boots = boots[~np.isnan(boots)]
                 lo, hi = (np.quantile(boots, [(1 - ci) / 2, (1 + ci) / 2]) if boots.size else (np.nan, np.nan))
-                present = cnt > 0
-                test = paired_permutation_test(sums[present], np.zeros(int(present.sum())), n_perm=n_perm, seed=seed)
+                test = question_permutation_test(mm[f"{metric}_s"], mm[f"{metric}_b"], mm["question_id_s"],
+                                                 n_perm=n_perm, seed=seed)
                 rows.append({"state": state, "baseline": base, "metric": metric,
                              "state_value": float(mm[f"{metric}_s"].mean()),
                              "baseline_value": float(mm[f"{metric}_b"].mean()),
                              "difference": float(d.mean()), "ci_low": float(lo), "ci_high": float(hi),
-                             "p_value": float(test["p_value"]), "n": int(len(mm)),
-                             "n_questions": int(present.sum()), "higher_is_better": COMPARED_METRICS[metric]})
+                             "p_value": float(test["p_value"]), "p_holm": float("nan"), "method": test["method"],
+                             "n": int(len(mm)), "n_questions": int(test["n_questions"]),
+                             "higher_is_better": COMPARED_METRICS[metric]})
     cols = ["state", "baseline", "metric", "state_value", "baseline_value", "difference", "ci_low", "ci_high",
-            "p_value", "n", "n_questions", "higher_is_better"]
-    return pd.DataFrame(rows, columns=cols)
+            "p_value", "p_holm", "method", "n", "n_questions", "higher_is_better"]
+    out = pd.DataFrame(rows, columns=cols)
+    if len(out):
+        out["p_holm"] = holm(out["p_value"])
+    return out

@@ -3,7 +3,7 @@
 A subgroup of 30 respondents can have another mode in a fresh sample. Resampling each
 subgroup's ``n_valid`` answers from its observed distribution (a multinomial draw: the bootstrap
 of respondents for one question) ``n_boot`` times estimates, per sample, the probability that a
-resampled mode equals the observed one (:func:`noise_per_sample`). Its mean
+resampled mode equals the observed one, or any of its tied modes (:func:`noise_per_sample`). Its mean
 (:func:`noise_reference`) is the plug-in accuracy of a predictor that knew every subgroup's true
 answer distribution. It is an estimate, not a hard ceiling: a predictor that pools information
 across subgroups (``marginal_product``, :mod:`sgvalues.baselines.predictors`) can exceed it, by
@@ -19,13 +19,14 @@ with that size instead.
 
 from __future__ import annotations
 
+import json
 import zlib
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from sgvalues.tables import as_records, code_shares
+from sgvalues.tables import as_records, code_shares, targets_json
 
 __all__ = ["NOISE_COLUMNS", "noise_per_sample", "noise_reference"]
 
@@ -33,14 +34,16 @@ __all__ = ["NOISE_COLUMNS", "noise_per_sample", "noise_reference"]
 NOISE_COLUMNS = ["split", "stratum", "estimate", "lo", "hi", "ci", "n_samples", "n_boot"]
 
 
-def _resample_hits(sample_id: str, shares: np.ndarray, n: int, target_pos: int, n_boot: int,
+def _resample_hits(sample_id: str, shares: np.ndarray, n: int, target_pos, n_boot: int,
                    seed: int) -> np.ndarray:
-    """``n_boot`` booleans: does a resampled mode (ties -> lowest code) equal the observed one?"""
+    """``n_boot`` booleans: is a resampled mode (ties -> lowest code) one of the observed tied modes
+    (positions ``target_pos``, an int or a sequence), i.e. would the scorer count it correct?"""
     rng = np.random.default_rng([seed, zlib.crc32(sample_id.encode())])
     p = np.clip(shares, 0.0, None)
     p = p / p.sum()
     counts = rng.multinomial(n, p, size=n_boot)
-    return counts.argmax(axis=1) == target_pos  # argmax takes the first maximum: the lowest code
+    # argmax takes the first maximum: the lowest code
+    return np.isin(counts.argmax(axis=1), np.atleast_1d(target_pos))
 
 
 def _noise_hits(samples, n_boot: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -57,8 +60,10 @@ def _noise_hits(samples, n_boot: int, seed: int) -> tuple[pd.DataFrame, np.ndarr
         n = int(round(float(n))) if n is not None and not pd.isna(n) else int(s["n_valid"])
         if n < 1:
             raise ValueError(f"sample {s['sample_id']}: n_valid = {n}; expected at least one answer")
+        # every tied modal code counts, as in metrics.score_samples (a sample without `targets`: the target)
+        tied = [c for c in json.loads(targets_json(s)) if c in shares]
         hits[i] = _resample_hits(str(s["sample_id"]), np.array([shares[c] for c in codes]), n,
-                                 codes.index(int(s["target"])), n_boot, seed)
+                                 [codes.index(c) for c in tied], n_boot, seed)
         rows.append({"sample_id": s["sample_id"], "split": s.get("split", ""), "question_id": s["question_id"],
                      "stratum": s.get("stratum", ""), "subgroup": s["subgroup"], "n_valid": n})
     return pd.DataFrame(rows), hits

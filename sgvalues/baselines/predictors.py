@@ -238,6 +238,7 @@ def predict_baselines(fitted: FittedBaselines, samples, names: Sequence[str] = B
     train split lacks raises a ``ValueError`` naming it.
     """
     from sgvalues.evaluate import PREDICTION_COLUMNS
+    from sgvalues.tables import targets_json
 
     for name in names:
         if name not in BASELINES:
@@ -267,6 +268,7 @@ def predict_baselines(fitted: FittedBaselines, samples, names: Sequence[str] = B
             "target": int(s["target"]), "scale_min": s["scale_min"], "scale_max": s["scale_max"],
             "status": "ok", "raw_output": "", "adapter": "",
             "distribution": distribution_json(s.get("distribution")),
+            "targets": targets_json(s),
         }
         for name in names:
             # every baseline but marginal_product (levels) and uniform (its draw) is one per question

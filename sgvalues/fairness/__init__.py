@@ -13,8 +13,10 @@ error 1), then:
    levels a model favours (:func:`level_scores`, :func:`attribute_gaps`, :func:`favoured_levels`);
 3. base vs SFT: the paper's ablation table and the "fairness paradox" figure
    (:func:`ablation_table`, :func:`plot_fairness_paradox`);
-4. uncertainty: bootstrap confidence intervals over questions (:func:`bootstrap_fairness`) and
-   a paired sign-flip permutation test of base vs SFT (:func:`paired_permutation_test`).
+4. uncertainty: cluster bootstrap intervals over each state's own questions
+   (:func:`bootstrap_fairness`) and a paired sign-flip permutation test of base vs SFT over the
+   per-question sums (:func:`question_permutation_test`, :func:`permutation_tests`), Holm-adjusted
+   within a family of tests (:func:`holm`).
 
 Example
 -------
@@ -46,7 +48,8 @@ from sgvalues.fairness.measures import FairnessWarning, coefficient_of_variation
 from sgvalues.fairness.tables import (ATTRIBUTES, ablation_table, attribute_gaps, fairness_table, favoured_levels,
                                       gather_predictions, level_scores, published_ablation,
                                       run_inventory, sample_levels, subgroup_scores)
-from sgvalues.fairness.uncertainty import bootstrap_fairness, paired_permutation_test, permutation_tests
+from sgvalues.fairness.uncertainty import (PERMUTATION_COLUMNS, bootstrap_fairness, holm, paired_permutation_test,
+                                           permutation_tests, question_permutation_test)
 
 __all__ = [
     "ATTRIBUTES",
@@ -65,5 +68,8 @@ __all__ = [
     "published_ablation",
     "bootstrap_fairness",
     "paired_permutation_test",
+    "question_permutation_test",
+    "holm",
     "permutation_tests",
+    "PERMUTATION_COLUMNS",
 ]

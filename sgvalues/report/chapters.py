@@ -45,6 +45,7 @@ __all__ = [
     "state_row",
     "size_sentence",
     "evaluation_sentence",
+    "tie_sentence",
     "show_yardsticks",
 ]
 
@@ -177,7 +178,7 @@ def relative(path: str | Path, run_dir: str | Path) -> str:
             return path.name
 
 
-def sample_card(sample: dict, keys=("sample_id", "split", "stratum", "levels", "target", "distribution",
+def sample_card(sample: dict, keys=("sample_id", "split", "stratum", "levels", "target", "targets", "distribution",
                                     "n_valid")) -> str:
     """One sample record as the book prints it: a ``key: value`` line per field.
 
@@ -285,6 +286,29 @@ def evaluation_sentence(predictions: pd.DataFrame, split: str, model: str, secon
             f"({fmt_counted(predictions['question_id'].nunique(), 'question')}, {fmt_counted(predictions['subgroup'].nunique(), 'subgroup')}) "
             f"evaluated with `{model}` in {seconds:.0f} s (cached answers included); written to `{written}` in the "
             "run folder.")
+
+
+def tie_sentence(predictions: pd.DataFrame) -> str:
+    """Markdown: the share of samples whose subgroup's modal answer is tied, and the tie rule.
+
+    Counted from the ``targets`` column (:func:`sgvalues.metrics.tied_targets`): a sample is
+    tied when two or more codes share the top count.
+
+    >>> p = pd.DataFrame({"target": [1, 2, 3, 1], "targets": ["[1, 4]", "[2]", "[3]", "[1]"]})
+    >>> print(tie_sentence(p))
+    1 of 4 samples (0.250) have a tied modal answer (two or more options equally common in the subgroup): any tied option counts as correct, and NMAE is the distance to the nearest tied option.
+    """
+    from sgvalues import metrics
+
+    if predictions.empty:
+        return "No samples: no tied modal answers to count."
+    if "targets" not in predictions.columns or not predictions["targets"].astype(str).str.strip().ne("").any():
+        return ("This table does not record tied modal answers (written before the `targets` column): "
+                "each sample is scored against its lowest modal code.")
+    n_tied = int((pd.notna(metrics.tied_targets(predictions)).sum(axis=1) > 1).sum())
+    return (f"{fmt_count(n_tied)} of {fmt_counted(len(predictions), 'sample')} ({fmt_rate(n_tied / len(predictions))}) "
+            "have a tied modal answer (two or more options equally common in the subgroup): any tied option counts "
+            "as correct, and NMAE is the distance to the nearest tied option.")
 
 
 def show_yardsticks(ch: Chapter, split: str, states: dict, figure_name: str, title: str) -> pd.DataFrame:

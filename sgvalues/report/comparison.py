@@ -137,31 +137,36 @@ def yardstick_scores(run_dir: str | Path, split: str, predictions: pd.DataFrame,
 def beats_sentence(comparison: pd.DataFrame, state: str, alpha: float = 0.05) -> str:
     """One sentence: which baselines a model state beats on accuracy, by how much, how surely.
 
-    ``comparison`` is :func:`sgvalues.baselines.compare_with_baselines` output. A state that
-    does not beat ``population_mode`` is said so plainly.
+    ``comparison`` is :func:`sgvalues.baselines.compare_with_baselines` output (one family of
+    tests). Each p-value is the question-level one; where the table has ``p_holm`` (Holm-adjusted
+    over the family) it is printed beside it and decides "significant". A state that does not
+    beat ``population_mode`` is said so plainly.
 
     Examples
     --------
     >>> c = pd.DataFrame({"state": "sft", "baseline": ["population_mode", "marginal_product"], "metric": "accuracy",
     ...                   "difference": [0.05, -0.1], "ci_low": [0.01, -0.2], "ci_high": [0.09, 0.0],
-    ...                   "p_value": [0.01, 0.2]})
+    ...                   "p_value": [0.01, 0.2], "p_holm": [0.04, 0.4]})
     >>> print(beats_sentence(c, "sft"))
-    *sft* beats population_mode by +0.050 (95 % interval [+0.010, +0.090], p = 0.010, significant); it does not beat marginal_product (-0.100, p = 0.200).
+    *sft* beats population_mode by +0.050 (95 % interval [+0.010, +0.090], p = 0.010, Holm p = 0.040, significant); it does not beat marginal_product (-0.100, p = 0.200, Holm p = 0.400).
     """
     c = comparison[(comparison["state"] == state) & (comparison["metric"] == "accuracy")]
     if c.empty:
         return f"*{state}*: no baseline shares its samples."
+    adjusted = "p_holm" in c.columns
     parts = []
-    for r in c.itertuples():
-        if r.difference > 0:
-            sig = "significant" if r.p_value < alpha else "not significant"
-            parts.append(f"beats {r.baseline} by {fmt_delta(r.difference)} (95 % interval "
-                         f"[{fmt_delta(r.ci_low)}, {fmt_delta(r.ci_high)}], p {fmt_p(r.p_value)}, {sig})")
-        elif r.difference < 0 and r.p_value < alpha:
-            parts.append(f"does not beat {r.baseline}: it falls significantly below it ({fmt_delta(r.difference)}, "
-                         f"p {fmt_p(r.p_value)})")
+    for r in c.to_dict("records"):
+        p_sig = r["p_holm"] if adjusted else r["p_value"]
+        ps = f"p {fmt_p(r['p_value'])}" + (f", Holm p {fmt_p(r['p_holm'])}" if adjusted else "")
+        if r["difference"] > 0:
+            sig = "significant" if p_sig < alpha else "not significant"
+            parts.append(f"beats {r['baseline']} by {fmt_delta(r['difference'])} (95 % interval "
+                         f"[{fmt_delta(r['ci_low'])}, {fmt_delta(r['ci_high'])}], {ps}, {sig})")
+        elif r["difference"] < 0 and p_sig < alpha:
+            parts.append(f"does not beat {r['baseline']}: it falls significantly below it "
+                         f"({fmt_delta(r['difference'])}, {ps})")
         else:
-            parts.append(f"does not beat {r.baseline} ({fmt_delta(r.difference)}, p {fmt_p(r.p_value)})")
+            parts.append(f"does not beat {r['baseline']} ({fmt_delta(r['difference'])}, {ps})")
     return f"*{state}* " + "; it ".join(parts) + "."
 
 
@@ -220,7 +225,8 @@ def chapter_yardsticks(run_dir: str | Path, split: str, states: dict, n_boot: in
                 f"({fmt_rate(noise)})." if where else "")
         lines.append("- " + beats_sentence(cmp, state) + tail)
     head = (f"On the same {len(ids):,} samples of the **{split}** split (paired by sample; 95 % bootstrap interval "
-            "over questions; sign-flip permutation test over questions):")
+            "over questions; sign-flip permutation test over questions; Holm p adjusted over the "
+            f"{len(cmp)} tests of this comparison):")
     return table, "\n".join([head, "", *lines])
 
 
@@ -521,7 +527,8 @@ def write_comparison_page(runs_root: str | Path, out_dir: str | Path, image_pref
                       markdown_table(table, counts=["n", "qs"]), "```", ""]
             if sentences:
                 parts += ["Which baselines each model state beats on accuracy, on its own samples (paired by "
-                          "sample; 95 % bootstrap interval over questions; sign-flip permutation test):", "",
+                          "sample; 95 % bootstrap interval over questions; sign-flip permutation test over questions, "
+                          "Holm-adjusted within each run and split):", "",
                           *sentences, ""]
     parts += _gain_lines(ours_pub, info if not preds.empty else {})
     # the paper's models, published and ours

@@ -10,9 +10,10 @@ read them:
   is none; :func:`write_fairness_tables` writes the tables as CSV;
 - :func:`headline_table`, :func:`stratum_range_table`, :func:`gap_table` and
   :func:`bootstrap_table` - compact tables that fit the text column;
-- :func:`interval_sentence`, :func:`permutation_sentence` and :func:`spread_sentence` - what the
-  bootstrap intervals, the paired tests and the no-persona reference (:func:`baselines_like`)
-  say, computed from the tables.
+- :func:`interval_sentence`, :func:`cluster_sentence`, :func:`permutation_sentence` (with
+  :func:`paired_test_table`) and :func:`spread_sentence` - what the bootstrap intervals, their number of
+  clusters, the question-level paired tests (raw and Holm-adjusted p) and the no-persona reference
+  (:func:`baselines_like`) say, computed from the tables.
 
 The chapter's figures (per-level bars, bootstrap intervals) are in :mod:`sgvalues.report.figures`.
 Every number goes through :mod:`sgvalues.report.format`.
@@ -57,6 +58,8 @@ __all__ = [
     "bootstrap_table",
     "interval_sentence",
     "permutation_sentence",
+    "paired_test_table",
+    "cluster_sentence",
     "spread_sentence",
 ]
 
@@ -245,7 +248,7 @@ def show_bootstrap(t: FairnessTables, n_boot: int, seed: int) -> None:
     if t.boot.empty:
         return say(NO_PREDICTIONS)
     say(f"{n_boot:,} bootstrap draws over questions, seed {seed}, 95 % percentile intervals, OOD split. "
-         + interval_sentence(t.boot))
+         + interval_sentence(t.boot) + " " + cluster_sentence(t.boot))
     show(format_table(bootstrap_table(t.boot), deltas=["bias"]))
 
 
@@ -256,7 +259,7 @@ def show_permutation_tests(t: FairnessTables) -> None:
     if t.tests.empty:
         return say("No run has both base and SFT predictions: no paired test.")
     say(permutation_sentence(t.tests))
-    show(format_table(t.tests.drop(columns=["run", "method", "n_nonzero"]), counts=["n"], deltas=["change"]))
+    show(format_table(paired_test_table(t.tests), counts=["n", "questions"], deltas=["change"]))
 
 
 def write_fairness_tables(t: FairnessTables, folder: str | Path) -> list[Path]:
@@ -357,26 +360,94 @@ def bootstrap_table(boot: pd.DataFrame, statistics=None) -> pd.DataFrame:
 
 
 def permutation_sentence(tests: pd.DataFrame, alpha: float = 0.05) -> str:
-    """Markdown: for each run and split, SFT's change in accuracy and whether it is significant.
+    """Markdown: for each run and split, SFT's change in accuracy, its question-level p-value and
+    the Holm-adjusted one, and whether the change is significant after adjustment.
+
+    Input: :func:`sgvalues.fairness.permutation_tests` (its rows are the chapter's family of
+    tests; ``p_holm`` adjusts over all of them). Significance is read from ``p_holm`` when the
+    table has it, from ``p_value`` otherwise.
 
     Examples
     --------
-    >>> t = pd.DataFrame({"label": ["M"], "split": "ood", "metric": "accuracy", "base": 0.2, "sft": 0.5,
-    ...                   "change": 0.3, "p_value": 0.001, "n": 40})
-    >>> permutation_sentence(t)
-    '- M, ood: accuracy 0.200 → 0.500 (+0.300) on 40 paired samples, p = 0.001: significant at 0.05.'
+    >>> t = pd.DataFrame({"label": ["M", "M"], "split": "ood", "metric": ["accuracy", "nmae"], "base": 0.2,
+    ...                   "sft": 0.5, "change": 0.3, "p_value": [0.03125, 0.3], "p_holm": [0.0625, 0.3], "n": 40,
+    ...                   "n_questions": 6, "method": "exact"})
+    >>> print(permutation_sentence(t))
+    Paired sign-flip tests over questions (the unit of independence), Holm-adjusted over the 2 tests of this table:
+    - M, ood: accuracy 0.200 → 0.500 (+0.300) on 40 paired samples in 6 questions, p = 0.031 (exact; the smallest p 6 questions allow is 0.031), Holm-adjusted p = 0.062: not significant at 0.05.
     """
     rows = tests[tests["metric"] == "accuracy"]
     if rows.empty:
         return "No run has both base and SFT predictions: no paired test."
     rows = rows.assign(label=model_names(rows))
-    lines = []
-    for r in rows.itertuples():
-        sig = "significant" if r.p_value < alpha else "not significant"
-        lines.append(f"- {r.label}, {r.split}: accuracy {fmt_rate(r.base)} → {fmt_rate(r.sft)} "
-                     f"({fmt_delta(r.change)}) on {fmt_count(r.n)} paired samples, p {fmt_p(r.p_value)}: "
-                     f"{sig} at {alpha:g}.")
+    adjusted = "p_holm" in rows.columns
+    head = ("Paired sign-flip tests over questions (the unit of independence)"
+            + (f", Holm-adjusted over the {int(tests['p_value'].notna().sum())} tests of this table:" if adjusted
+               else ":"))
+    lines = [head]
+    for r in rows.to_dict("records"):
+        p_sig = r["p_holm"] if adjusted else r["p_value"]
+        sig = "significant" if p_sig < alpha else "not significant"
+        where = (f" in {fmt_count(r['n_questions'])} questions" if "n_questions" in r else "")
+        how = f" ({r['method']})" if "method" in r else ""
+        if r.get("method") == "exact" and "n_questions" in r and r["n_questions"] > 0:
+            # the all-plus and all-minus flips always match the observed sum: p >= 2 / 2^Q
+            how = f" (exact; the smallest p {fmt_count(r['n_questions'])} questions allow is {fmt_rate(2.0 ** (1 - r['n_questions']))})"
+        holm = f", Holm-adjusted p {fmt_p(r['p_holm'])}" if adjusted else ""
+        lines.append(f"- {r['label']}, {r['split']}: accuracy {fmt_rate(r['base'])} → {fmt_rate(r['sft'])} "
+                     f"({fmt_delta(r['change'])}) on {fmt_count(r['n'])} paired samples{where}, "
+                     f"p {fmt_p(r['p_value'])}{how}{holm}: {sig} at {alpha:g}.")
     return "\n".join(lines)
+
+
+def paired_test_table(tests: pd.DataFrame) -> pd.DataFrame:
+    """The paired tests, narrow enough for the text column: ``model, split, metric, base, sft,
+    change, p, p (Holm), n, questions``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"run": "r", "label": "M", "split": "ood", "metric": ["accuracy"], "base": 0.2,
+    ...                   "sft": 0.5, "change": 0.3, "p_value": 0.25, "p_holm": 0.5, "n": 40, "n_questions": 6,
+    ...                   "n_nonzero": 3, "method": "exact"})
+    >>> paired_test_table(t).columns.tolist()
+    ['model', 'split', 'metric', 'base', 'sft', 'change', 'p', 'p (Holm)', 'n', 'questions']
+    """
+    out = tests.assign(model=model_names(tests)).rename(columns={"p_value": "p", "p_holm": "p (Holm)",
+                                                               "n_questions": "questions"})
+    cols = [c for c in ("model", "split", "metric", "base", "sft", "change", "p", "p (Holm)", "n", "questions")
+            if c in out.columns]
+    return out[cols].reset_index(drop=True)
+
+
+def cluster_sentence(boot: pd.DataFrame, min_clusters: int = 10) -> str:
+    """Markdown: how many questions (clusters) each state's bootstrap resamples, and a warning
+    where fewer than ``min_clusters`` make its interval unreliable.
+
+    Input: :func:`sgvalues.fairness.bootstrap_fairness` (its ``n_questions`` per state).
+
+    Examples
+    --------
+    >>> b = pd.DataFrame({"label": "M", "tag": ["zeroshot", "base", "sft", "sft - base"],
+    ...                   "n_questions": [42, 6, 6, 6]})
+    >>> print(cluster_sentence(b))
+    Each state resamples its own questions: M: zeroshot 42, base 6, sft 6. **Few clusters**: with fewer than 10 questions (M: base, sft) the bootstrap draws take few distinct values, so those intervals are unreliable; read them as rough guides, not as 95 % coverage.
+    """
+    if boot.empty or "n_questions" not in boot.columns:
+        return "No bootstrap interval to read."
+    b = boot[boot["tag"] != "sft - base"].assign(model=model_names(boot[boot["tag"] != "sft - base"]))
+    per = b.groupby(["model", "tag"], sort=False)["n_questions"].first().reset_index()
+    counts, few = [], []
+    for model, g in per.groupby("model", sort=False):
+        counts.append(f"{model}: " + ", ".join(f"{t} {fmt_count(n)}" for t, n in zip(g["tag"], g["n_questions"])))
+        small = g[g["n_questions"] < min_clusters]["tag"].tolist()
+        if small:
+            few.append(f"{model}: {', '.join(small)}")
+    out = "Each state resamples its own questions: " + "; ".join(counts) + "."
+    if few:
+        out += (f" **Few clusters**: with fewer than {min_clusters} questions ({'; '.join(few)}) the bootstrap "
+                "draws take few distinct values, so those intervals are unreliable; read them as rough guides, "
+                "not as 95 % coverage.")
+    return out
 
 
 def baselines_like(predictions: pd.DataFrame, run_dir: str | Path,

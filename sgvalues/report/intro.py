@@ -57,6 +57,8 @@ def run_summary(run_dir: str | Path) -> str:
         lines.append("**Data.** This run has no prepared data summary.")
     preds = load_run_predictions(run_dir.parent)
     preds = preds[(preds["run"] == run_dir.name) & (preds["split"] == "ood")]
+    from sgvalues.report.training import population_mode_accuracy, seed_accuracies
+
     what = {"zeroshot": "as released", "base": "before fine-tuning", "sft": "after LoRA fine-tuning"}
     rows = []
     for tag in [t for t in ("zeroshot", "base", "sft") if t in set(preds["tag"])]:
@@ -65,12 +67,20 @@ def run_summary(run_dir: str | Path) -> str:
         # say what the figure rests on: the whole split, or a part of it (evaluation.limit, trained questions)
         of_all = (" (the whole OOD split)" if n_ood and int(sc["n"]) == int(n_ood)
                   else f" of {fmt_count(n_ood)}" if n_ood else "")
-        rows.append(f"{fmt_rate(sc['accuracy'])} {what[tag]} (NMAE {fmt_rate(sc['nmae'])}; "
+        level = fmt_rate(sc["accuracy"])
+        seeds = seed_accuracies(run_dir, "ood") if tag == "sft" else None
+        if seeds and len(seeds) > 1:  # several training seeds: their mean and range, not one adapter
+            level = (f"{fmt_rate(sum(seeds) / len(seeds))} (mean of {len(seeds)} training seeds, "
+                     f"{fmt_rate(min(seeds))} to {fmt_rate(max(seeds))})")
+        pop = population_mode_accuracy(run_dir, sub_preds, "ood")
+        whose = " of the run's own adapter" if seeds and len(seeds) > 1 else ""
+        rows.append(f"{level} {what[tag]} (population_mode, no persona: {fmt_rate(pop)}; NMAE "
+                    f"{fmt_rate(sc['nmae'])}{whose}; "
                     f"{fmt_count(sc['n'])}{of_all} samples, {fmt_count(sub_preds['question_id'].nunique())} "
                     "questions)")
     if rows:
         lines.append("**Headline, structured answers on unseen subgroups.** Accuracy against the modal "
-                     "answer: " + "; ".join(rows) + ".")
+                     "answer, beside the population's modal answer on the same samples: " + "; ".join(rows) + ".")
     else:
         lines.append("**Headline.** This run has no structured predictions yet.")
     wr_path = run_dir / "judge" / "win_rates.csv"

@@ -6,7 +6,10 @@ reader sees, so a notebook cell reads like a sentence:
 - :func:`questions_sentence` - which questions fine-tuning uses and which it keeps unseen;
 - :func:`training_summary` - ``train_summary.json`` as a two-column table;
 - :func:`change_sentence` and :func:`trained_vs_unseen` - base -> SFT changes said in words,
-  computed from the run's own tables.
+  computed from the run's own tables;
+- :func:`headline_sentence` (:func:`run_headline` from a run's files) - accuracy after SFT as the
+  mean and range over training seeds beside ``population_mode`` on the same samples: the
+  headline of chapter 04 and of the intro.
 
 The figure of the same changes is :func:`sgvalues.report.figures.plot_before_after`. Every
 number goes through :mod:`sgvalues.report.format`.
@@ -28,7 +31,7 @@ import pandas as pd
 from sgvalues.report.format import MISSING, fmt_count, fmt_counted, fmt_delta, fmt_rate
 
 __all__ = ["questions_sentence", "training_summary", "change_sentence", "trained_vs_unseen", "seed_table",
-           "seed_sentence"]
+           "seed_sentence", "seed_accuracies", "population_mode_accuracy", "headline_sentence", "run_headline"]
 
 
 def questions_sentence(trained: list[str] | None, unseen: list[str], limit: int | None) -> str:
@@ -208,3 +211,95 @@ def seed_sentence(seeds: pd.DataFrame, band: float, split: str = "ood") -> str:
             f"{fmt_rate(acc.min())} to {fmt_rate(acc.max())}: a range of {fmt_rate(spread)}, {verdict}. "
             f"The {name} accuracy change base → SFT averages {fmt_delta(change.mean())} (from "
             f"{fmt_delta(change.min())} to {fmt_delta(change.max())}).")
+
+
+def seed_accuracies(run_dir: str | Path, split: str = "ood") -> list[float] | None:
+    """``split`` accuracy after SFT of every training seed in the run's ``seeds.csv``; ``None``
+    without that file or without rows of ``split``."""
+    from sgvalues.train import read_seeds
+
+    if not (Path(run_dir) / "seeds.csv").is_file():
+        return None
+    seeds = read_seeds(run_dir)
+    rows = seeds[seeds["split"] == split]
+    return [float(a) for a in rows["sft_accuracy"]] if len(rows) else None
+
+
+def population_mode_accuracy(run_dir: str | Path, predictions: pd.DataFrame, split: str = "ood") -> float:
+    """Accuracy of ``population_mode`` (the population's modal answer, no persona; fitted on the
+    train split, :mod:`sgvalues.baselines`) on exactly the samples of ``predictions``; NaN when
+    the run has no baseline predictions or they miss some of those samples."""
+    from sgvalues import baselines, metrics
+
+    run_dir = Path(run_dir)
+    tables = baselines.load_baseline_predictions(run_dir / "predictions", split)
+    if tables.empty and (run_dir / "data").is_dir():
+        baselines.ensure_run_baselines(run_dir)
+        tables = baselines.load_baseline_predictions(run_dir / "predictions", split)
+    if tables.empty:
+        return float("nan")
+    ids = set(predictions["sample_id"].astype(str))
+    pop = tables[(tables["baseline"] == "population_mode") & tables["sample_id"].astype(str).isin(ids)]
+    if pop.empty or set(pop["sample_id"].astype(str)) != ids:
+        return float("nan")
+    return float(metrics.score(pop).iloc[0]["accuracy"])
+
+
+def headline_sentence(sft_accuracy, population_mode: float, split: str = "ood") -> str:
+    """Markdown: accuracy after fine-tuning as the mean and range over training seeds, beside the
+    population's modal answer on the same samples (a predictor that ignores the persona).
+
+    ``sft_accuracy`` holds one accuracy per training seed (:func:`seed_accuracies`; one value
+    when the run trained one adapter). The sentence says where the seed mean and every seed lie
+    against ``population_mode``, so it stays true whatever the run measured.
+
+    Examples
+    --------
+    >>> print(headline_sentence([0.760, 0.683, 0.743], 0.7))  # doctest: +NORMALIZE_WHITESPACE
+    After LoRA fine-tuning, OOD accuracy averages 0.729 over 3 training seeds (0.683 to 0.760),
+    beside 0.700 for the population's modal answer, which ignores the persona, on the same samples:
+    the seed mean is above it, but the seeds fall on both sides of it.
+    >>> print(headline_sentence([0.5], 0.6))  # doctest: +NORMALIZE_WHITESPACE
+    After LoRA fine-tuning, OOD accuracy is 0.500 (one training seed, no run-to-run spread
+    measured), beside 0.600 for the population's modal answer, which ignores the persona, on the
+    same samples: the adapter is below it.
+    """
+    acc = [float(a) for a in sft_accuracy]
+    name = split.upper() if split == "ood" else split
+    if not acc:
+        return f"No {name} accuracy after fine-tuning to report."
+    mean, lo, hi = sum(acc) / len(acc), min(acc), max(acc)
+    if len(acc) == 1:
+        head = (f"After LoRA fine-tuning, {name} accuracy is {fmt_rate(mean)} (one training seed, no run-to-run "
+                "spread measured)")
+    else:
+        head = (f"After LoRA fine-tuning, {name} accuracy averages {fmt_rate(mean)} over "
+                f"{fmt_counted(len(acc), 'training seed')} ({fmt_rate(lo)} to {fmt_rate(hi)})")
+    if pd.isna(population_mode):
+        return head + "; the population's modal answer is not available on these samples to compare with."
+
+    def side(x: float) -> str:
+        return "above" if x > population_mode else "below" if x < population_mode else "level with"
+
+    verdict = f"the adapter is {side(mean)} it" if len(acc) == 1 else f"the seed mean is {side(mean)} it"
+    if len(acc) > 1:
+        sides = {side(a) for a in acc}
+        verdict += (f", and every seed is {sides.pop()} it" if len(sides) == 1
+                    else ", but the seeds fall on both sides of it")
+    return (f"{head}, beside {fmt_rate(population_mode)} for the population's modal answer, which ignores the "
+            f"persona, on the same samples: {verdict}.")
+
+
+def run_headline(run_dir: str | Path, split: str = "ood") -> str:
+    """:func:`headline_sentence` of a run, read from its files: the training seeds' accuracies
+    (``seeds.csv``, or the ``sft`` predictions alone) and ``population_mode`` on the ``sft``
+    samples. The intro (:func:`sgvalues.report.intro.run_summary`) and chapter 04 print it."""
+    from sgvalues import metrics
+    from sgvalues.evaluate import load_predictions, predictions_path
+
+    path = predictions_path(run_dir, "sft", split)
+    if not path.is_file():
+        return ""
+    sft = load_predictions(path)
+    accs = seed_accuracies(run_dir, split) or [float(metrics.score(sft).iloc[0]["accuracy"])]
+    return headline_sentence(accs, population_mode_accuracy(run_dir, sft, split), split)

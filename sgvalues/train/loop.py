@@ -114,6 +114,9 @@ def inputs_fingerprint(params, samples: Sequence[dict], seed: int | None = None)
                 if k not in _NOT_IN_FINGERPRINT and not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])}
     recipe = {"model": params.model.name, "dtype": params.model.dtype,
               "seed": params.seed if seed is None else int(seed), "training": training}
+    if training.get("reweight") == "inverse_size":
+        # issue 22 changed the rule to N_s / (G_s n_g): adapters trained under the old one are stale
+        recipe["inverse_size_rule"] = 2
     h.update(json.dumps(recipe, sort_keys=True).encode())
     for s in samples:
         h.update(json.dumps([s.get("sample_id"), s.get("target"), s.get("system"),

@@ -22,10 +22,12 @@ def sample_weights(samples: Sequence[dict], scheme: str,
     """Loss weight of each training sample under ``training.reweight`` ``scheme``, mean 1.
 
     - ``none``: every weight 1;
-    - ``inverse_size``: :math:`w_i \\propto 1 / s_i` with :math:`s_i = n_i / \\sum_{j} n_j` the
-      subgroup's share of the respondents who answered the question in its stratum (``n_valid``;
-      the sum runs over the samples of the same question and stratum), so a subgroup half the
-      size of another counts twice as much;
+    - ``inverse_size``: :math:`w_i \\propto N_s / (G_s\\, n_i)`, normalised within the stratum:
+      :math:`n_i` the subgroup's respondents who answered the question (``n_valid``),
+      :math:`N_s = \\sum_j n_j` and :math:`G_s` the number of samples over the same question and
+      stratum. A subgroup half the size of another counts twice as much, and a stratum of equal
+      subgroups has weight 1 per sample whatever its number of subgroups, so a stratum's total
+      weight grows with its number of subgroups (as unweighted) and not with its square;
     - ``error``: :math:`w_i \\propto \\mathrm{NMAE}_{g(i)}`, the base model's NMAE on subgroup
       :math:`g(i)` (``subgroup_nmae``, from :func:`base_subgroup_nmae`).
 
@@ -38,7 +40,7 @@ def sample_weights(samples: Sequence[dict], scheme: str,
     --------
     >>> s = [{"question_id": "Q1", "stratum": "sex", "subgroup": g, "n_valid": n}
     ...      for g, n in (("sex:Male", 300), ("sex:Female", 100))]
-    >>> sample_weights(s, "inverse_size").round(3).tolist()
+    >>> sample_weights(s, "inverse_size").round(3).tolist()   # 400 / (2 x 300), 400 / (2 x 100), mean 1
     [0.5, 1.5]
     >>> sample_weights(s, "error", {"sex:Male": 0.1, "sex:Female": 0.3}).round(3).tolist()
     [0.5, 1.5]
@@ -47,14 +49,16 @@ def sample_weights(samples: Sequence[dict], scheme: str,
         return np.ones(len(samples))
     if scheme == "inverse_size":
         totals: Counter = Counter()
+        counts: Counter = Counter()
         for i, smp in enumerate(samples):
             n = smp.get("n_valid")
             if isinstance(n, bool) or not isinstance(n, (int, float)) or not n > 0:
                 raise TrainError(f"sample {smp.get('sample_id', i)}: key 'n_valid' = {n!r}: expected a "
                                  "positive count of respondents (inverse_size reweighting)")
             totals[(str(smp["question_id"]), str(smp["stratum"]))] += float(n)
-        raw = np.array([totals[(str(smp["question_id"]), str(smp["stratum"]))] / float(smp["n_valid"])
-                        for smp in samples])
+            counts[(str(smp["question_id"]), str(smp["stratum"]))] += 1
+        keys = [(str(smp["question_id"]), str(smp["stratum"])) for smp in samples]
+        raw = np.array([totals[k] / (counts[k] * float(smp["n_valid"])) for k, smp in zip(keys, samples)])
     elif scheme == "error":
         if subgroup_nmae is None:
             raise TrainError("training.reweight = 'error' needs the base model's NMAE per subgroup")
