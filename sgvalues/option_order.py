@@ -60,7 +60,7 @@ from sgvalues.evaluate import json_cell
 __all__ = ["ORDERS", "RELABELLED", "SAME_CODES", "PERMUTED", "EVERY_SAMPLE", "AVERAGED", "NEAR_TIE_GAP",
            "SUPPORT_MARGIN", "MIN_PERMUTATIONS", "permutation", "listing", "code_map", "anchor_codes",
            "rewrite_anchors", "numeric_scale", "order_eligibility", "reorder_sample", "order_subset", "order_plan",
-           "evaluate_option_orders", "orders_path", "run_order_plan", "evaluate_run_orders", "top_two_gap",
+           "evaluate_option_orders", "orders_path", "run_order_plan", "evaluate_run_orders", "evaluate_run_states", "top_two_gap",
            "order_effect", "order_explanation"]
 
 #: the option orders a params file may ask for (``evaluation.option_orders``)
@@ -522,6 +522,21 @@ def evaluate_run_orders(params, run_dir: str | Path, split: str, tag: str,
     return table
 
 
+def evaluate_run_states(params, run_dir: str | Path, split: str, states: Mapping[str, tuple],
+                        questions: Sequence[str] | None = None, orders: Sequence[str] | None = None,
+                        **kwargs) -> pd.DataFrame:
+    """:func:`evaluate_run_orders` for several model states, stacked with a ``state`` column.
+
+    Parameters
+    ----------
+    states : state name -> ``(tag, adapter)`` (``adapter`` ``None`` for the untuned model).
+    questions, orders, **kwargs : as :func:`evaluate_run_orders`.
+    """
+    parts = [evaluate_run_orders(params, run_dir, split, tag, questions, adapter=adapter, orders=orders,
+                                 **kwargs).assign(state=name) for name, (tag, adapter) in states.items()]
+    return pd.concat(parts, ignore_index=True)
+
+
 def top_two_gap(probs) -> float:
     """:math:`p_{(1)} - p_{(2)}`, the gap between the two most probable options (NaN without probs).
 
@@ -644,7 +659,7 @@ def order_explanation(table: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFra
     t = t[both]
     columns = by + ["content", "code", "position", "support", "runner_up", "margin", "n_samples", "n_prompts"]
     rows = []
-    for key, g in (t.groupby(by, sort=True) if by else [((), t)]):
+    for key, g in (t.groupby(by, sort=False) if by else [((), t)]):
         if g.empty:
             continue
         key = key if isinstance(key, tuple) else (key,)

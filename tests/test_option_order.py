@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -455,3 +456,39 @@ def test_new_option_order_params_are_validated():
             Params.from_dict({"name": "x", "evaluation": bad})
     with pytest.raises(ValueError, match="permutations = 2"):
         option_order.evaluate_option_orders(make_samples(), ReadsLabels(), ["permuted"], permutations=2)
+
+
+def test_chapter_sentences_from_a_first_line_model_by_hand():
+    """Two questions (a 4-point item and the 1-10 item Q49), one subgroup: a first-line model's page."""
+    from sgvalues.report import beyond as page
+
+    ten = next(x for x in _catalogue_samples() if x["question_id"] == "Q49")
+    ten.update(split="ood", stratum="sex", levels={"sex": "Female"}, scale_min=1, scale_max=10, target=8,
+               distribution={str(c): 0.1 for c in range(1, 11)})
+    four = {**make_samples(targets=(2,))[0], "question_id": "Q7", "sample_id": "Q7_sex:Female"}
+    samples = [four, ten]
+    table = option_order.evaluate_option_orders(samples, FirstListed(), option_order.ORDERS).assign(state="base")
+    plan = option_order.order_plan(samples, option_order.ORDERS)
+    text = page.order_plan_sentence(plan)
+    assert text.startswith("Of the 2 questions, 1 (Q49) names codes of its scale in the wording")
+    assert "*permuted* 1 question (Q49: numbered scale" in text and "*permuted_lines* 1 question (Q49" in text
+    # prompts: reversed and reversed_lines 2 each, the permutations 3 each on the 4-point item only
+    assert "*reversed* 2, *reversed_lines* 2, *permuted* 3, *permuted_lines* 3." in text
+
+    expl = option_order.order_explanation(table, by=["state"])
+    assert "the data support **the positions (it prefers a line)**" in page.explanation_sentence(expl)
+    # samples in both families: both (reversal covers Q49); prompts: Q7 1 + 1 + 3 + 3, Q49 1 + 1
+    assert "over 10 reordered prompts of 2 samples" in page.explanation_sentence(expl)
+
+    orders = page.order_table(option_order.order_effect(table, by=["state"]))
+    # averaged: Q49 is a dead heat between codes 1 and 10; Q7 gives codes 1 and 4 (0.7 + 0.1) / 2 each: both ties
+    assert "100.0 % of its 2 order-averaged predictions are near-ties" in page.near_tie_sentence(orders)
+    assert "against 0.0 % as asked" in page.near_tie_sentence(orders)
+
+    wide = page.order_question_table(option_order.order_effect(table, by=["state", "question_id"]))
+    wide = wide.set_index("question_id")
+    # the first line is another option under every reordering, so every answer changes; Q49 has no permutations
+    assert wide.loc["Q7", "reversed"] == 1.0 and wide.loc["Q7", "permuted_lines"] == pytest.approx(
+        np.mean([option_order.permutation(4, "Q7", 0, i)[0] != 0 for i in (1, 2, 3)]))
+    assert wide.loc["Q49", "reversed_lines"] == 1.0 and pd.isna(wide.loc["Q49", "permuted"])
+    assert list(wide["n"]) == [1, 1]
