@@ -204,7 +204,7 @@ def explanation_sentence(explanation: pd.DataFrame, state_column: str = "state")
     ...                   "position": [0.9, 0.3], "support": ["position", ""], "runner_up": ["code", "code"],
     ...                   "margin": [0.5, 0.05], "n_samples": [60, 60], "n_prompts": [480, 480]})
     >>> print(explanation_sentence(e))
-    - *base*: over 480 reordered prompts of 60 samples, the answer kept its option 20.0 % of the time, its code 40.0 % and its line 90.0 %: the data support **the positions (it prefers a line)**.
+    - *base*: over 480 reordered prompts of 60 samples, the answer kept its option 20.0 % of the time, its code 40.0 % and its line 90.0 %: the data support **the positions (it prefers a line)** (ahead of code by 0.500; the set margin is 0.10).
     - *modal*: over 480 reordered prompts of 60 samples, the answer kept its option 70.0 % of the time, its code 65.0 % and its line 30.0 %: the data do not separate content from code (the two shares are within 0.10).
     """
     from sgvalues.option_order import SUPPORT_MARGIN
@@ -218,7 +218,8 @@ def explanation_sentence(explanation: pd.DataFrame, state_column: str = "state")
                 f"samples, the answer kept its option {100 * float(fmt_rate(r['content'])):.1f} % of the time, its "
                 f"code {100 * float(fmt_rate(r['code'])):.1f} % and its line {100 * float(fmt_rate(r['position'])):.1f} %: ")
         if r["support"]:
-            line += f"the data support **{_EXPLAINS[r['support']]}**."
+            line += (f"the data support **{_EXPLAINS[r['support']]}** (ahead of {r['runner_up']} by "
+                     f"{fmt_rate(r['margin'])}; the set margin is {SUPPORT_MARGIN:.2f}).")
         else:
             top = max(("content", "code", "position"), key=lambda e: r[e])
             line += (f"the data do not separate {top} from {r['runner_up']} (the two shares are within "
