@@ -492,3 +492,43 @@ def test_chapter_sentences_from_a_first_line_model_by_hand():
         np.mean([option_order.permutation(4, "Q7", 0, i)[0] != 0 for i in (1, 2, 3)]))
     assert wide.loc["Q49", "reversed_lines"] == 1.0 and pd.isna(wide.loc["Q49", "permuted"])
     assert list(wide["n"]) == [1, 1]
+
+
+def test_chapter_08_order_cells_on_a_prepared_folder_with_the_dummy_model(tmp_path):
+    """The notebook's path (evaluate_run_states, run_order_plan, the page's tables) on real prepared samples:
+    the extra orders reach the seeded subgroups only, the plan counts the prompts the table holds."""
+    from sgvalues.models.dummy import DummyModel
+    from sgvalues.params import Params
+    from sgvalues.prepare import prepare
+    from sgvalues.report import beyond as page
+    from sgvalues.report.format import format_table
+    from sgvalues.synthetic import write_sample
+
+    src = write_sample(tmp_path / "wvs.csv", n=600, seed=3)
+    prepare(src, tmp_path / "run" / "data", min_n=30)
+    params = Params.from_dict({"name": "x", "seed": 2, "evaluation": {"option_order_subgroups": 3,
+                                                                      "option_permutations": 3}})
+    samples = [json.loads(line) for line in (tmp_path / "run" / "data" / "samples_ood.jsonl").open()]
+    ten = sorted({s["question_id"] for s in samples if option_order.numeric_scale(s["options"])})[:1]
+    other = sorted({s["question_id"] for s in samples if not option_order.numeric_scale(s["options"])})[:2]
+    questions = ten + other
+    states = {"base": ("base", None), "other": ("other", None)}
+    table = option_order.evaluate_run_states(params, tmp_path / "run", "ood", states, questions,
+                                             orders=option_order.ORDERS, cache=None, model=DummyModel())
+    mine = [s for s in samples if s["question_id"] in questions]
+    per_q = pd.Series([s["question_id"] for s in mine]).value_counts()
+    base = table[table.state == "base"]
+    assert (base.option_order == "as_asked").sum() == len(mine) == (base.option_order == "reversed").sum()
+    lines = base[base.option_order == "reversed_lines"]
+    assert lines.groupby("question_id").size().to_dict() == {q: min(3, per_q[q]) for q in questions}
+    assert set(base.loc[base.option_order == "permuted", "question_id"]) == set(other)   # the 1-10 item left out
+    plan = option_order.run_order_plan(params, tmp_path / "run", "ood", questions, option_order.ORDERS)
+    counted = base[base.option_order != option_order.AVERAGED].groupby("option_order").size()
+    assert plan.groupby("option_order")["n_prompts"].sum().to_dict() == counted.to_dict()
+    assert option_order.orders_path(tmp_path / "run", "other", "ood").is_file()
+    orders = page.order_table(option_order.order_effect(table, by=["state"]))
+    assert list(dict.fromkeys(orders["state"])) == ["base", "other"]
+    wide = page.order_question_table(option_order.order_effect(table, by=["state", "question_id"]))
+    assert len(wide) == 2 * len(questions) and "nan" not in format_table(wide, counts=["n"]).to_html().lower()
+    assert page.explanation_sentence(option_order.order_explanation(table, by=["state"])).count("- *") == 2
+    assert page.order_plan_sentence(plan).startswith(f"Of the {len(questions)} questions")
