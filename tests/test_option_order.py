@@ -532,3 +532,20 @@ def test_chapter_08_order_cells_on_a_prepared_folder_with_the_dummy_model(tmp_pa
     assert len(wide) == 2 * len(questions) and "nan" not in format_table(wide, counts=["n"]).to_html().lower()
     assert page.explanation_sentence(option_order.order_explanation(table, by=["state"])).count("- *") == 2
     assert page.order_plan_sentence(plan).startswith(f"Of the {len(questions)} questions")
+
+
+def test_methods_page_states_the_constants_the_code_uses():
+    from pathlib import Path
+
+    from sgvalues.catalogue import load_catalogue
+
+    text = Path("book/methods.md").read_text()
+    section = text[text.index("## Option order"):text.index("## Fairness across personas")]
+    assert f"within {option_order.NEAR_TIE_GAP:.2f} of each other" in section
+    assert f"a margin\nof {option_order.SUPPORT_MARGIN:.2f} over the next" in section
+    assert f"(at least {option_order.MIN_PERMUTATIONS})" in section
+    cat = load_catalogue()
+    ten = cat[cat["scale_kind"] == "scale_1_10"]
+    named = sum(bool(option_order.anchor_codes(w)) for w in ten["wording"])
+    assert f"{named} of the catalogue's {len(ten)} items on a 1–10\nscale" in section
+    assert "no preference for a position can tilt" not in text
