@@ -297,7 +297,7 @@ def plot_order_effect(table: pd.DataFrame):
     from sgvalues.option_order import AVERAGED, ORDERS
 
     order = [o for o in (*ORDERS, AVERAGED) if o in set(table["option_order"])]
-    fig, ax = plt.subplots(figsize=(6.5, 1.2 + 0.55 * table["state"].nunique() * len(order) / 2))
+    fig, ax = plt.subplots(figsize=(6.5, 1.6 + 0.3 * table["state"].nunique() * len(order)))
     sns.barplot(data=table, y="state", x="accuracy", hue="option_order", hue_order=order, orient="h", ax=ax,
                 palette=sns.color_palette("colorblind", len(order)))
     for container, o in zip(ax.containers, order):
@@ -309,7 +309,9 @@ def plot_order_effect(table: pd.DataFrame):
     ax.set(xlim=(0, 1.15), xlabel="accuracy (modal answer matched)", ylabel="")
     handles, _ = ax.get_legend_handles_labels()
     ax.get_legend().remove()
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
-    fig.legend(handles, [o.replace("_", " ") for o in order], loc="lower center", ncol=len(order), frameon=False,
+    ncol = min(len(order), 3)
+    rows = -(-len(order) // ncol)
+    fig.tight_layout(rect=(0, (0.1 + 0.25 * rows) / fig.get_figheight(), 1, 1))   # room for the legend rows
+    fig.legend(handles, [o.replace("_", " ") for o in order], loc="lower center", ncol=ncol, frameon=False,
                fontsize=9, bbox_to_anchor=(0.5, 0.0))
     return fig
