@@ -155,17 +155,30 @@ class EvaluationParams:
     max_new_tokens: int = 8
     temperature: float = 0.0
     #: option orders to ask each question in (``sgvalues.option_order``): ``[as_asked]`` is the
-    #: ordinary evaluation; ``[as_asked, reversed]`` also asks with the options listed backwards
-    #: (codes relabelled, answers mapped back) and reports the order effect
+    #: ordinary evaluation; ``reversed`` / ``permuted`` list the options backwards / in random
+    #: orders with the codes following their options (relabelled 1, 2, ... down the list, answers
+    #: mapped back); ``reversed_lines`` / ``permuted_lines`` reorder the lines, each keeping its code
     option_orders: tuple[str, ...] = ("as_asked",)
+    #: k, the seeded random orders per question of ``permuted`` and ``permuted_lines`` (>= 3)
+    option_permutations: int = 3
+    #: the orders other than ``as_asked`` and ``reversed`` are asked of this many seeded subgroups
+    #: per question (``sgvalues.option_order.order_subset``); null = every subgroup
+    option_order_subgroups: int | None = None
 
     def __post_init__(self):
-        from sgvalues.constants import ANSWER_MODES, ORDERS
+        from sgvalues.constants import ANSWER_MODES, MIN_PERMUTATIONS, ORDERS
 
         bad_orders = [o for o in self.option_orders if o not in ORDERS]
         if bad_orders or not self.option_orders or len(set(self.option_orders)) != len(self.option_orders):
             raise ValueError(f"option_orders = {list(self.option_orders)}: expected distinct values among "
                              f"{', '.join(ORDERS)}")
+
+        if self.option_permutations < MIN_PERMUTATIONS:
+            raise ValueError(f"option_permutations = {self.option_permutations}: expected an integer >= "
+                             f"{MIN_PERMUTATIONS} (random option orders per question)")
+        if self.option_order_subgroups is not None and self.option_order_subgroups < 1:
+            raise ValueError(f"option_order_subgroups = {self.option_order_subgroups}: expected an integer >= 1 "
+                             "(subgroups per question asked under the extra option orders) or null (all)")
 
         if self.mode not in ANSWER_MODES:
             raise ValueError(f"mode = {self.mode!r}: expected one of {', '.join(ANSWER_MODES)}")

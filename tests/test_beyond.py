@@ -69,7 +69,7 @@ def test_order_table_and_figure():
     table = page.order_table({"base": effect, "modal": effect.assign(changed=[0.0, 0.1, 0.25])})
     assert list(table.columns) == ["state", "option_order", "accuracy", "nmae", "jsd", "changed", "n"]
     text = page.order_sentence(table)
-    assert "*base*: listing the options in reverse changes 75.0 %" in text and "25.0 %" in text
+    assert "*base*: listing the options in reverse (codes following their options) changes 75.0 %" in text and "25.0 %" in text
     fig = page.plot_order_effect(table)
     labels = [t.get_text() for t in fig.axes[0].texts]
     assert labels == ["75 % changed", "25 % changed"]
