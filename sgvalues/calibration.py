@@ -40,6 +40,7 @@ __all__ = [
     "reliability_table",
     "expected_calibration_error",
     "modal_confidence",
+    "bootstrap_distances",
     "sampling_region",
     "inside_sampling_region",
 ]
@@ -180,20 +181,18 @@ def _distance(observed: np.ndarray, others: np.ndarray, distance: str) -> np.nda
     return np.clip(np.nan_to_num(d, nan=0.0), 0.0, 1.0)
 
 
-def sampling_region(observed, n_valid: int, n_boot: int = 500, level: float = 0.95, distance: str = "tv",
-                    seed: int = 0, key: str = "") -> float:
-    """The radius of a cell's sampling-uncertainty region: a quantile of bootstrap distances.
+def bootstrap_distances(observed, n_valid: int, n_boot: int = 500, distance: str = "tv", seed: int = 0,
+                        key: str = "") -> np.ndarray:
+    """Distances of ``n_boot`` bootstrap re-samples of a cell's respondents to its observed shares.
 
     Parameters
     ----------
     observed : array-like
         The cell's observed answer shares over its codes.
     n_valid : int
-        Respondents behind them (the bootstrap redraws this many).
+        Respondents behind them (each draw redraws this many).
     n_boot : int
         Bootstrap draws.
-    level : float
-        The quantile, 0.95 by default.
     distance : {"tv", "jsd"}
         Total variation or Jensen-Shannon distance (base 2).
     seed, key : int, str
@@ -203,19 +202,17 @@ def sampling_region(observed, n_valid: int, n_boot: int = 500, level: float = 0.
     Notes
     -----
     With observed shares :math:`\\hat p` from :math:`n` respondents, draw
-    :math:`C^{(b)} \\sim \\mathrm{Multinomial}(n, \\hat p)`, :math:`\\hat p^{(b)} = C^{(b)}/n`,
-    :math:`d_b = D(\\hat p^{(b)}, \\hat p)`; the radius is the ``level`` quantile of
-    :math:`d_1 \\dots d_B`. A prediction :math:`q` is inside when :math:`D(q, \\hat p) \\le` radius.
+    :math:`C^{(b)} \\sim \\mathrm{Multinomial}(n, \\hat p)` and return
+    :math:`d_b = D(C^{(b)}/n, \\hat p)`, :math:`b = 1 \\dots B`. Their mean is the cell's
+    *sampling floor*: how far a fresh survey of the same size lands from this one on average.
 
     Examples
     --------
-    >>> sampling_region([1.0, 0.0], 30)   # nobody ever answers 2: every re-sample is the same
-    0.0
+    >>> bootstrap_distances([1.0, 0.0], 30, n_boot=3).tolist()   # nobody answers 2: no variation
+    [0.0, 0.0, 0.0]
     """
     if distance not in REGION_DISTANCES:
         raise ValueError(f"distance = {distance!r}: expected one of {', '.join(REGION_DISTANCES)}")
-    if not 0 < level < 1:
-        raise ValueError(f"level = {level}: expected a number in (0, 1)")
     if int(n_boot) < 1:
         raise ValueError(f"n_boot = {n_boot}: expected >= 1")
     n = int(n_valid)
@@ -227,7 +224,34 @@ def sampling_region(observed, n_valid: int, n_boot: int = 500, level: float = 0.
     p = p / p.sum()
     rng = np.random.default_rng([int(seed), zlib.crc32(str(key).encode())])
     draws = rng.multinomial(n, p, size=int(n_boot)) / n
-    return float(np.quantile(_distance(p, draws, distance), level))
+    return _distance(p, draws, distance)
+
+
+def sampling_region(observed, n_valid: int, n_boot: int = 500, level: float = 0.95, distance: str = "tv",
+                    seed: int = 0, key: str = "") -> float:
+    """The radius of a cell's sampling-uncertainty region: a quantile of bootstrap distances.
+
+    Parameters
+    ----------
+    observed, n_valid, n_boot, distance, seed, key
+        As in :func:`bootstrap_distances`.
+    level : float
+        The quantile, 0.95 by default.
+
+    Notes
+    -----
+    The radius is the ``level`` quantile of :math:`d_1 \\dots d_B` (:func:`bootstrap_distances`).
+    A prediction :math:`q` is inside the region when :math:`D(q, \\hat p) \\le` radius: it is no
+    farther from the data than ``level`` of the re-samples of the same respondents are.
+
+    Examples
+    --------
+    >>> sampling_region([1.0, 0.0], 30)   # nobody ever answers 2: every re-sample is the same
+    0.0
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level = {level}: expected a number in (0, 1)")
+    return float(np.quantile(bootstrap_distances(observed, n_valid, n_boot, distance, seed, key), level))
 
 
 def inside_sampling_region(predictions: pd.DataFrame, probs: str = "probs", n_boot: int = 500, level: float = 0.95,
