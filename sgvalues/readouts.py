@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 __all__ = [
     "READOUTS",
@@ -49,6 +50,14 @@ __all__ = [
     "representativeness",
     "VerbalisedAnswer",
     "parse_verbalised",
+    "READOUT_COLUMNS",
+    "fit_temperature_table",
+    "with_temperature",
+    "readout_scores",
+    "sampling_floor",
+    "READOUT_BASELINES",
+    "READOUT_TABLE_COLUMNS",
+    "run_readouts",
 ]
 
 #: the readouts chapter 09 compares (``evaluation.readouts``); only the first two need no new model pass
@@ -415,3 +424,246 @@ def parse_verbalised(text, option_codes: Sequence, tolerance: float = 2.0) -> Ve
     if abs(total - 100.0) > tolerance:
         return _unparseable(f"percentages sum to {total:g} (expected 100 +/- {tolerance:g})")
     return VerbalisedAnswer(status="ok", distribution={c: shares[c] / total for c in codes})
+
+
+# --- readouts of a predictions table --------------------------------------------------------------
+
+#: columns of :func:`readout_scores` / :func:`readout_table` (after ``readout`` and ``kind``)
+READOUT_COLUMNS = ["n", "n_distribution", "accuracy", "nmae", "jsd", "tv", "representativeness", "ece",
+                   "inside_share"]
+
+
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str)
+                                                                               and not value.strip())
+
+
+def _aligned(q_raw, p_raw) -> tuple[list[int], np.ndarray, np.ndarray] | None:
+    """Predicted and observed shares over the union of their codes, each renormalised; None if blank."""
+    from sgvalues.modal import parse_distribution
+
+    if _blank(q_raw) or _blank(p_raw):
+        return None
+    q, p = parse_distribution(q_raw), parse_distribution(p_raw)
+    codes = sorted(set(q) | set(p))
+    qv = np.array([q.get(c, 0.0) for c in codes], dtype=float)
+    pv = np.array([p.get(c, 0.0) for c in codes], dtype=float)
+    if not (qv.sum() > 0 and pv.sum() > 0):
+        return None
+    return codes, qv / qv.sum(), pv / pv.sum()
+
+
+def fit_temperature_table(predictions: pd.DataFrame, objective: str = "jsd", probs: str = "probs",
+                          bounds: tuple[float, float] = (0.05, 20.0)) -> TemperatureFit:
+    """:func:`fit_temperature` on a predictions table's cells that have ``probs`` and ``distribution``.
+
+    Pass the **train** split's predictions only; the fitted temperature is then applied to the
+    OOD split with :func:`with_temperature`.
+    """
+    for col in (probs, "distribution"):
+        if col not in predictions.columns:
+            raise ValueError(f"predictions: missing column {col!r}; expected {probs} and distribution (JSON)")
+    pairs = [a for a in (_aligned(q, p) for q, p in zip(predictions[probs], predictions["distribution"]))
+             if a is not None]
+    if not pairs:
+        raise ValueError(f"predictions: no row has both {probs!r} and 'distribution'; "
+                         "the temperature needs option probabilities (logprob mode)")
+    return fit_temperature([a[1] for a in pairs], [a[2] for a in pairs], objective=objective, bounds=bounds)
+
+
+def with_temperature(predictions: pd.DataFrame, temperature: float, probs: str = "probs",
+                     out: str | None = None) -> pd.DataFrame:
+    """A copy with ``out`` (default: ``probs`` itself) holding the temperature-scaled probabilities (JSON).
+
+    Blank ``probs`` stay blank; the modal answer, hence ``prediction``, is unchanged by a
+    temperature.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"probs": ['{"1": 0.8, "2": 0.2}', ""]})
+    >>> with_temperature(df, 2.0)["probs"].tolist()
+    ['{"1": 0.666667, "2": 0.333333}', '']
+    """
+    from sgvalues.modal import parse_distribution
+
+    if probs not in predictions.columns:
+        raise ValueError(f"predictions: missing column {probs!r}")
+    cells = []
+    for raw in predictions[probs]:
+        if _blank(raw):
+            cells.append("")
+            continue
+        d = parse_distribution(raw)
+        codes = sorted(d)
+        scaled = temperature_scale(np.array([d[c] for c in codes]), temperature)
+        cells.append(json.dumps({str(c): round(float(v), 6) for c, v in zip(codes, scaled)}))
+    return predictions.assign(**{out or probs: cells})
+
+
+def readout_scores(predictions: pd.DataFrame, probs: str = "probs", n_bins: int = 10, n_boot: int = 200,
+                   level: float = 0.95, region_distance: str = "tv", seed: int = 0) -> dict:
+    """Every chapter-09 score of one readout on one set of cells.
+
+    Parameters
+    ----------
+    predictions : DataFrame
+        A predictions table (``metrics.score``'s columns, ``distribution``, and the ``probs``
+        readout column); ``n_valid`` (from the samples) enables ``inside_share``.
+    probs : str
+        The readout's column (code -> probability JSON).
+    n_bins : int
+        Bins of the ECE (:func:`sgvalues.calibration.expected_calibration_error`).
+    n_boot, level, region_distance, seed
+        The sampling-uncertainty region (:func:`sgvalues.calibration.inside_sampling_region`).
+
+    Returns
+    -------
+    dict
+        :data:`READOUT_COLUMNS`: ``accuracy`` and ``nmae`` of the modal answer
+        (:func:`sgvalues.metrics.score`, invalid answers wrong), and over the ``n_distribution``
+        cells with a readout and an observed distribution: mean ``jsd``, mean total variation
+        ``tv``, ``representativeness`` :math:`= 1 -` mean :math:`W_1/W_1^{max}` (one minus
+        ``metrics``' scaled ``wasserstein``: :func:`representativeness` per cell, averaged),
+        ``ece`` of the modal answer's confidence and ``inside_share`` (NaN without
+        ``n_valid``).
+    """
+    from sgvalues.calibration import expected_calibration_error, inside_sampling_region, modal_confidence
+    from sgvalues.metrics import score
+
+    if probs not in predictions.columns:
+        raise ValueError(f"predictions: missing column {probs!r}")
+    df = predictions.assign(probs=predictions[probs])
+    overall = score(df).iloc[0]
+    tvs = [total_variation(a[1], a[2]) for a in (_aligned(q, p) for q, p in zip(df["probs"], df["distribution"]))
+           if a is not None] if "distribution" in df.columns else []
+    conf = modal_confidence(df)
+    inside = float("nan")
+    if "n_valid" in df.columns and "distribution" in df.columns:
+        region = inside_sampling_region(df, n_boot=n_boot, level=level, distance=region_distance, seed=seed)
+        inside = float(region["inside"].mean()) if len(region) else float("nan")
+    return {"n": int(overall["n"]), "n_distribution": len(tvs), "accuracy": float(overall["accuracy"]),
+            "nmae": float(overall["nmae"]), "jsd": float(overall["jsd"]),
+            "tv": float(np.mean(tvs)) if tvs else float("nan"),
+            "representativeness": 1.0 - float(overall["wasserstein"]),
+            "ece": expected_calibration_error(conf["confidence"], conf["correct"], n_bins) if len(conf)
+            else float("nan"),
+            "inside_share": inside}
+
+
+def sampling_floor(samples: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> dict:
+    """The survey's own noise as a readout row: how far a fresh survey of each cell lands from this one.
+
+    Parameters
+    ----------
+    samples : DataFrame
+        ``sample_id``, ``distribution``, ``n_valid`` (``n_effective`` where present).
+
+    Returns
+    -------
+    dict
+        ``tv`` and ``jsd``: the mean over cells of the mean distance of a bootstrap re-sample
+        of the cell's respondents to its observed distribution
+        (:func:`sgvalues.calibration.bootstrap_distances`), Meister et al.'s "sampling floor"
+        (published: 0.115 total variation on their data); ``n_distribution`` cells.
+    """
+    from sgvalues.calibration import bootstrap_distances
+    from sgvalues.modal import parse_distribution
+
+    for col in ("sample_id", "distribution", "n_valid"):
+        if col not in samples.columns:
+            raise ValueError(f"samples: missing column {col!r}; expected sample_id, distribution, n_valid")
+    tv, js = [], []
+    for _, s in samples.iterrows():
+        if _blank(s["distribution"]):
+            continue
+        d = parse_distribution(s["distribution"])
+        p = np.array([d[c] for c in sorted(d)], dtype=float)
+        n = s.get("n_effective")
+        n = int(round(float(s["n_valid"] if n is None or pd.isna(n) else n)))
+        tv.append(bootstrap_distances(p, n, n_boot, "tv", seed, str(s["sample_id"])).mean())
+        js.append(bootstrap_distances(p, n, n_boot, "jsd", seed, str(s["sample_id"])).mean())
+    return {"n_distribution": len(tv), "tv": float(np.mean(tv)) if tv else float("nan"),
+            "jsd": float(np.mean(js)) if js else float("nan")}
+
+
+#: the no-model yardsticks shown beside the readouts (``sgvalues.baselines``)
+READOUT_BASELINES = ("uniform", "population_mode", "marginal_product")
+
+#: columns of :func:`run_readouts`
+READOUT_TABLE_COLUMNS = ["readout", "kind", "temperature"] + READOUT_COLUMNS
+
+
+def run_readouts(run_dir, tag: str = "zeroshot", split: str = "ood", objective: str = "jsd",
+                 baselines: Sequence[str] = READOUT_BASELINES, n_bins: int = 10, n_boot: int = 200,
+                 seed: int = 0) -> tuple[pd.DataFrame, TemperatureFit]:
+    """The readout table of a run folder's existing predictions: no new model pass.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run folder with ``predictions/<tag>_train.csv`` and ``predictions/<tag>_<split>.csv``
+        (logprob mode: ``probs`` filled), the prepared ``data/`` and the baselines'
+        ``predictions/<baseline>_<split>.csv``.
+    tag : str
+        The model state (``zeroshot``, ``base``, ``sft``).
+    split : str
+        The cells scored; the temperature is always fitted on ``train``.
+    objective : {"jsd", "nll"}
+        What the temperature minimises.
+    baselines : names
+        Baselines scored on the same cells (a missing file is an error naming it).
+    n_bins, n_boot, seed
+        ECE bins; bootstrap draws and seed of the sampling region and floor.
+
+    Returns
+    -------
+    (DataFrame, TemperatureFit)
+        :data:`READOUT_TABLE_COLUMNS`, one row per readout: ``logprob`` and
+        ``logprob_temperature`` (kind ``model``), each baseline (kind ``baseline``) and
+        ``survey_noise`` (kind ``reference``: ``accuracy`` the survey-noise reference of
+        :func:`sgvalues.baselines.noise_reference`, ``tv``/``jsd`` the sampling floor of
+        :func:`sampling_floor`, the rest NaN); and the temperature fit.
+    """
+    from pathlib import Path
+
+    from sgvalues.baselines import noise_reference
+    from sgvalues.evaluate import load_predictions, predictions_path
+    from sgvalues.split import load_samples
+
+    run_dir = Path(run_dir)
+
+    def read(name: str, sp: str) -> pd.DataFrame:
+        path = predictions_path(run_dir, name, sp)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not found; expected the {name!r} predictions of split {sp!r}")
+        return load_predictions(path)
+
+    fit = fit_temperature_table(read(tag, "train"), objective=objective)
+    model = read(tag, split)
+    samples = pd.DataFrame(load_samples(run_dir / "data", split))
+    samples = samples[samples["sample_id"].isin(set(model["sample_id"]))]
+    size_cols = ["sample_id", "n_valid"] + (["n_effective"] if "n_effective" in samples.columns else [])
+    missing = sorted(set(model["sample_id"]) - set(samples["sample_id"]))
+    if missing:
+        raise ValueError(f"{run_dir / 'data'}: no sample for {len(missing)} predicted cell(s), e.g. {missing[:3]}; "
+                         "expected the run's own prepared samples")
+
+    def scores(df: pd.DataFrame) -> dict:
+        df = df.drop(columns=[c for c in size_cols[1:] if c in df.columns]).merge(samples[size_cols], on="sample_id",
+                                                                                   how="left")
+        return readout_scores(df, n_bins=n_bins, n_boot=n_boot, seed=seed)
+
+    rows = [{"readout": "logprob", "kind": "model", "temperature": 1.0, **scores(model)},
+            {"readout": "logprob_temperature", "kind": "model", "temperature": fit.temperature,
+             **scores(with_temperature(model, fit.temperature))}]
+    for name in baselines:
+        b = read(name, split)
+        rows.append({"readout": name, "kind": "baseline", "temperature": float("nan"),
+                     **scores(b[b["sample_id"].isin(set(model["sample_id"]))])})
+    noise = noise_reference(samples, n_boot=n_boot, seed=seed)  # by split and stratum; "all" pools the strata
+    noise = noise[noise["stratum"] == "all"] if "stratum" in noise.columns else noise
+    floor = sampling_floor(samples, n_boot=n_boot, seed=seed)
+    rows.append({"readout": "survey_noise", "kind": "reference", "temperature": float("nan"),
+                 "n": int(len(samples)), "accuracy": float(noise["estimate"].iloc[0]) if len(noise) else float("nan"),
+                 **floor})
+    return pd.DataFrame(rows).reindex(columns=READOUT_TABLE_COLUMNS), fit

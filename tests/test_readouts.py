@@ -160,3 +160,139 @@ def test_parse_verbalised_tolerance_is_a_parameter():
     assert ro.parse_verbalised("1: 50\n2: 47", [1, 2]).status == "unparseable"
     assert ro.parse_verbalised("1: 50\n2: 47", [1, 2], tolerance=3).status == "ok"
     assert ro.parse_verbalised("1: 50\n2: 49.5", [1, 2], tolerance=0).status == "unparseable"
+
+
+# --- readouts of a predictions table and of a run folder ------------------------------------------
+
+import json  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from factories import make_samples  # noqa: E402
+from sgvalues.evaluate import PREDICTION_COLUMNS  # noqa: E402
+from sgvalues.split import write_samples  # noqa: E402
+
+
+def _js(codes, shares):
+    return json.dumps({str(c): round(float(s), 6) for c, s in zip(codes, shares)})
+
+
+def _table(observed, predicted, targets=None, split="ood", n_valid=40):
+    """A predictions table: one cell per (observed, predicted) pair over codes 1..k."""
+    rows = []
+    for i, (p, q) in enumerate(zip(observed, predicted)):
+        codes = list(range(1, len(p) + 1))
+        t = int(np.argmax(p)) + 1 if targets is None else targets[i]
+        rows.append({"sample_id": f"Q{i}_s:a", "split": split, "question_id": f"Q{i}", "theme": "T", "stratum": "s",
+                     "subgroup": "s:a", "levels": '{"s": "a"}', "target": t, "scale_min": 1, "scale_max": len(p),
+                     "prediction": int(np.argmax(q)) + 1, "status": "ok", "probs": _js(codes, q), "raw_output": "",
+                     "model": "m", "adapter": "", "distribution": _js(codes, p), "n_valid": n_valid})
+    return pd.DataFrame(rows)
+
+
+def test_fit_temperature_table_and_with_temperature():
+    obs = _cells(40, seed=4)
+    sharp = [ro.temperature_scale(p, 0.5) for p in obs]  # an over-confident model
+    df = _table(obs, sharp)
+    fit = ro.fit_temperature_table(df, objective="nll")
+    assert fit.temperature == pytest.approx(2.0, rel=1e-3)  # the 6-decimal rounding of probs costs little
+    scaled = ro.with_temperature(df, fit.temperature)
+    assert scaled["prediction"].tolist() == df["prediction"].tolist()
+    for raw, p in zip(scaled["probs"], obs):
+        q = np.array(list(json.loads(raw).values()))
+        np.testing.assert_allclose(q, p, atol=1e-4)
+    blank = df.assign(probs="")
+    with pytest.raises(ValueError, match="no row has both"):
+        ro.fit_temperature_table(blank)
+    assert ro.with_temperature(blank, 2.0)["probs"].tolist() == [""] * len(df)
+
+
+def test_readout_scores_by_hand():
+    obs = [np.array([0.6, 0.4, 0.0]), np.array([0.1, 0.2, 0.7])]
+    pred = [np.array([0.9, 0.1, 0.0]), np.array([0.5, 0.3, 0.2])]
+    # cell 0: modal 1 = target 1 (right, conf .9); cell 1: modal 1, target 3 (wrong, NMAE 2/2 = 1, conf .5)
+    df = _table(obs, pred, n_valid=10 ** 6)
+    got = ro.readout_scores(df, n_bins=10, n_boot=100)
+    assert got["n"] == 2 and got["n_distribution"] == 2
+    assert got["accuracy"] == pytest.approx(0.5)
+    assert got["nmae"] == pytest.approx(0.5)
+    assert got["tv"] == pytest.approx((0.3 + 0.5) / 2)  # .5 * (.3 + .3), .5 * (.4 + .1 + .5)
+    assert got["jsd"] == pytest.approx(np.mean([jensenshannon(o, p, base=2) for o, p in zip(obs, pred)]))
+    rep = np.mean([ro.representativeness(o, p, [1, 2, 3]) for o, p in zip(obs, pred)])
+    assert got["representativeness"] == pytest.approx(rep)
+    # ECE: bins .9 -> acc 1 (gap .1), .5 -> acc 0 (gap .5), each half the cells
+    assert got["ece"] == pytest.approx(0.5 * 0.1 + 0.5 * 0.5)
+    # a million respondents: the region shrinks to ~0, neither prediction is inside
+    assert got["inside_share"] == 0.0
+    exact = ro.readout_scores(_table(obs, obs, n_valid=30), n_boot=100)
+    assert exact["inside_share"] == 1.0 and exact["tv"] == pytest.approx(0.0, abs=1e-6)
+    assert np.isnan(ro.readout_scores(df.drop(columns="n_valid"), n_boot=10)["inside_share"])
+
+
+def test_sampling_floor_matches_bootstrap_by_hand():
+    from sgvalues.calibration import bootstrap_distances
+
+    s = pd.DataFrame({"sample_id": ["a", "b"], "distribution": ['{"1": 0.5, "2": 0.5}', '{"1": 1.0, "2": 0.0}'],
+                      "n_valid": [30, 30]})
+    got = ro.sampling_floor(s, n_boot=300, seed=2)
+    want = np.mean([bootstrap_distances([0.5, 0.5], 30, 300, "tv", 2, "a").mean(), 0.0])
+    assert got["tv"] == pytest.approx(want) and got["n_distribution"] == 2
+    # TV of Binomial(30, .5)/30 from .5 is |k/30 - .5|: its mean by exact enumeration
+    from scipy.stats import binom
+    k = np.arange(31)
+    exact = np.sum(binom.pmf(k, 30, 0.5) * np.abs(k / 30 - 0.5)) / 2
+    assert got["tv"] == pytest.approx(exact, rel=0.15)
+
+
+def _write(df: pd.DataFrame, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df[PREDICTION_COLUMNS].to_csv(path, index=False)
+
+
+def test_run_readouts_on_a_hand_made_run_folder(tmp_path):
+    rng = np.random.default_rng(9)
+    qs = [f"Q{i}" for i in range(1, 9)]
+    samples = []
+    for split, groups in (("train", ("sex:Male", "sex:Female")), ("ood", ("age_group_x_religion:16-24|Muslim",))):
+        for q in qs:
+            for g in groups:
+                p = rng.dirichlet(np.ones(4))
+                samples.extend(make_samples([q], [g], split=split, target=int(np.argmax(p)) + 1, n_valid=50,
+                                            distribution={str(c): float(v) for c, v in zip(range(1, 5), p)}))
+    write_samples(samples, tmp_path / "data")
+
+    def preds(split, fn, tag):
+        rows = []
+        for s in samples:
+            if s["split"] != split:
+                continue
+            p = np.array([s["distribution"][str(c)] for c in range(1, 5)])
+            q = fn(p)
+            rows.append({**{k: s[k] for k in ("sample_id", "split", "question_id", "theme", "stratum", "subgroup",
+                                               "target", "scale_min", "scale_max")},
+                         "levels": json.dumps(s["levels"]), "prediction": int(np.argmax(q)) + 1, "status": "ok",
+                         "probs": _js(range(1, 5), q), "raw_output": "", "model": tag, "adapter": "",
+                         "distribution": _js(range(1, 5), p)})
+        _write(pd.DataFrame(rows), tmp_path / "predictions" / f"{tag}_{split}.csv")
+
+    sharpen = lambda p: ro.temperature_scale(p, 0.4)  # noqa: E731
+    preds("train", sharpen, "zeroshot")
+    preds("ood", sharpen, "zeroshot")
+    preds("ood", lambda p: np.full(4, 0.25), "uniform")
+    table, fit = ro.run_readouts(tmp_path, baselines=("uniform",), n_boot=50)
+    assert list(table.columns) == ro.READOUT_TABLE_COLUMNS
+    assert table["readout"].tolist() == ["logprob", "logprob_temperature", "uniform", "survey_noise"]
+    assert fit.temperature == pytest.approx(2.5, rel=1e-2) and fit.n_cells == 16
+    t = table.set_index("readout")
+    assert t.loc["logprob_temperature", "tv"] < 1e-3 < t.loc["logprob", "tv"]
+    assert t.loc["logprob", "accuracy"] == t.loc["logprob_temperature", "accuracy"] == 1.0
+    ood = [s for s in samples if s["split"] == "ood"]
+    uni_tv = np.mean([0.5 * np.abs(np.array(list(s["distribution"].values())) - 0.25).sum() for s in ood])
+    assert t.loc["uniform", "tv"] == pytest.approx(uni_tv, abs=1e-5)
+    assert t.loc["uniform", "n"] == 8 and t.loc["survey_noise", "n"] == 8
+    assert 0 < t.loc["survey_noise", "tv"] < t.loc["uniform", "tv"]
+    from sgvalues.baselines import noise_per_sample
+    assert t.loc["survey_noise", "accuracy"] == pytest.approx(noise_per_sample(ood, n_boot=50)["p_same_mode"].mean())
+    assert np.isnan(t.loc["survey_noise", "ece"])
+    with pytest.raises(FileNotFoundError, match="population_mode_ood.csv"):
+        ro.run_readouts(tmp_path, baselines=("population_mode",), n_boot=10)
