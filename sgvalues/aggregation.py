@@ -45,7 +45,7 @@ import pandas as pd
 from sgvalues.modal import parse_distribution
 from sgvalues.subgroups import parse_levels
 
-__all__ = ["GAP_COLUMNS", "aggregation_gaps", "aggregation_summary"]
+__all__ = ["GAP_COLUMNS", "aggregation_gaps", "aggregation_summary", "run_aggregation"]
 
 #: columns of :func:`aggregation_gaps` after the ``by`` columns
 GAP_COLUMNS = ["question_id", "stratum", "axis", "level", "single_subgroup", "n_cells", "coverage", "tv", "jsd"]
@@ -166,3 +166,26 @@ def aggregation_summary(gaps: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFr
            .agg(tv=("tv", "mean"), jsd=("jsd", "mean"), coverage=("coverage", "mean"), n=("tv", "size"))
            .reset_index())
     return out[cols]
+
+
+def run_aggregation(run_dir, tag: str = "zeroshot") -> pd.DataFrame:
+    """:func:`aggregation_gaps` of one model state in a run folder (train and OOD predictions stacked).
+
+    Reads ``<run_dir>/predictions/<tag>_train.csv`` and ``<tag>_ood.csv`` (whichever exist) and
+    the sizes in ``<run_dir>/data/subgroups.csv``. Returns :data:`GAP_COLUMNS` with ``tag``
+    first; an empty table when the state has no predictions.
+    """
+    from pathlib import Path
+
+    from sgvalues.evaluate import load_predictions, predictions_path
+
+    run_dir = Path(run_dir)
+    sizes_path = run_dir / "data" / "subgroups.csv"
+    if not sizes_path.is_file():
+        raise FileNotFoundError(f"{sizes_path}: not found; expected the run's prepared data folder")
+    frames = [load_predictions(p) for p in (predictions_path(run_dir, tag, s) for s in ("train", "ood"))
+              if p.is_file()]
+    if not frames:
+        return pd.DataFrame(columns=["tag"] + GAP_COLUMNS)
+    preds = pd.concat(frames, ignore_index=True).assign(tag=tag)
+    return aggregation_gaps(preds, pd.read_csv(sizes_path), by=["tag"])

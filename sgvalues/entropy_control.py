@@ -28,7 +28,8 @@ import pandas as pd
 
 from sgvalues.modal import parse_distribution
 
-__all__ = ["TERCILES", "answer_entropy", "add_entropy", "entropy_terciles", "entropy_explained"]
+__all__ = ["TERCILES", "CELL_COLUMNS", "answer_entropy", "add_entropy", "entropy_terciles", "entropy_explained",
+           "cell_errors"]
 
 #: labels of :func:`entropy_terciles`, lowest entropy first
 TERCILES = ("low", "middle", "high")
@@ -182,3 +183,51 @@ def entropy_explained(table: pd.DataFrame, error: str, group: str = "subgroup",
             "coefficients": dict(zip(covariates, map(float, beta[1:]))),
             "gap_raw": gap_raw, "gap_adjusted": gap_adj,
             "gap_explained": 1.0 - gap_adj / gap_raw if gap_raw > 0 else float("nan")}
+
+
+#: columns of :func:`cell_errors`
+CELL_COLUMNS = ["sample_id", "question_id", "stratum", "subgroup", "entropy", "n_valid", "log_n", "correct", "nmae",
+                "jsd"]
+
+
+def cell_errors(predictions: pd.DataFrame, samples: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per cell: the observed answers' entropy and size beside the prediction's errors.
+
+    Parameters
+    ----------
+    predictions : DataFrame
+        A predictions table with ``distribution`` (the observed shares).
+    samples : DataFrame, optional
+        ``sample_id, n_valid`` (the prepared samples); without it ``n_valid`` and ``log_n``
+        are NaN unless ``predictions`` has ``n_valid``.
+
+    Returns
+    -------
+    DataFrame
+        :data:`CELL_COLUMNS`: ``entropy`` (:func:`answer_entropy`), ``log_n`` = :math:`\\ln n`,
+        ``correct`` and ``nmae`` (:func:`sgvalues.metrics.score_samples`, invalid answers wrong)
+        and ``jsd`` (:func:`sgvalues.metrics.distribution_scores`, NaN without ``probs``).
+        Rows without an observed distribution are left out.
+    """
+    from sgvalues.metrics import distribution_scores, score_samples
+
+    if "distribution" not in predictions.columns:
+        raise ValueError("predictions: missing column 'distribution'; expected the observed answer shares (JSON)")
+    keep = predictions["distribution"].map(lambda d: d is not None and not (isinstance(d, float) and np.isnan(d))
+                                           and not (isinstance(d, str) and not d.strip()))
+    p = predictions[keep.astype(bool)]
+    out = score_samples(p)
+    out["jsd"] = distribution_scores(p)["jsd"].to_numpy()
+    out = add_entropy(out)
+    if samples is not None:
+        if not {"sample_id", "n_valid"} <= set(samples.columns):
+            raise ValueError("samples: expected columns sample_id and n_valid")
+        out = out.drop(columns=[c for c in ("n_valid",) if c in out.columns]).merge(
+            samples[["sample_id", "n_valid"]], on="sample_id", how="left")
+    n = pd.to_numeric(out["n_valid"], errors="coerce") if "n_valid" in out.columns else pd.Series(np.nan, out.index)
+    out["n_valid"] = n
+    out["log_n"] = np.log(n.where(n > 0))
+    for c in ("stratum", "subgroup", "question_id"):
+        if c not in out.columns:
+            out[c] = ""
+    return out[CELL_COLUMNS].reset_index(drop=True)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from sgvalues.aggregation import GAP_COLUMNS, aggregation_gaps, aggregation_summary
+from sgvalues.aggregation import GAP_COLUMNS, aggregation_gaps, aggregation_summary, run_aggregation
 
 
 def _p(*shares):
@@ -102,3 +102,25 @@ def test_summary_means_per_axis_and_stratum():
     eth = s[(s["axis"] == "ethnicity") & (s["stratum"] == "ethnicity_x_religion")]
     assert eth["tv"].item() == pytest.approx(0.3)
     assert aggregation_summary(got.iloc[:0]).empty
+
+
+def test_run_aggregation_reads_a_run_folder(tmp_path):
+    from sgvalues.evaluate import PREDICTION_COLUMNS
+
+    preds = _preds().drop(columns="tag")
+    for c in PREDICTION_COLUMNS:
+        if c not in preds.columns:
+            preds[c] = ""
+    preds = preds.assign(target=1, scale_min=1, scale_max=3, prediction=1, status="ok")
+    (tmp_path / "predictions").mkdir()
+    (tmp_path / "data").mkdir()
+    single = preds["subgroup"].str.count("_x_") == 0
+    preds[single][PREDICTION_COLUMNS].to_csv(tmp_path / "predictions" / "zeroshot_train.csv", index=False)
+    preds[~single][PREDICTION_COLUMNS].to_csv(tmp_path / "predictions" / "zeroshot_ood.csv", index=False)
+    with pytest.raises(FileNotFoundError, match="subgroups.csv"):
+        run_aggregation(tmp_path)
+    SIZES.to_csv(tmp_path / "data" / "subgroups.csv", index=False)
+    got = run_aggregation(tmp_path)
+    want = aggregation_gaps(_preds(), SIZES, by=["tag"]).assign(tag="zeroshot")
+    pd.testing.assert_frame_equal(got[["tag"] + GAP_COLUMNS], want[["tag"] + GAP_COLUMNS])
+    assert run_aggregation(tmp_path, tag="sft").empty

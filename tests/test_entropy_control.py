@@ -96,3 +96,22 @@ def test_add_entropy_column():
     assert ec.add_entropy(t)["entropy"].tolist() == pytest.approx([1.0, 0.0])
     with pytest.raises(ValueError, match="distribution"):
         ec.add_entropy(t.rename(columns={"distribution": "d"}))
+
+
+def test_cell_errors_joins_entropy_size_and_errors():
+    from sgvalues.metrics import distribution_scores
+
+    p = pd.DataFrame({"sample_id": ["a", "b", "c"], "question_id": "Q1", "stratum": "s",
+                      "subgroup": ["s:a", "s:b", "s:c"], "target": [1, 2, 1], "prediction": [1, 1, 2],
+                      "scale_min": 1, "scale_max": 3, "status": "ok",
+                      "probs": ['{"1": 0.8, "2": 0.1, "3": 0.1}', '{"1": 0.6, "2": 0.4, "3": 0.0}', ""],
+                      "distribution": ['{"1": 1.0, "2": 0.0, "3": 0.0}', '{"1": 0.25, "2": 0.5, "3": 0.25}', ""]})
+    samples = pd.DataFrame({"sample_id": ["a", "b", "c"], "n_valid": [30, 100, 50]})
+    got = ec.cell_errors(p, samples)
+    assert list(got.columns) == ec.CELL_COLUMNS
+    assert got["sample_id"].tolist() == ["a", "b"]  # c has no observed distribution
+    assert got["entropy"].tolist() == pytest.approx([0.0, 1.5 / math.log2(3)])
+    assert got["log_n"].tolist() == pytest.approx([math.log(30), math.log(100)])
+    assert got["correct"].tolist() == [1.0, 0.0] and got["nmae"].tolist() == pytest.approx([0.0, 0.5])
+    assert got["jsd"].tolist() == pytest.approx(distribution_scores(p.iloc[:2])["jsd"].tolist())
+    assert ec.cell_errors(p)["log_n"].isna().all()
