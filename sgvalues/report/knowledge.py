@@ -234,5 +234,5 @@ def plot_reliability(tables: Mapping[str, pd.DataFrame]):
         ax.scatter(t["confidence"], t["accuracy"], s=20 + 400 * t["share"], color=color, alpha=0.35)
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence of the modal answer",
            ylabel="share whose modal answer is the subgroup's")
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="lower right", fontsize="small")
     return fig
