@@ -255,7 +255,7 @@ def sampling_region(observed, n_valid: int, n_boot: int = 500, level: float = 0.
 
 
 def inside_sampling_region(predictions: pd.DataFrame, probs: str = "probs", n_boot: int = 500, level: float = 0.95,
-                           distance: str = "tv", seed: int = 0) -> pd.DataFrame:
+                           distance: str = "tv", seed: int = 0, cache: dict | None = None) -> pd.DataFrame:
     """Per cell: the prediction's distance to the observed distribution, the region's radius, inside or not.
 
     Parameters
@@ -267,6 +267,10 @@ def inside_sampling_region(predictions: pd.DataFrame, probs: str = "probs", n_bo
         without ``probs`` or ``distribution`` are left out.
     probs, n_boot, level, distance, seed
         As in :func:`modal_confidence` and :func:`sampling_region`.
+    cache : dict, optional
+        Radii already computed, keyed by ``(sample_id, n, n_boot, level, distance, seed)``; pass
+        the same dict when scoring several readouts of the same cells so each cell's bootstrap
+        runs once (and every readout is judged against the same region).
 
     Returns
     -------
@@ -293,8 +297,13 @@ def inside_sampling_region(predictions: pd.DataFrame, probs: str = "probs", n_bo
             continue
         n = row.get("n_effective")
         n = row["n_valid"] if n is None or pd.isna(n) else n
-        r = sampling_region(pv, int(round(float(n))), n_boot=n_boot, level=level, distance=distance, seed=seed,
-                            key=str(row["sample_id"]))
+        n = int(round(float(n)))
+        key = (str(row["sample_id"]), n, int(n_boot), float(level), distance, int(seed))
+        if cache is None or key not in cache:
+            r = sampling_region(pv, n, n_boot=n_boot, level=level, distance=distance, seed=seed, key=key[0])
+            if cache is not None:
+                cache[key] = r
+        r = cache[key] if cache is not None else r
         rows.append(i)
         dist.append(float(_distance(pv / pv.sum(), (qv / qv.sum())[None, :], distance)[0]))
         radius.append(r)

@@ -501,7 +501,8 @@ def with_temperature(predictions: pd.DataFrame, temperature: float, probs: str =
 
 
 def readout_scores(predictions: pd.DataFrame, probs: str = "probs", n_bins: int = 10, n_boot: int = 200,
-                   level: float = 0.95, region_distance: str = "tv", seed: int = 0) -> dict:
+                   level: float = 0.95, region_distance: str = "tv", seed: int = 0,
+                   region_cache: dict | None = None) -> dict:
     """Every chapter-09 score of one readout on one set of cells.
 
     Parameters
@@ -513,8 +514,9 @@ def readout_scores(predictions: pd.DataFrame, probs: str = "probs", n_bins: int 
         The readout's column (code -> probability JSON).
     n_bins : int
         Bins of the ECE (:func:`sgvalues.calibration.expected_calibration_error`).
-    n_boot, level, region_distance, seed
-        The sampling-uncertainty region (:func:`sgvalues.calibration.inside_sampling_region`).
+    n_boot, level, region_distance, seed, region_cache
+        The sampling-uncertainty region (:func:`sgvalues.calibration.inside_sampling_region`;
+        ``region_cache`` its ``cache``).
 
     Returns
     -------
@@ -539,7 +541,8 @@ def readout_scores(predictions: pd.DataFrame, probs: str = "probs", n_bins: int 
     conf = modal_confidence(df)
     inside = float("nan")
     if "n_valid" in df.columns and "distribution" in df.columns:
-        region = inside_sampling_region(df, n_boot=n_boot, level=level, distance=region_distance, seed=seed)
+        region = inside_sampling_region(df, n_boot=n_boot, level=level, distance=region_distance, seed=seed,
+                                        cache=region_cache)
         inside = float(region["inside"].mean()) if len(region) else float("nan")
     return {"n": int(overall["n"]), "n_distribution": len(tvs), "accuracy": float(overall["accuracy"]),
             "nmae": float(overall["nmae"]), "jsd": float(overall["jsd"]),
@@ -648,10 +651,12 @@ def run_readouts(run_dir, tag: str = "zeroshot", split: str = "ood", objective: 
         raise ValueError(f"{run_dir / 'data'}: no sample for {len(missing)} predicted cell(s), e.g. {missing[:3]}; "
                          "expected the run's own prepared samples")
 
+    radii: dict = {}  # each cell's bootstrap runs once for every readout
+
     def scores(df: pd.DataFrame) -> dict:
         df = df.drop(columns=[c for c in size_cols[1:] if c in df.columns]).merge(samples[size_cols], on="sample_id",
                                                                                    how="left")
-        return readout_scores(df, n_bins=n_bins, n_boot=n_boot, seed=seed)
+        return readout_scores(df, n_bins=n_bins, n_boot=n_boot, seed=seed, region_cache=radii)
 
     rows = [{"readout": "logprob", "kind": "model", "temperature": 1.0, **scores(model)},
             {"readout": "logprob_temperature", "kind": "model", "temperature": fit.temperature,

@@ -103,3 +103,17 @@ def test_inside_sampling_region_per_cell():
                                                                   key=row["sample_id"]))
     with pytest.raises(ValueError, match="n_valid"):
         cal.inside_sampling_region(df.drop(columns="n_valid"))
+
+
+def test_region_cache_reuses_radii_and_changes_nothing():
+    obs = '{"1": 0.5, "2": 0.3, "3": 0.2}'
+    df = pd.DataFrame({"sample_id": ["a", "b"], "distribution": [obs, obs], "n_valid": [30, 60],
+                       "probs": ['{"1": 0.4, "2": 0.4, "3": 0.2}', '{"1": 0.6, "2": 0.2, "3": 0.2}']})
+    cache: dict = {}
+    first = cal.inside_sampling_region(df, n_boot=100, cache=cache)
+    assert len(cache) == 2
+    cache[next(iter(cache))] = 99.0  # a planted radius is read back, not recomputed
+    again = cal.inside_sampling_region(df, n_boot=100, cache=cache)
+    assert again["radius"].iloc[0] == 99.0 and again["radius"].iloc[1] == first["radius"].iloc[1]
+    plain = cal.inside_sampling_region(df, n_boot=100)
+    assert plain["radius"].tolist() == first["radius"].tolist()
