@@ -58,6 +58,8 @@ __all__ = [
     "READOUT_BASELINES",
     "READOUT_TABLE_COLUMNS",
     "run_readouts",
+    "sampled_distribution",
+    "readout_predictions",
 ]
 
 #: the readouts chapter 09 compares (``evaluation.readouts``); only the first two need no new model pass
@@ -672,3 +674,129 @@ def run_readouts(run_dir, tag: str = "zeroshot", split: str = "ood", objective: 
                  "n": int(len(samples)), "accuracy": float(noise["estimate"].iloc[0]) if len(noise) else float("nan"),
                  **floor})
     return pd.DataFrame(rows).reindex(columns=READOUT_TABLE_COLUMNS), fit
+
+
+# --- readouts that need a model pass: turning its answers into predictions -----------------------
+
+def sampled_distribution(texts: Sequence, option_codes: Sequence) -> dict:
+    """The distribution of ``n`` sampled answers to one cell, each parsed like a structured answer.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        The sampled answers (temperature > 0, seeded by the caller).
+    option_codes : sequence
+        The question's codes.
+
+    Returns
+    -------
+    dict
+        ``status`` (``ok`` when at least one answer gave a code; else ``refused`` when every
+        answer was a refusal, ``unparseable`` otherwise), ``distribution`` (code -> share of the
+        answers that gave a code, every option listed), ``n_samples``, ``n_valid``,
+        ``n_refused``, ``n_unparseable``. Answers without a code are counted, never spread
+        over the options.
+
+    Notes
+    -----
+    :math:`\\hat q(x) = \\#\\{i : a_i = x\\} / \\#\\{i : a_i \\text{ is a code}\\}`, each answer
+    parsed by :func:`sgvalues.models.base.classify_text`.
+
+    Examples
+    --------
+    >>> d = sampled_distribution(["1", "2", "2", "I cannot answer that.", "banana"], [1, 2, 3])
+    >>> d["distribution"], d["n_valid"], d["n_refused"], d["n_unparseable"]
+    ({1: 0.3333333333333333, 2: 0.6666666666666666, 3: 0.0}, 3, 1, 1)
+    """
+    from sgvalues.models.base import classify_text
+
+    codes = [int(c) for c in option_codes]
+    if not codes:
+        raise ValueError("sampled_distribution: option_codes is empty; expected the question's codes")
+    counts = dict.fromkeys(codes, 0)
+    refused = unparseable = 0
+    for text in texts:
+        status, code = classify_text(text, [str(c) for c in codes])
+        if status == "ok":
+            counts[int(code)] += 1
+        elif status == "refused":
+            refused += 1
+        else:
+            unparseable += 1
+    n_valid = sum(counts.values())
+    if n_valid:
+        status, dist = "ok", {c: counts[c] / n_valid for c in codes}
+    else:
+        status = "refused" if refused and not unparseable else "unparseable"
+        dist = {}
+    return {"status": status, "distribution": dist, "n_samples": len(texts), "n_valid": n_valid,
+            "n_refused": refused, "n_unparseable": unparseable}
+
+
+#: the sample fields a readout's predictions table copies (the predictions contract)
+_COPIED = ("sample_id", "split", "question_id", "theme", "stratum", "subgroup", "target", "scale_min", "scale_max")
+
+
+def readout_predictions(samples, outputs: Mapping, readout: str, tolerance: float = 2.0,
+                        model: str = "") -> pd.DataFrame:
+    """A predictions table (ARCHITECTURE.md's contract) from a readout's raw model answers.
+
+    Parameters
+    ----------
+    samples : records or DataFrame
+        The cells (``sgvalues.split.load_samples``): ``sample_id``, ``options``,
+        ``distribution`` and the copied fields.
+    outputs : mapping sample_id -> answer
+        ``verbalised``: one text per cell; ``sampled``: a list of texts per cell. A cell
+        without an output is ``failed``.
+    readout : {"verbalised", "sampled"}
+    tolerance : float
+        Percentage points the verbalised percentages may miss 100 by (:func:`parse_verbalised`).
+    model : str
+        The ``model`` column.
+
+    Returns
+    -------
+    DataFrame
+        The predictions columns, ``probs`` the readout's distribution (blank when unparseable),
+        ``prediction`` its modal code (ties to the lowest), ``status`` ``ok``, ``unparseable``,
+        ``refused`` or ``failed``, plus ``parse_reason`` (why a verbalised answer was
+        unparseable; for sampled answers the counts of answers without a code).
+    """
+    if readout not in ("verbalised", "sampled"):
+        raise ValueError(f"readout = {readout!r}: expected 'verbalised' or 'sampled' (the others need no new answers)")
+    records = samples.to_dict("records") if isinstance(samples, pd.DataFrame) else list(samples)
+    rows = []
+    for s in records:
+        options = s["options"]
+        if isinstance(options, str):
+            options = json.loads(options)
+        codes = sorted(int(c) for c in options)
+        out = outputs.get(s["sample_id"])
+        base = {k: s.get(k, "") for k in _COPIED}
+        levels = s.get("levels", "")
+        base.update(levels=json.dumps(levels) if isinstance(levels, Mapping) else levels, model=model, adapter="",
+                    distribution=json.dumps(s["distribution"]) if isinstance(s["distribution"], Mapping)
+                    else s["distribution"])
+        if out is None:
+            rows.append({**base, "prediction": None, "status": "failed", "probs": "", "raw_output": "no output",
+                         "parse_reason": "no output"})
+            continue
+        if readout == "verbalised":
+            parsed = parse_verbalised(out, codes, tolerance)
+            status, dist, reason, raw = parsed.status, parsed.distribution, parsed.reason, str(out)
+        else:
+            texts = [out] if isinstance(out, str) else list(out)
+            d = sampled_distribution(texts, codes)
+            status, dist, raw = d["status"], d["distribution"], json.dumps(texts)
+            reason = f"{d['n_valid']} of {d['n_samples']} answers gave a code ({d['n_refused']} refused, " \
+                     f"{d['n_unparseable']} unparseable)"
+        pred = max(codes, key=lambda c: (dist[c], -c)) if dist else None
+        rows.append({**base, "prediction": pred, "status": status,
+                     "probs": json.dumps({str(c): round(v, 6) for c, v in dist.items()}) if dist else "",
+                     "raw_output": raw, "parse_reason": reason})
+    from sgvalues.evaluate import PREDICTION_COLUMNS
+
+    df = pd.DataFrame(rows, columns=PREDICTION_COLUMNS + ["parse_reason"])
+    df["prediction"] = df["prediction"].astype("Int64")
+    return df

@@ -296,3 +296,37 @@ def test_run_readouts_on_a_hand_made_run_folder(tmp_path):
     assert np.isnan(t.loc["survey_noise", "ece"])
     with pytest.raises(FileNotFoundError, match="population_mode_ood.csv"):
         ro.run_readouts(tmp_path, baselines=("population_mode",), n_boot=10)
+
+
+def test_sampled_distribution_counts_codes_and_never_guesses():
+    d = ro.sampled_distribution(["3", "3", "1", "The answer is 3", "no idea", "I'm sorry, I can't answer"], [1, 2, 3])
+    assert d["n_samples"] == 6 and d["n_valid"] == 4
+    assert d["distribution"] == pytest.approx({1: 0.25, 2: 0.0, 3: 0.75})
+    assert d["n_refused"] + d["n_unparseable"] == 2 and d["status"] == "ok"
+    none = ro.sampled_distribution(["banana", "kiwi"], [1, 2])
+    assert none["status"] == "unparseable" and none["distribution"] == {}
+
+
+def test_readout_predictions_follow_the_contract_and_count_failures():
+    from sgvalues.metrics import score
+
+    samples = make_samples(["Q1"], ["sex:Male", "sex:Female", "age_group:16-24"], target=2, n_options=3,
+                           distribution={"1": 0.2, "2": 0.5, "3": 0.3})
+    verbal = {"Q1_sex:Male": "1: 20%\n2: 50%\n3: 30%", "Q1_sex:Female": "1: 20%\n2: 50%"}
+    got = ro.readout_predictions(samples, verbal, "verbalised", model="m")
+    assert list(got.columns) == PREDICTION_COLUMNS + ["parse_reason"]
+    assert got["status"].tolist() == ["ok", "unparseable", "failed"]
+    assert got["parse_reason"].tolist()[1:] == ["options missing: [3]", "no output"]
+    assert got["prediction"].tolist()[0] == 2 and pd.isna(got["prediction"].iloc[1])
+    assert json.loads(got["probs"].iloc[0]) == {"1": 0.2, "2": 0.5, "3": 0.3} and got["probs"].iloc[1] == ""
+    s = score(got).iloc[0]  # invalid answers count as wrong; distributional scores over the parsed cell only
+    assert s["accuracy"] == pytest.approx(1 / 3) and s["invalid_rate"] == pytest.approx(2 / 3)
+    assert s["jsd"] == pytest.approx(0.0, abs=1e-6)
+    sampled = {"Q1_sex:Male": ["2", "2", "1", "3"], "Q1_sex:Female": ["x", "y"], "Q1_age_group:16-24": ["1", "1"]}
+    got = ro.readout_predictions(samples, sampled, "sampled")
+    assert got["status"].tolist() == ["ok", "unparseable", "ok"]
+    assert json.loads(got["probs"].iloc[0]) == {"1": 0.25, "2": 0.5, "3": 0.25}
+    assert got["prediction"].tolist()[2] == 1
+    assert got["parse_reason"].iloc[1].startswith("0 of 2 answers gave a code")
+    with pytest.raises(ValueError, match="readout"):
+        ro.readout_predictions(samples, {}, "logprob")
