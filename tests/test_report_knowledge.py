@@ -92,3 +92,24 @@ def test_reliability_figure_draws_each_readout():
     t = tables["logprob"][tables["logprob"]["n"] > 0]
     assert list(x) == pytest.approx(t["confidence"].tolist()) and list(y) == pytest.approx(t["accuracy"].tolist())
     plt.close(fig)
+
+
+def test_error_vs_entropy_figure_shows_the_group_means():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    cells = pd.DataFrame({"subgroup": ["a", "a", "b", "c"], "entropy": [0.2, 0.4, 0.6, 0.9],
+                          "n_valid": [30, 50, 80, 100], "jsd": [0.1, 0.3, 0.35, 0.5]})
+    means = page.group_means(cells, "jsd")
+    assert means["error"].tolist() == pytest.approx([0.2, 0.35, 0.5])
+    fig = page.plot_error_vs_entropy(means, "mean JSD")
+    ax = fig.axes[0]
+    pts = ax.collections[0].get_offsets()
+    assert np.allclose(pts, means[["entropy", "error"]].to_numpy())
+    line = ax.get_lines()[0].get_data()
+    slope = np.polyfit(means["entropy"], means["error"], 1)[0]
+    assert (line[1][-1] - line[1][0]) / (line[0][-1] - line[0][0]) == pytest.approx(slope)
+    plt.close(fig)

@@ -18,7 +18,7 @@ import pandas as pd
 from sgvalues.report.format import MISSING, fmt_delta, fmt_rate
 
 __all__ = ["PEERS_LABEL", "peer_figures", "readout_comparison", "temperature_sentence", "calibration_sentence",
-           "aggregation_sentence", "entropy_sentence", "plot_reliability"]
+           "aggregation_sentence", "entropy_sentence", "plot_reliability", "group_means", "plot_error_vs_entropy"]
 
 #: how a peer's figure is labelled beside ours
 PEERS_LABEL = "published"
@@ -225,6 +225,7 @@ def plot_reliability(tables: Mapping[str, pd.DataFrame]):
     import matplotlib.pyplot as plt
 
     from sgvalues.plots import COLUMN_WIDTH_IN, qualitative_colors
+    from sgvalues.report.figures import legend_below
 
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN * 0.7, COLUMN_WIDTH_IN * 0.6))
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
@@ -234,5 +235,55 @@ def plot_reliability(tables: Mapping[str, pd.DataFrame]):
         ax.scatter(t["confidence"], t["accuracy"], s=20 + 400 * t["share"], color=color, alpha=0.35)
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence of the modal answer",
            ylabel="share whose modal answer is the subgroup's")
-    ax.legend(loc="lower right", fontsize="small")
-    return fig
+    ax.legend()
+    return legend_below(fig, pad=0.04)
+
+
+def group_means(cells: pd.DataFrame, error: str, group: str = "subgroup") -> pd.DataFrame:
+    """Per group: mean ``error``, mean ``entropy`` and the number of respondents behind a cell (mean ``n_valid``).
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"subgroup": ["a", "a", "b"], "entropy": [0.2, 0.4, 0.9], "n_valid": [30, 50, 100],
+    ...                   "jsd": [0.1, 0.3, 0.5]})
+    >>> group_means(c, "jsd").round(3).to_dict("records")
+    [{'subgroup': 'a', 'error': 0.2, 'entropy': 0.3, 'n_valid': 40.0, 'n_cells': 2}, \
+{'subgroup': 'b', 'error': 0.5, 'entropy': 0.9, 'n_valid': 100.0, 'n_cells': 1}]
+    """
+    return (cells.dropna(subset=[error, "entropy"]).groupby(group, sort=True)
+            .agg(error=(error, "mean"), entropy=("entropy", "mean"), n_valid=("n_valid", "mean"),
+                 n_cells=(error, "size"))
+            .reset_index())
+
+
+def plot_error_vs_entropy(means: pd.DataFrame, error_label: str = "mean error", group: str = "subgroup"):
+    """Each group's mean error against the mean entropy of its answers, marker area by its size.
+
+    Parameters
+    ----------
+    means : DataFrame
+        :func:`group_means`.
+
+    Returns
+    -------
+    matplotlib Figure
+        With the least-squares line of error on entropy (the regression of
+        :func:`sgvalues.entropy_control.entropy_explained`).
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from sgvalues.plots import BOOK_COLORS, COLUMN_WIDTH_IN
+    from sgvalues.report.figures import legend_below
+
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN * 0.75, COLUMN_WIDTH_IN * 0.55))
+    size = means["n_valid"].fillna(means["n_valid"].median() if means["n_valid"].notna().any() else 30)
+    ax.scatter(means["entropy"], means["error"], s=10 + 90 * size / max(float(size.max()), 1.0),
+               color=BOOK_COLORS[0], alpha=0.7, label=f"a {group} (area: respondents per cell)")
+    if len(means) >= 2 and means["entropy"].nunique() > 1:
+        slope, intercept = np.polyfit(means["entropy"], means["error"], 1)
+        xs = np.linspace(float(means["entropy"].min()), float(means["entropy"].max()), 20)
+        ax.plot(xs, intercept + slope * xs, color=BOOK_COLORS[1], lw=1.5, label="least-squares line")
+    ax.set(xlabel="mean normalised entropy of the answers", ylabel=error_label)
+    ax.legend()
+    return legend_below(fig, pad=0.08)
