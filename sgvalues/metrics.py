@@ -222,7 +222,10 @@ def distribution_scores(predictions: pd.DataFrame) -> pd.DataFrame:
         qm = np.stack([r[1] for r in rows])
         pm = np.stack([r[2] for r in rows])
         x = np.asarray(codes, dtype=float)
-        jsd[idx] = jensenshannon(pm, qm, base=2, axis=1)
+        with np.errstate(invalid="ignore"):  # scipy takes sqrt of a divergence rounding to -1e-17
+            d = jensenshannon(pm, qm, base=2, axis=1)
+        # that NaN is a distance of 0 between (nearly) equal distributions, not a missing row
+        jsd[idx] = np.where(np.isnan(d) & np.isclose(pm, qm, rtol=0, atol=1e-6).all(axis=1), 0.0, d)
         width = hi[idx] - lo[idx]
         if not (width > 0).all():
             bad = int(idx[np.argmin(width > 0)])

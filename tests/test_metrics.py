@@ -190,3 +190,21 @@ def test_tied_targets_expected_answer_and_contract_errors():
     assert metrics.distribution_scores(p)["nmae_expected"].iloc[0] == pytest.approx(0.5 / 3)
     with pytest.raises(ValueError, match="does not hold its target 2"):
         metrics.tied_targets(pd.DataFrame({"sample_id": ["s1"], "target": [2], "targets": ["[1, 3]"]}))
+
+
+def test_jsd_of_nearly_equal_distributions_is_zero_not_missing():
+    """scipy's jensenshannon returns NaN (sqrt of a divergence rounded below 0) for shares 28/78,
+    14/78, 36/78 against the same shares rounded to 6 decimals; the row must score 0 and count."""
+    from scipy.spatial.distance import jensenshannon
+
+    shares = np.array([28, 14, 36]) / 78
+    rounded = np.round(shares, 6)
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(jensenshannon(rounded[None], shares[None], base=2, axis=1)).all()  # the trap
+    probs = json.dumps({str(c): float(v) for c, v in zip((1, 2, 3), rounded)})
+    dist = json.dumps({str(c): float(v) for c, v in zip((1, 2, 3), shares)})
+    df = pd.DataFrame({"prediction": [3], "target": [3], "scale_min": 1, "scale_max": 3, "status": "ok",
+                       "probs": [probs], "distribution": [dist]})
+    got = metrics.distribution_scores(df)
+    assert got["jsd"].iloc[0] == 0.0
+    assert metrics.score(df)["jsd"].iloc[0] == 0.0
