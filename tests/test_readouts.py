@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+
+from sgvalues.tables import targets_json
 from scipy.spatial.distance import jensenshannon
 from scipy.special import softmax
 
@@ -272,7 +274,7 @@ def test_run_readouts_on_a_hand_made_run_folder(tmp_path):
                                                "target", "scale_min", "scale_max")},
                          "levels": json.dumps(s["levels"]), "prediction": int(np.argmax(q)) + 1, "status": "ok",
                          "probs": _js(range(1, 5), q), "raw_output": "", "model": tag, "adapter": "",
-                         "distribution": _js(range(1, 5), p)})
+                         "distribution": _js(range(1, 5), p), "targets": targets_json(s)})
         _write(pd.DataFrame(rows), tmp_path / "predictions" / f"{tag}_{split}.csv")
 
     sharpen = lambda p: ro.temperature_scale(p, 0.4)  # noqa: E731

@@ -224,12 +224,14 @@ def plot_reliability(tables: Mapping[str, pd.DataFrame]):
     """
     import matplotlib.pyplot as plt
 
-    from sgvalues.plots import COLUMN_WIDTH_IN, qualitative_colors
+    from itertools import cycle
+
+    from sgvalues.plots import BOOK_COLORS, COLUMN_WIDTH_IN
     from sgvalues.report.figures import legend_below
 
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN * 0.7, COLUMN_WIDTH_IN * 0.6))
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
-    for (name, t), color in zip(tables.items(), qualitative_colors(max(len(tables), 1))):
+    for (name, t), color in zip(tables.items(), cycle(BOOK_COLORS)):
         t = t[t["n"] > 0]
         ax.plot(t["confidence"], t["accuracy"], marker="o", color=color, label=_READOUT_WORDS.get(name, name))
         ax.scatter(t["confidence"], t["accuracy"], s=20 + 400 * t["share"], color=color, alpha=0.35)
