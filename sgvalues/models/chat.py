@@ -19,7 +19,8 @@ part of a prompt before the persona.
 The outcome, a *rendering*, is one of :data:`RENDERINGS`: ``system`` (the template's own
 system turn), ``folded`` (system text at the start of the first user turn), ``transcript`` (no
 chat template: a plain ``role: text`` transcript ending in ``assistant:``) or ``server`` (an
-OpenAI-compatible server renders the messages itself). Runs record it in their manifest.
+OpenAI-compatible server renders the messages itself) or ``messages`` (the dummy model reads
+the messages as they are). Runs record it in their manifest.
 
 Example
 -------
@@ -44,7 +45,7 @@ __all__ = ["SYSTEM_ROLES", "RENDERINGS", "RENDERING_FILE", "template_accepts_sys
 #: values of ``model.system_role``
 SYSTEM_ROLES: tuple[str, ...] = ("auto", "yes", "fold")
 #: how a model's prompts were rendered (see the module docstring)
-RENDERINGS: tuple[str, ...] = ("system", "folded", "transcript", "server")
+RENDERINGS: tuple[str, ...] = ("system", "folded", "transcript", "server", "messages")
 #: the file in a run folder where the stages note each model's rendering
 RENDERING_FILE = "rendering.json"
 
@@ -124,16 +125,22 @@ def render_chat(tokenizer, messages, rendering: str, add_generation_prompt: bool
     return "".join(f"{m['role']}: {m['content']}\n" for m in msgs) + ("assistant:" if add_generation_prompt else "")
 
 
-def record_rendering(run_dir: str | Path, model_id: str, rendering: str) -> None:
-    """Note in ``<run_dir>/rendering.json`` which rendering a model's prompts got.
+def record_rendering(run_dir: str | Path, section: str, rendering: str) -> None:
+    """Note in ``<run_dir>/rendering.json`` which rendering the model of a params section got.
 
-    ``sgvalues run`` copies the file's mapping (model id -> rendering) into the manifest.
+    ``section`` is ``model``, ``judge.reference`` or ``judge.judge``; ``sgvalues run`` copies the
+    file's mapping (section -> rendering) into the manifest as ``rendering``.
+
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> record_rendering(d, "model", "folded"); read_renderings(d)
+    {'model': 'folded'}
     """
     path = Path(run_dir) / RENDERING_FILE
     current = read_renderings(run_dir)
-    if current.get(model_id) == rendering:
+    if current.get(section) == rendering:
         return
-    current[model_id] = rendering
+    current[section] = rendering
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(current, indent=1, sort_keys=True) + "\n")
 
