@@ -162,7 +162,7 @@ def dummy_from_spec(spec, adapter=None) -> DummyModel:
 
     Without an adapter the seed is 0. A LoRA adapter folder (as ``sgvalues train`` writes for a
     ``dummy`` run, on the tiny stand-in model of :mod:`sgvalues.models.tiny`) changes the seed
-    to the first 8 hex digits of its :func:`~sgvalues.models.cache.adapter_identity`, so the
+    to the first 8 hex digits of the SHA-256 of its :func:`~sgvalues.models.cache.adapter_identity`, so the
     "fine-tuned" answers differ from the base ones, deterministically. The messages are
     folded (:func:`sgvalues.prompts.fold_system`) when ``spec.system_role`` is ``fold``.
     """
@@ -170,7 +170,8 @@ def dummy_from_spec(spec, adapter=None) -> DummyModel:
 
     adapter = adapter if adapter is not None else getattr(spec, "adapter", None)
     ident = adapter_identity(adapter) if adapter else ""
-    model = DummyModel(spec.name, seed=int(ident[:8], 16) if ident else 0)
+    seed = int(hashlib.sha256(ident.encode()).hexdigest()[:8], 16) if ident else 0
+    model = DummyModel(spec.name, seed=seed)
     model.adapter_id = ident
     if getattr(spec, "system_role", "auto") == "fold":
         model.rendering = "folded"
