@@ -1,0 +1,91 @@
+"""The backend registry (``sgvalues.models.registry``), ``model.system_role`` and the dummy params."""
+
+from __future__ import annotations
+
+import pytest
+from factories import params_error
+
+from sgvalues.models import backend_names, load_model, register_backend, unregister_backend
+from sgvalues.models.chat import fit_messages, rendering_for, template_accepts_system
+from sgvalues.models.dummy import DummyModel
+from sgvalues.params import ModelSpec, Params, load_params
+
+
+def test_builtin_backends_are_registered_and_load_model_looks_them_up():
+    assert set(backend_names()) >= {"hf", "openai", "embedded", "dummy"}
+    model = load_model(ModelSpec(backend="dummy", name="x"))
+    assert isinstance(model, DummyModel) and model.model_id == "dummy:x:0"
+
+
+def test_a_third_party_backend_registers_itself_by_decorator_and_by_call():
+    made = []
+
+    @register_backend("echo-test")
+    def echo(spec, adapter=None, batch_size=16):
+        made.append((spec.name, batch_size))
+        return DummyModel(f"echo-{spec.name}")
+
+    try:
+        # params accept the new name only once it is registered
+        p = Params.from_dict({"name": "t", "model": {"backend": "echo-test", "name": "m"}})
+        assert load_model(p.model, batch_size=3).model_id == "dummy:echo-m:0" and made == [("m", 3)]
+        with pytest.raises(ValueError, match="already registered"):
+            register_backend("echo-test", lambda spec, adapter=None, batch_size=16: None)
+        register_backend("echo-test", lambda spec, adapter=None, batch_size=16: DummyModel("second"), replace=True)
+        assert load_model(p.model).model_id == "dummy:second:0"
+    finally:
+        unregister_backend("echo-test")
+    with pytest.raises(ValueError, match="echo-test"):
+        Params.from_dict({"name": "t", "model": {"backend": "echo-test", "name": "m"}})
+    with pytest.raises(ValueError, match="built in"):
+        unregister_backend("hf")
+
+
+def test_unknown_backend_and_bad_system_role_name_the_file_and_key(tmp_path):
+    path, msg = params_error(tmp_path, "model:\n  backend: vllm\n")
+    assert path in msg and "backend = 'vllm'" in msg and "hf, embedded, openai, dummy" in msg
+    path, msg = params_error(tmp_path, "model:\n  system_role: never\n")
+    assert path in msg and "system_role = 'never'" in msg and "auto, yes, fold" in msg
+
+
+def test_system_role_values_and_yaml_booleans(tmp_path):
+    for text, expected in (("auto", "auto"), ("fold", "fold"), ("yes", "yes"), ("'yes'", "yes"), ("no", "fold")):
+        f = tmp_path / "p.yaml"
+        f.write_text(f"name: p\nmodel:\n  system_role: {text}\n")
+        assert load_params(f).model.system_role == expected
+    assert Params.from_dict({"name": "p"}).model.system_role == "auto"
+
+
+class _Tok:
+    """A stand-in tokenizer whose template rejects (or drops) the system role."""
+
+    bos_token = eos_token = ""
+
+    def __init__(self, template):
+        self.chat_template = template
+
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True):
+        if self.chat_template == "raise" and messages[0]["role"] == "system":
+            raise ValueError("System role not supported")
+        keep = [m for m in messages if self.chat_template != "drop" or m["role"] != "system"]
+        return "".join(f"<{m['role']}>{m['content']}" for m in keep) + ("<assistant>" if add_generation_prompt else "")
+
+
+def test_rendering_rule():
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "Q\n\nP"}]
+    accepts, raises, drops = _Tok("ok"), _Tok("raise"), _Tok("drop")
+    assert [template_accepts_system(t) for t in (accepts, raises, drops)] == [True, False, False]
+    assert [rendering_for(t, "auto") for t in (accepts, raises, drops)] == ["system", "folded", "folded"]
+    assert rendering_for(accepts, "fold") == "folded" and rendering_for(accepts, "yes") == "system"
+    with pytest.raises(ValueError, match="model.system_role = 'yes': this model's chat template rejects"):
+        rendering_for(raises, "yes")
+    assert fit_messages(msgs, "folded") == [{"role": "user", "content": "S\n\nQ\n\nP"}]
+    assert fit_messages(msgs, "system") == msgs
+
+
+def test_dummy_params_load_and_every_section_uses_the_dummy_backend():
+    p = load_params("params/dummy.yaml")
+    assert {p.model.backend, p.judge.judge.backend, p.judge.reference.backend} == {"dummy"}
+    a, b = (load_model(p.model).score_options([__import__("sgvalues.models", fromlist=["ScoreRequest"]).ScoreRequest(
+        [{"role": "user", "content": "1 or 2?"}], ("1", "2"))]) for _ in range(2))
+    assert a == b and sum(a[0].values()) == pytest.approx(1.0)
