@@ -201,6 +201,8 @@ def evaluate_run_orders(params, run_dir: str | Path, split: str, tag: str,
     from sgvalues.evaluate import run_samples
     from sgvalues.models import load_model
     from sgvalues.models.cache import ResponseCache
+    from sgvalues.models.chat import record_rendering
+
     ev = params.evaluation
     orders = list(orders or ev.option_orders)
     if orders == ["as_asked"]:
@@ -210,6 +212,7 @@ def evaluate_run_orders(params, run_dir: str | Path, split: str, tag: str,
     own = model is None
     if own:
         model = load_model(params.model, adapter=adapter, batch_size=ev.batch_size)
+    record_rendering(run_dir, "model", model.rendering)
     try:
         table = evaluate_option_orders(samples, model, orders, mode=ev.mode, batch_size=ev.batch_size,
                                        cache=cache, temperature=ev.temperature,

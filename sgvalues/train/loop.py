@@ -54,10 +54,12 @@ KEEP_CHECKPOINTS = 2
 
 
 def resolve_model_path(name: str) -> str:
-    """``"smollm2-135m"`` -> the embedded model's cached folder; anything else unchanged."""
-    from sgvalues.models.embedded import EMBEDDED_NAME, embedded_model_dir
+    """``"smollm2-135m"`` -> the embedded model's cached folder; anything else unchanged
+    (a missing folder is a :class:`~sgvalues.models.loading.ModelLoadError`)."""
+    from sgvalues.models.loading import resolve_model_path as resolve
+    from sgvalues.params import ModelSpec
 
-    return str(embedded_model_dir()) if name == EMBEDDED_NAME else name
+    return resolve(ModelSpec(name=name))[0]
 
 
 def _weights_spec(spec):
