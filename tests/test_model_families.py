@@ -167,7 +167,7 @@ def test_lora_training_steps_then_evaluation_with_the_adapter(family_dirs, famil
     summary = json.loads((run / "train_summary.json").read_text())
     assert summary["n_steps"] == 2 and math.isfinite(summary["final_loss"])
     assert (adapter / "adapter_config.json").is_file()
-    assert read_renderings(run) == {"model": "folded" if family == "gemma" else "system"}
+    assert read_renderings(run) == {"training": "folded" if family == "gemma" else "system"}
     tuned = load_model(params.model, adapter=adapter, batch_size=4)
     probs = [a.probs for a in tuned.score_answers([sample_request(s) for s in _samples()])]
     assert all(sum(p.values()) == pytest.approx(1.0, abs=1e-9) for p in probs)

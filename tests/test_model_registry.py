@@ -89,3 +89,42 @@ def test_dummy_params_load_and_every_section_uses_the_dummy_backend():
     a, b = (load_model(p.model).score_options([__import__("sgvalues.models", fromlist=["ScoreRequest"]).ScoreRequest(
         [{"role": "user", "content": "1 or 2?"}], ("1", "2"))]) for _ in range(2))
     assert a == b and sum(a[0].values()) == pytest.approx(1.0)
+
+
+def test_the_embedded_backend_is_the_hf_backend_on_the_embedded_model(monkeypatch):
+    import sgvalues.models.hf as hf
+
+    seen = []
+
+    class FakeHF:
+        def __init__(self, spec, adapter=None, batch_size=16):
+            seen.append((spec.backend, spec.name, spec.cpu_threads, adapter, batch_size))
+
+    monkeypatch.setattr(hf, "HFModel", FakeHF)
+    p = Params.from_dict({"name": "e", "model": {"backend": "embedded", "name": "ignored", "cpu_threads": 1}})
+    load_model(p.model, adapter="a", batch_size=5)
+    assert seen == [("hf", "smollm2-135m", 1, "a", 5)]
+
+
+def test_openai_folds_only_when_asked(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    from sgvalues.models.openai_backend import OpenAIModel
+
+    auto = OpenAIModel(ModelSpec(backend="openai", name="m"))
+    fold = OpenAIModel(ModelSpec(backend="openai", name="m", system_role="fold"))
+    assert (auto.rendering, fold.rendering) == ("server", "folded")
+    assert "rendering" not in auto.decoding_key() and fold.decoding_key()["rendering"] == "folded"
+    import types
+
+    sent = []
+
+    def create(**kwargs):
+        sent.append(kwargs["messages"])
+        msg = types.SimpleNamespace(content="3")
+        return types.SimpleNamespace(choices=[types.SimpleNamespace(message=msg, logprobs=None)])
+
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
+    for model in (auto, fold):
+        model.client = types.SimpleNamespace(chat=types.SimpleNamespace(completions=types.SimpleNamespace(create=create)))
+        assert model._create(msgs, 4, 0.0, logprobs=False) == ("3", None)
+    assert sent == [msgs, [{"role": "user", "content": "S\n\nU"}]]

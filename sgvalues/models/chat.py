@@ -128,7 +128,9 @@ def render_chat(tokenizer, messages, rendering: str, add_generation_prompt: bool
 def record_rendering(run_dir: str | Path, section: str, rendering: str) -> None:
     """Note in ``<run_dir>/rendering.json`` which rendering the model of a params section got.
 
-    ``section`` is ``model``, ``judge.reference`` or ``judge.judge``; ``sgvalues run`` copies the
+    ``section`` is ``model``, ``training`` (the model LoRA trains: the same as ``model`` except for
+    the dummy backend, which trains a tiny stand-in), ``judge.reference`` or ``judge.judge``;
+    ``sgvalues run`` copies the
     file's mapping (section -> rendering) into the manifest as ``rendering``.
 
     >>> import tempfile

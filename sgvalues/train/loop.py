@@ -359,7 +359,7 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
     encode = encode_distribution_sample if t.objective == "distribution" else encode_sample
     rendering = rendering_for(tokenizer, params.model.system_role, model_where(params.model, "system_role"))
     if main_proc:
-        record_rendering(run_dir_data, "model", rendering)
+        record_rendering(run_dir_data, "training", rendering)
     examples = [encode(tokenizer, s, rendering=rendering) for s in samples]
     if t.reweight != "none":
         nmae = base_subgroup_nmae(params, run_dir_data) if t.reweight == "error" else None
