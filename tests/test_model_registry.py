@@ -128,3 +128,33 @@ def test_openai_folds_only_when_asked(monkeypatch):
         model.client = types.SimpleNamespace(chat=types.SimpleNamespace(completions=types.SimpleNamespace(create=create)))
         assert model._create(msgs, 4, 0.0, logprobs=False) == ("3", None)
     assert sent == [msgs, [{"role": "user", "content": "S\n\nU"}]]
+
+
+def test_dummy_params_run_evaluate_train_and_judge_quickly(tmp_path, monkeypatch, make_samples):
+    """The stages of ``params/dummy.yaml`` on a few samples: evaluation and the judge answer with
+    DummyModel; training runs LoRA steps on the tiny Llama-family stand-in, and its adapter
+    changes the dummy's answers (another seed)."""
+    from sgvalues import judge
+    from sgvalues import train as T
+    from sgvalues.evaluate import evaluate_run
+    from sgvalues.models.chat import read_renderings
+    from sgvalues.split import write_samples
+
+    monkeypatch.setenv("SGVALUES_CACHE", str(tmp_path / "cache"))
+    samples = make_samples(questions=("Q1", "Q2"), split="train") + make_samples(questions=("Q1", "Q2"))
+    for i, s in enumerate(samples):
+        s["sample_id"] += f"_{s['split']}"
+        s["target"] = 1 + i % 4
+    run = tmp_path / "run"
+    write_samples(samples, run / "data")
+    p = load_params("params/dummy.yaml")
+    base = evaluate_run(p, run, "ood", "base", cache=False)
+    assert len(base) == 6 and (base["status"] == "ok").all()
+    adapter = T.train_run(p, run, verbose=False)
+    assert (adapter / "adapter_config.json").is_file()
+    sft = evaluate_run(p, run, "ood", "sft", adapter=adapter, cache=False)
+    assert list(sft["probs"]) != list(base["probs"])
+    tables = judge.judge_run(p, run, data_dir=run / "data", log=None)
+    assert set(tables["verdicts"]["verdict"]) <= {"A", "B", "tie"} and len(tables["verdicts"]) > 0
+    assert read_renderings(run) == {"model": "messages", "training": "system", "judge.reference": "messages",
+                                    "judge.judge": "messages"}

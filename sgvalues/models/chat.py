@@ -68,6 +68,17 @@ def template_accepts_system(tokenizer) -> bool:
     the result (some templates drop it silently). The answer is cached per template text, so
     each tokenizer is probed once per process. A tokenizer without a chat template "accepts"
     it: the plain transcript has a ``system:`` line.
+
+    Examples
+    --------
+    >>> class Gemmaish:  # a template that raises on a system message, as Gemma's does
+    ...     chat_template, bos_token, eos_token = "raises on system", "<bos>", "<eos>"
+    ...     def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True):
+    ...         if messages[0]["role"] == "system":
+    ...             raise ValueError("System role not supported")
+    ...         return "".join(m["content"] for m in messages)
+    >>> template_accepts_system(Gemmaish()), rendering_for(Gemmaish(), "auto")
+    (False, 'folded')
     """
     template = getattr(tokenizer, "chat_template", None)
     if not template:
@@ -118,6 +129,14 @@ def render_chat(tokenizer, messages, rendering: str, add_generation_prompt: bool
 
     The transcript (no chat template, a base model) is ``role: content`` lines ending with
     ``assistant:`` when ``add_generation_prompt``.
+
+    >>> class Base:  # a base model's tokenizer: no chat template
+    ...     chat_template = None
+    >>> print(render_chat(Base(), [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}], "folded"))
+    user: S
+    <BLANKLINE>
+    U
+    assistant:
     """
     msgs = fit_messages(messages, rendering)
     if getattr(tokenizer, "chat_template", None):

@@ -111,7 +111,21 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def explain(exc: BaseException, spec) -> ModelLoadError | None:
-    """The :class:`ModelLoadError` for an exception raised while loading ``spec``, or ``None``."""
+    """The :class:`ModelLoadError` for an exception raised while loading ``spec``, or ``None``.
+
+    Read from the exception and its causes: a ``GatedRepoError`` or "gated repo" (gated model),
+    ``LocalEntryNotFoundError``/``OfflineModeIsEnabled`` or "couldn't connect" (not cached while
+    offline), ``RepositoryNotFoundError`` or "not a valid model identifier" (unknown id).
+
+    Examples
+    --------
+    >>> from sgvalues.params import ModelSpec
+    >>> err = OSError("We couldn't connect to 'https://huggingface.co' to load the files")
+    >>> explain(err, ModelSpec(name="org/m")).problem.startswith("not in the local Hugging Face cache")
+    True
+    >>> explain(KeyError("x"), ModelSpec(name="org/m")) is None
+    True
+    """
     chain = _chain(exc)
     names = {type(e).__name__ for e in chain}
     text = " ".join(str(e) for e in chain).lower()

@@ -78,7 +78,13 @@ def backend_names() -> tuple[str, ...]:
 
 
 def get_backend(name: str) -> Callable:
-    """The factory registered under ``name``; ``ValueError`` listing the names otherwise."""
+    """The factory registered under ``name``; ``ValueError`` listing the names otherwise.
+
+    >>> get_backend("vllm")
+    Traceback (most recent call last):
+    ...
+    ValueError: model.backend = 'vllm': expected one of hf, embedded, openai, dummy (or register another with sgvalues.models.register_backend)
+    """
     try:
         return _BACKENDS[name]
     except KeyError:
