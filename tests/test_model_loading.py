@@ -152,3 +152,12 @@ def test_training_loads_through_the_same_checks(tmp_path):
     params = load_params(_params(tmp_path, "./models/absent"))
     with pytest.raises(loading.ModelLoadError, match=r"newmodel.yaml: model.name = './models/absent': no such folder"):
         T.build_model(params)
+
+
+def test_system_role_yes_with_a_template_that_rejects_it_is_one_line(tmp_path, run_dir, capsys):
+    gemma = build_tiny_model(tmp_path / "gemma", "gemma")
+    params = _params(tmp_path, str(gemma), "  system_role: 'yes'\n")
+    line = _one_line(capsys, _evaluate(params, run_dir))
+    assert line == (f"sgvalues evaluate: error: {params}: model.system_role = 'yes': this model's chat template "
+                    "rejects (or drops) the system message; expected 'auto' or 'fold' (the system text is then "
+                    "folded into the first user turn)")

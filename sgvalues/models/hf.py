@@ -248,7 +248,7 @@ class HFModel(Model):
             torch.set_num_threads(int(spec.cpu_threads))
         self.tokenizer = load_tokenizer(path, spec)
         self.rendering = rendering_for(self.tokenizer, getattr(spec, "system_role", "auto"),
-                                       model_where(spec, "system_role"))
+                                       model_where(spec, "system_role", value=False))
         quiet_transformers()
         quant, self.quantization = quantization_config(getattr(spec, "quantization", None), self.device.type)
         check_memory(path, spec, str(dtype).replace("torch.", ""), str(self.device), self.quantization)

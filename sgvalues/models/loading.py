@@ -36,14 +36,19 @@ class ModelLoadError(ValueError):
         super().__init__(f"{where}: {problem}" + (f"; {remedy}" if remedy else ""))
 
 
-def model_where(spec, key: str = "name") -> str:
+def model_where(spec, key: str = "name", value: bool = True) -> str:
     """``"params/x.yaml: model.name = 'org/m'"``: the params file and key a spec came from.
 
     ``sgvalues.params`` notes each model section's file and key (``spec.origin``); a spec
-    built in code says ``<params>: model``.
+    built in code says ``<params>: model``. ``value=False`` leaves out `` = <value>``.
+
+    >>> from sgvalues.params import ModelSpec
+    >>> model_where(ModelSpec(name="org/m")), model_where(ModelSpec(), "system_role", value=False)
+    ("<params>: model.name = 'org/m'", '<params>: model.system_role')
     """
     source, section = getattr(spec, "origin", None) or ("<params>", "model")
-    return f"{source}: {section}.{key} = {getattr(spec, key, None)!r}"
+    where = f"{source}: {section}.{key}"
+    return f"{where} = {getattr(spec, key, None)!r}" if value else where
 
 
 def hf_cache_dir() -> str:

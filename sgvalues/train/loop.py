@@ -357,7 +357,7 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
     started = time.time()
     model, tokenizer = build_model(params, dtype=dtype)
     encode = encode_distribution_sample if t.objective == "distribution" else encode_sample
-    rendering = rendering_for(tokenizer, params.model.system_role, model_where(params.model, "system_role"))
+    rendering = rendering_for(tokenizer, params.model.system_role, model_where(params.model, "system_role", value=False))
     if main_proc:
         record_rendering(run_dir_data, "training", rendering)
     examples = [encode(tokenizer, s, rendering=rendering) for s in samples]
