@@ -415,6 +415,7 @@ def evaluate_run(params, run_dir: str | Path, split: str = "ood", tag: str = "ba
     """
     from sgvalues.models import load_model
     from sgvalues.models.cache import ResponseCache
+    from sgvalues.models.chat import record_rendering
 
     if split not in ("ood", "train"):
         raise ValueError(f"split must be 'ood' or 'train', got {split!r}")
@@ -429,6 +430,7 @@ def evaluate_run(params, run_dir: str | Path, split: str = "ood", tag: str = "ba
     own = model is None
     if own:
         model = load_model(params.model, adapter=adapter, batch_size=ev.batch_size)
+    record_rendering(run_dir, "model", model.rendering)
     try:
         started = time.time()
         df = evaluate_samples(samples, model, mode=mode, batch_size=ev.batch_size, cache=cache,

@@ -498,6 +498,8 @@ def evaluate_run_orders(params, run_dir: str | Path, split: str, tag: str,
     from sgvalues.evaluate import run_samples
     from sgvalues.models import load_model
     from sgvalues.models.cache import ResponseCache
+    from sgvalues.models.chat import record_rendering
+
     ev = params.evaluation
     orders = _run_orders(params, orders)
     samples = run_samples(params, run_dir, split, questions, limit)
@@ -506,6 +508,7 @@ def evaluate_run_orders(params, run_dir: str | Path, split: str, tag: str,
     own = model is None
     if own:
         model = load_model(params.model, adapter=adapter, batch_size=ev.batch_size)
+    record_rendering(run_dir, "model", model.rendering)
     try:
         table = evaluate_option_orders(samples, model, orders, mode=ev.mode, permutations=ev.option_permutations,
                                        seed=params.seed, subset=subset, batch_size=ev.batch_size, cache=cache,

@@ -61,9 +61,19 @@ class ModelSpec:
     Mistral-Small-3.1-24B judge. It needs CUDA and an importable ``bitsandbytes``; where either
     is missing the model loads unquantized with a warning (``sgvalues.models.hf.quantization_config``).
     ``None`` = full weights.
+
+    ``backend`` is a name in the backend registry (``sgvalues.models.registry``): ``hf``,
+    ``openai``, ``embedded`` (the hf backend on the embedded model), ``dummy`` (the deterministic
+    test model, for dry runs), or one another package registered.
+
+    ``system_role`` (``auto``, ``yes`` or ``fold``): whether the system prompt is sent as a system
+    message or folded into the first user turn (``sgvalues.models.chat``). ``auto`` probes the
+    chat template once and folds only where it rejects the system role (Gemma, several Mistral
+    templates); for an openai server it sends the messages as they are. YAML's bare ``yes``/``no``
+    read as ``yes``/``fold``.
     """
 
-    backend: Literal["hf", "openai"] = "hf"
+    backend: str = "hf"
     name: str = "smollm2-135m"
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
@@ -84,8 +94,20 @@ class ModelSpec:
     cpu_threads: int = 0
     #: ``None``, ``"8bit"`` or ``"4bit"`` (hf backend; bitsandbytes on CUDA, see above)
     quantization: str | None = None
+    #: ``auto``, ``yes`` or ``fold``: the system prompt as a system message or folded (see above)
+    system_role: str | bool = "auto"
 
     def __post_init__(self):
+        from sgvalues.models.chat import SYSTEM_ROLES
+        from sgvalues.models.registry import backend_names
+
+        if self.backend not in backend_names():
+            raise ValueError(f"backend = {self.backend!r}: expected one of {', '.join(backend_names())} "
+                             "(another backend must be registered with sgvalues.models.register_backend first)")
+        if isinstance(self.system_role, bool):  # YAML 1.1 reads a bare yes/no as a boolean
+            object.__setattr__(self, "system_role", "yes" if self.system_role else "fold")
+        if self.system_role not in SYSTEM_ROLES:
+            raise ValueError(f"system_role = {self.system_role!r}: expected one of {', '.join(SYSTEM_ROLES)}")
         if self.max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
         if self.max_retries < 0:
@@ -104,7 +126,7 @@ class ModelSpec:
             if self.quantization not in QUANTIZATIONS:
                 raise ValueError(f"quantization = {self.quantization!r}: expected null or one of "
                                  f"{', '.join(repr(q) for q in QUANTIZATIONS)}")
-            if self.backend != "hf":
+            if self.backend not in ("hf", "embedded"):
                 raise ValueError(f"quantization = {self.quantization!r} applies to the hf backend only "
                                  f"(backend is {self.backend!r}: the server decides its own precision); "
                                  "expected null")
@@ -502,6 +524,10 @@ def _build(cls, raw: dict, source: str, prefix: str):
     if missing:
         raise ParamsError(f"{source}: missing required key(s): {', '.join(prefix + k for k in missing)}")
     try:
-        return cls(**kwargs)
+        built = cls(**kwargs)
     except ValueError as exc:
         raise ParamsError(f"{source}: section '{prefix.rstrip('.') or 'top level'}': {exc}") from exc
+    if cls is ModelSpec:
+        # where a model section came from, for load errors (sgvalues.models.loading.model_where)
+        object.__setattr__(built, "origin", (source, prefix.rstrip(".")))
+    return built

@@ -22,6 +22,12 @@ part too, so the per-persona suffix is as short as it can be (about 20 tokens): 
 all the engine computes per sample. The assistant's answer is the bare option
 code ("3", "10").
 
+**Templates without a system role** (Gemma's, several Mistral ones) get the same text with the
+system message folded into the first user turn (:func:`fold_system`: system text, a blank line,
+then the user text). The order is unchanged -- system, shared question, persona last -- so the
+shared prefix stays shared. Which rendering a model gets is decided once per tokenizer by
+``sgvalues.models.chat`` (``model.system_role``).
+
 An **open-ended prompt** (``open_user``) is the persona sentence and the question without
 options, asking for two or three sentences (for the judged open-ended evaluation).
 
@@ -57,6 +63,7 @@ __all__ = [
     "open_prompt",
     "structured_messages",
     "open_messages",
+    "fold_system",
 ]
 
 #: the one system message of every structured prompt
@@ -265,3 +272,45 @@ def open_messages(sample: Mapping) -> list[dict[str, str]]:
     """Chat messages of a sample's open-ended prompt: ``[OPEN_SYSTEM_PROMPT, open_user]``."""
     return [{"role": "system", "content": OPEN_SYSTEM_PROMPT},
             {"role": "user", "content": sample["open_user"]}]
+
+
+def fold_system(messages) -> list[dict[str, str]]:
+    """The chat without a system message: its text folded into the first user turn.
+
+    For chat templates that reject (or silently drop) the system role. Every system message
+    is removed; their texts, joined by a blank line, start the first user turn, followed by a
+    blank line and that turn's own text. Everything shared across personas stays before the
+    persona, so prompts of one question still share their token prefix.
+
+    .. math:: \\text{user}_1' = s \\mathbin{\\Vert} \\texttt{"\\n\\n"} \\mathbin{\\Vert} \\text{user}_1
+
+    Parameters
+    ----------
+    messages : sequence of dict
+        Chat messages with ``role`` and ``content``.
+
+    Returns
+    -------
+    list of dict
+        The same messages without system ones (copies; the input is not changed). A chat with
+        no system message comes back unchanged; one with no user turn gets the system text as
+        its first user turn.
+
+    Examples
+    --------
+    >>> fold_system([{"role": "system", "content": "S"}, {"role": "user", "content": "Q\\n\\nP"}])
+    [{'role': 'user', 'content': 'S\\n\\nQ\\n\\nP'}]
+    >>> fold_system([{"role": "user", "content": "U"}])
+    [{'role': 'user', 'content': 'U'}]
+    """
+    msgs = [dict(m) for m in messages]
+    system = [m["content"] for m in msgs if m.get("role") == "system"]
+    rest = [m for m in msgs if m.get("role") != "system"]
+    if not system:
+        return rest
+    text = "\n\n".join(system)
+    for m in rest:
+        if m.get("role") == "user":
+            m["content"] = f"{text}\n\n{m['content']}"
+            return rest
+    return [{"role": "user", "content": text}] + rest

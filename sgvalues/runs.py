@@ -3,7 +3,9 @@
 One run = one params file executed through every notebook in ``notebooks/``, in order, into
 ``runs/<run>/notebooks/``. The run folder also holds ``params.yaml`` (a copy of the recipe) and
 ``manifest.json``: what was run, on which data, with which versions, and how long each notebook
-took. The manifest never holds secrets, environment variables or the host name.
+took, and how each model's prompts were rendered (``rendering``: params section -> ``system``,
+``folded``, ``transcript``, ``server`` or ``messages``, from the stages' ``rendering.json``, see
+``sgvalues.models.chat``). The manifest never holds secrets, environment variables or the host name.
 
 A notebook that fails stops the run; the partially executed notebook is kept and the message
 names the notebook and the cell. Running again re-executes every notebook (the model caches
@@ -44,6 +46,7 @@ from typing import Callable
 from sgvalues.atomic import atomic_write_text
 from sgvalues.manifest import RunError, read_manifest
 from sgvalues.paths import file_sha256, repo_path, repo_root
+from sgvalues.models.chat import read_renderings
 
 __all__ = [
     "NOTEBOOK_PATTERN",
@@ -334,12 +337,15 @@ def run_notebooks(
         "ended": None,
         "total_seconds": None,
         "notebooks": [],
+        "rendering": {},
     }
     entries = {nb.name: dict(prev_nb.get(nb.name, {"notebook": nb.name, "status": "not run"}))
                for nb in notebooks}
 
     def save():
         manifest["notebooks"] = [entries[nb.name] for nb in notebooks]
+        # how each model's prompts were rendered (system message or folded), as the stages noted it
+        manifest["rendering"] = read_renderings(run_dir)
         _write_json(run_dir / "manifest.json", manifest)
 
     kernel, extra_path = pick_kernel()

@@ -214,3 +214,16 @@ def test_pick_kernel_falls_back_to_a_spec_for_this_interpreter(monkeypatch, tmp_
     assert extra is not None
     spec = json.loads((extra / "kernels" / name / "kernel.json").read_text())
     assert spec["argv"][0] == sys.executable
+
+
+@pytest.mark.slow  # starts a Jupyter kernel
+def test_manifest_records_the_prompt_rendering_the_stages_noted(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _notebook(nbs, "01_only", extra="from sgvalues.models.chat import record_rendering\n"
+                                     "record_rendering(rd, 'model', 'folded')\nrecord_rendering(rd, 'judge.judge', 'system')")
+    params = tmp_path / "demo.yaml"
+    params.write_text(yaml.safe_dump({"name": "demo"}))
+    run_dir = runs.run_notebooks(params, runs_root=tmp_path / "runs", notebooks_dir=nbs, log=lambda m: None)
+    man = json.loads((run_dir / "manifest.json").read_text())
+    assert man["rendering"] == {"model": "folded", "judge.judge": "system"}

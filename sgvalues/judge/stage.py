@@ -31,6 +31,7 @@ from sgvalues.judge.verdicts import (
     verdict_to_outcome,
 )
 from sgvalues.models.base import is_refusal
+from sgvalues.models.chat import record_rendering
 
 # --------------------------------------------------------------------------------------------
 # models (the engine lives in sgvalues.models; imported lazily so this module stays light)
@@ -188,7 +189,10 @@ _ANSWER_FIELDS = ("backend", "name", "base_url", "dtype", "adapter", "quantizati
 
 
 def _spec_dict(spec) -> dict:
-    return {f: getattr(spec, f, None) for f in _ANSWER_FIELDS}
+    out = {f: getattr(spec, f, None) for f in _ANSWER_FIELDS}
+    if getattr(spec, "system_role", "auto") != "auto":  # added later: absent at the default, as before
+        out["system_role"] = spec.system_role
+    return out
 
 
 def _same(a, b) -> bool:
@@ -235,7 +239,8 @@ def _json_default(x):
 
 
 def resolve_judge_mode(mode: str, spec) -> str:
-    """``auto`` -> ``logprob`` for hf judges (exact probabilities), ``generate`` for openai ones.
+    """``auto`` -> ``generate`` for openai judges, ``logprob`` for the others (hf, embedded, dummy:
+    exact probabilities).
 
     Examples
     --------
@@ -244,7 +249,7 @@ def resolve_judge_mode(mode: str, spec) -> str:
     ('generate', 'generate')
     """
     if mode == "auto":
-        return "logprob" if spec.backend == "hf" else "generate"
+        return "generate" if spec.backend == "openai" else "logprob"
     if mode not in ("generate", "logprob"):
         raise ValueError(f"judge mode {mode!r}: expected 'auto', 'generate' or 'logprob'")
     return mode
@@ -338,9 +343,10 @@ def judge_run(params, run_dir: str | Path, n_pairs: int | None = None, data_dir:
     prompt_hash = [json.dumps(_open_messages(r), sort_keys=True) for r in pairs]
     loaded: dict[str, object] = {}
 
-    def model_for(key: str, spec, adapter_path=None):
+    def model_for(key: str, spec, adapter_path=None, section: str = "model"):
         if key not in loaded:
             loaded[key] = _load_model(spec, adapter=adapter_path)
+        record_rendering(run_dir, section, getattr(loaded[key], "rendering", "messages"))
         return loaded[key]
 
     roles = [("candidate_base", params.model, None, "")]
@@ -359,7 +365,8 @@ def judge_run(params, run_dir: str | Path, n_pairs: int | None = None, data_dir:
         df = parts.get(role, key)
         if df is None:
             model_key = "base" if _same(spec, params.model) and adapter_path is None else role
-            df = generate_answers(model_for(model_key, spec, adapter_path), pairs, role, jp.max_new_tokens)
+            section = "judge.reference" if role == "reference" else "model"
+            df = generate_answers(model_for(model_key, spec, adapter_path, section), pairs, role, jp.max_new_tokens)
             parts.put(role, key, df)
             log(f"judge: {role} answered {len(df)} questions")
         else:
@@ -385,7 +392,7 @@ def judge_run(params, run_dir: str | Path, n_pairs: int | None = None, data_dir:
         if df is None:
             mkey = ("base" if _same(jp.judge, params.model) else "reference" if _same(jp.judge, jp.reference)
                     else "judge")
-            df = judge_pairs(model_for(mkey, jp.judge), pairs, sub, jp.dimensions, candidates=[cand],
+            df = judge_pairs(model_for(mkey, jp.judge, section="judge.judge"), pairs, sub, jp.dimensions, candidates=[cand],
                              mode=mode, max_new_tokens=jp.judge_max_new_tokens)
             parts.put(f"verdicts_{cand}", key, df)
             log(f"judge: {len(df)} verdicts for {cand} vs reference ({mode} mode)")

@@ -1,7 +1,10 @@
-"""Models behind one interface: score option codes, generate text (hf and openai backends).
+"""Models behind one interface: score option codes, generate text.
 
-``load_model(spec)`` returns a :class:`~sgvalues.models.base.Model`; the backends are imported
-only when used, so ``import sgvalues.models`` needs neither torch nor openai.
+``load_model(spec)`` looks ``spec.backend`` up in the backend registry
+(:mod:`sgvalues.models.registry`: ``hf``, ``openai``, ``embedded``, ``dummy``, and any backend
+another package registers with :func:`register_backend`) and returns a
+:class:`~sgvalues.models.base.Model`; the backends are imported only when used, so
+``import sgvalues.models`` needs neither torch nor openai.
 
 Example
 -------
@@ -25,6 +28,7 @@ from sgvalues.models.base import (
     parse_option,
 )
 from sgvalues.models.cache import ResponseCache, adapter_identity, cache_key
+from sgvalues.models.registry import backend_names, get_backend, register_backend, unregister_backend
 
 __all__ = [
     "Answer",
@@ -34,28 +38,28 @@ __all__ = [
     "ResponseCache",
     "ScoreRequest",
     "adapter_identity",
+    "backend_names",
     "cache_key",
+    "get_backend",
     "classify_text",
     "is_refusal",
     "load_model",
     "parse_option",
+    "register_backend",
+    "unregister_backend",
 ]
 
 
 def load_model(spec, adapter: str | Path | None = None, batch_size: int = 16) -> Model:
-    """Build the backend named by ``spec.backend`` (``hf`` or ``openai``).
+    """Build the backend registered under ``spec.backend`` (see :mod:`sgvalues.models.registry`).
 
-    ``adapter`` (a LoRA folder, hf only) overrides ``spec.adapter``; ``batch_size`` is the
-    number of rows per forward pass (hf).
+    ``adapter`` (a LoRA folder; hf, embedded, and dummy as an identity) overrides
+    ``spec.adapter``; ``batch_size`` is the number of rows per forward pass (hf).
+
+    Examples
+    --------
+    >>> from sgvalues.params import ModelSpec
+    >>> load_model(ModelSpec(backend="dummy", name="demo")).model_id
+    'dummy:demo:0'
     """
-    if spec.backend == "hf":
-        from sgvalues.models.hf import HFModel
-
-        return HFModel(spec, adapter=adapter, batch_size=batch_size)
-    if spec.backend == "openai":
-        if adapter is not None:
-            raise ValueError(f"adapter {adapter!r}: LoRA adapters apply to the hf backend only")
-        from sgvalues.models.openai_backend import OpenAIModel
-
-        return OpenAIModel(spec)
-    raise ValueError(f"model.backend = {spec.backend!r}: expected 'hf' or 'openai'")
+    return get_backend(spec.backend)(spec, adapter=adapter, batch_size=batch_size)

@@ -223,6 +223,9 @@ class Model:
     model_id: str = ""
     adapter_id: str = ""
     backend: str = ""
+    #: how the backend turns chat messages into text (``sgvalues.models.chat.RENDERINGS``):
+    #: ``system``, ``folded``, ``transcript`` (hf), ``server`` (openai), ``messages`` (dummy)
+    rendering: str = "messages"
     #: whether ``score_options`` reads real probabilities (hf) or may come back empty (openai)
     exact_logprobs: bool = True
     #: number of backend calls made (forward batches for hf, HTTP requests for openai);

@@ -76,6 +76,8 @@ class DummyModel(Model):
 
     backend = "dummy"
     exact_logprobs = True
+    #: ``messages`` (read as sent) or ``folded`` (system text folded into the first user turn)
+    rendering = "messages"
 
     def __init__(self, name: str = "dummy", *, favour: Mapping[str, str] | None = None,
                  replies: Mapping[str, str] | None = None, default_reply: str | None = None,
@@ -91,6 +93,13 @@ class DummyModel(Model):
         self.adapter_id = ""
         self.calls = 0
         self.seen = 0
+
+    def _fit(self, messages) -> list:
+        if self.rendering == "folded":
+            from sgvalues.prompts import fold_system
+
+            return fold_system(messages)
+        return list(messages)
 
     def _hash(self, messages) -> int:
         text = json.dumps([self.seed, list(messages)], sort_keys=True, ensure_ascii=False)
@@ -110,13 +119,14 @@ class DummyModel(Model):
         self.seen += len(requests)
         out = []
         for r in requests:
-            text, codes = self._last(r.messages), [str(c) for c in r.option_codes]
+            messages = self._fit(r.messages)
+            text, codes = self._last(messages), [str(c) for c in r.option_codes]
             if any(s in text for s in self.unscorable):
                 out.append({})
                 continue
             best = self._first_match(self.favour, text)
             if best not in codes:
-                best = codes[self._hash(r.messages) % len(codes)]
+                best = codes[self._hash(messages) % len(codes)]
             if len(codes) == 1:
                 out.append({best: 1.0})
                 continue
@@ -130,13 +140,14 @@ class DummyModel(Model):
         self.seen += len(requests)
         out = []
         for r in requests:
-            text = self._last(r.messages)
+            messages = self._fit(r.messages)
+            text = self._last(messages)
             if any(s in text for s in self.failing):
                 out.append(Answer(error=f"{self.model_id}: scripted failure"))
                 continue
             reply = self._first_match(self.replies, text)
             if reply is None:
-                reply = self.default_reply if self.default_reply is not None else str(1 + self._hash(r.messages) % 4)
+                reply = self.default_reply if self.default_reply is not None else str(1 + self._hash(messages) % 4)
             out.append(Answer(text=reply))
         return out
 
@@ -144,3 +155,24 @@ class DummyModel(Model):
         """The script, so a cache never mixes two differently scripted dummies."""
         return {"favour": self.favour, "replies": self.replies, "default_reply": self.default_reply,
                 "unscorable": list(self.unscorable), "failing": list(self.failing), "confidence": self.confidence}
+
+
+def dummy_from_spec(spec, adapter=None) -> DummyModel:
+    """The ``dummy`` backend: a :class:`DummyModel` named ``spec.name``, seeded by the adapter.
+
+    Without an adapter the seed is 0. A LoRA adapter folder (as ``sgvalues train`` writes for a
+    ``dummy`` run, on the tiny stand-in model of :mod:`sgvalues.models.tiny`) changes the seed
+    to the first 8 hex digits of the SHA-256 of its :func:`~sgvalues.models.cache.adapter_identity`, so the
+    "fine-tuned" answers differ from the base ones, deterministically. The messages are
+    folded (:func:`sgvalues.prompts.fold_system`) when ``spec.system_role`` is ``fold``.
+    """
+    from sgvalues.models.cache import adapter_identity
+
+    adapter = adapter if adapter is not None else getattr(spec, "adapter", None)
+    ident = adapter_identity(adapter) if adapter else ""
+    seed = int(hashlib.sha256(ident.encode()).hexdigest()[:8], 16) if ident else 0
+    model = DummyModel(spec.name, seed=seed)
+    model.adapter_id = ident
+    if getattr(spec, "system_role", "auto") == "fold":
+        model.rendering = "folded"
+    return model

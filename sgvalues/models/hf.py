@@ -42,24 +42,13 @@ from typing import Sequence
 
 from sgvalues.models.base import Answer, GenerateRequest, Model, ScoreRequest
 from sgvalues.models.cache import adapter_identity
+from sgvalues.models.chat import render_chat, rendering_for
 from sgvalues.models.embedded import quiet_transformers
+from sgvalues.models.loading import check_memory, load_errors, load_tokenizer, model_where, resolve_model_path
 from sgvalues.models.scoring import code_branches, needed_tokens, option_probabilities
 
-__all__ = ["HFModel", "resolve_model_path", "quantization_config", "load_language_model", "common_prefix_len", "cluster_by_prefix"]
-
-
-def resolve_model_path(name: str) -> tuple[str, bool]:
-    """``(path_or_hub_name, is_local)``: ``"smollm2-135m"`` -> the embedded model's folder."""
-    from sgvalues.models.embedded import EMBEDDED_NAME, embedded_model_dir
-
-    if name == EMBEDDED_NAME:
-        return str(embedded_model_dir()), True
-    p = Path(name).expanduser()
-    if p.is_dir():
-        if not (p / "config.json").is_file():
-            raise FileNotFoundError(f"{p}: model folder has no config.json")
-        return str(p), True
-    return name, False
+__all__ = ["HFModel", "resolve_model_path", "quantization_config", "load_language_model", "common_prefix_len",
+           "cluster_by_prefix", "padded_batch", "batch_chunks"]
 
 
 def _bitsandbytes_importable() -> bool:
@@ -184,6 +173,47 @@ def cluster_by_prefix(seqs: Sequence[Sequence[int]], min_share: float = 0.5) -> 
     return [sorted(c) for c in clusters]
 
 
+def padded_batch(seqs: Sequence[Sequence[int]], pad: int, side: str = "right"):
+    """``(ids, mask)`` long tensors of shape (rows, longest): ``seqs`` padded with ``pad``.
+
+    ``side="right"`` puts the padding after each row's tokens (the scoring engine: under the
+    causal mask no real token attends to it); ``"left"`` before them (generation appends at the
+    right edge). ``mask`` is 1 on real tokens.
+
+    >>> ids, mask = padded_batch([[5, 6, 7], [8]], pad=0, side="left")
+    >>> ids.tolist(), mask.tolist()
+    ([[5, 6, 7], [0, 0, 8]], [[1, 1, 1], [0, 0, 1]])
+    """
+    import torch
+
+    width = max(len(q) for q in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, q in enumerate(seqs):
+        span = slice(0, len(q)) if side == "right" else slice(width - len(q), width)
+        ids[r, span] = torch.tensor(list(q), dtype=torch.long)
+        mask[r, span] = 1
+    return ids, mask
+
+
+def batch_chunks(order: Sequence[int], key, size: int) -> list[list[int]]:
+    """Consecutive runs of ``order`` with equal ``key(i)``, at most ``size`` long.
+
+    Generation batches requests that share decoding settings; ``order`` is already sorted so
+    that equal keys (and similar lengths) sit together.
+
+    >>> batch_chunks([0, 1, 2, 3, 4], key=lambda i: i < 3, size=2)
+    [[0, 1], [2], [3, 4]]
+    """
+    chunks: list[list[int]] = []
+    for i in order:
+        if chunks and len(chunks[-1]) < size and key(chunks[-1][0]) == key(i):
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    return chunks
+
+
 class HFModel(Model):
     """A transformers causal LM behind the :class:`~sgvalues.models.base.Model` interface.
 
@@ -199,11 +229,10 @@ class HFModel(Model):
 
     def __init__(self, spec, adapter: str | Path | None = None, batch_size: int = 16):
         import torch
-        from transformers import AutoTokenizer
 
         self.spec = spec
         self.batch_size = int(batch_size)
-        path, local = resolve_model_path(spec.name)
+        path, local = resolve_model_path(spec)
         self.path = path
         if spec.device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -217,15 +246,19 @@ class HFModel(Model):
         self.dtype = dtype
         if spec.cpu_threads and self.device.type == "cpu":
             torch.set_num_threads(int(spec.cpu_threads))
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer = load_tokenizer(path, spec)
+        self.rendering = rendering_for(self.tokenizer, getattr(spec, "system_role", "auto"),
+                                       model_where(spec, "system_role", value=False))
         quiet_transformers()
         quant, self.quantization = quantization_config(getattr(spec, "quantization", None), self.device.type)
-        if quant is not None:
-            # bitsandbytes places the quantized weights itself; .to() is not allowed afterwards
-            model = load_language_model(path, dtype=dtype, quantization_config=quant,
-                                        device_map={"": self.device.index or 0})
-        else:
-            model = load_language_model(path, dtype=dtype)
+        check_memory(path, spec, str(dtype).replace("torch.", ""), str(self.device), self.quantization)
+        with load_errors(spec):
+            if quant is not None:
+                # bitsandbytes places the quantized weights itself; .to() is not allowed afterwards
+                model = load_language_model(path, dtype=dtype, quantization_config=quant,
+                                            device_map={"": self.device.index or 0})
+            else:
+                model = load_language_model(path, dtype=dtype)
         adapter = adapter if adapter is not None else spec.adapter
         if adapter and quant is not None:
             raise ValueError(f"adapter {adapter!r} with quantization = {self.quantization!r}: merging a LoRA "
@@ -256,15 +289,19 @@ class HFModel(Model):
 
     # ------------------------------------------------------------------ helpers
     def decoding_key(self) -> dict:
-        return {"dtype": str(self.dtype).replace("torch.", "")}
+        key = {"dtype": str(self.dtype).replace("torch.", "")}
+        if self.rendering == "folded":  # the same messages render to other text
+            key["rendering"] = "folded"
+        return key
 
     def render(self, messages) -> str:
-        """The chat-template text with the generation prompt (what the model continues)."""
-        msgs = [dict(m) for m in messages]
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-        # no template (a base model): a plain transcript ending where the assistant speaks
-        return "".join(f"{m['role']}: {m['content']}\n" for m in msgs) + "assistant:"
+        """The chat-template text with the generation prompt (what the model continues).
+
+        The system message is folded into the first user turn where this model's rendering is
+        ``folded`` (:mod:`sgvalues.models.chat`); without a chat template (a base model) a plain
+        transcript ends where the assistant speaks.
+        """
+        return render_chat(self.tokenizer, messages, self.rendering)
 
     def prompt_ids(self, messages) -> list[int]:
         # chat templates carry their own BOS; add_special_tokens=False avoids a second one
@@ -407,8 +444,6 @@ class HFModel(Model):
         # group by length so padding stays small; stable order keeps runs deterministic
         rows.sort(key=lambda r: (len(ids[r[0]]) + len(r[1])))
         pad = self.tokenizer.pad_token_id
-        if pad is None:
-            pad = self.tokenizer.eos_token_id or 0
         out: dict[int, dict] = {i: {} for i in members}
         # near-equal batches (51 rows at batch_size 16 -> 13+13+13+12, not 16+16+16+3)
         n_batches = -(-len(rows) // self.batch_size)
@@ -417,10 +452,7 @@ class HFModel(Model):
             chunk = rows[lo:hi]
             seqs = [list(ids[i][prefix_len:]) + list(b) for i, b in chunk]
             width = max(len(q) for q in seqs)
-            batch = torch.full((len(chunk), width), pad, dtype=torch.long)
-            for r, q in enumerate(seqs):
-                batch[r, : len(q)] = torch.tensor(q)
-            batch = batch.to(self.device)
+            batch = padded_batch(seqs, pad, "right")[0].to(self.device)
             pos = (torch.arange(width, device=self.device) + prefix_len).unsqueeze(0).expand(len(chunk), -1)
             cache = self._expanded_cache(kv, len(chunk)) if kv is not None else None
             hidden = self._forward_hidden(batch, pos, cache).last_hidden_state
@@ -454,31 +486,17 @@ class HFModel(Model):
             return []
         ids = [self.prompt_ids(r.messages) for r in requests]
         pad = self.tokenizer.pad_token_id
-        if pad is None:
-            pad = self.tokenizer.eos_token_id or 0
         results: list[Answer | None] = [None] * len(requests)
         # same decoding settings batch together; within them, by length
-        keyed = sorted(range(len(requests)), key=lambda i: (requests[i].max_new_tokens,
-                                                              requests[i].temperature,
-                                                              requests[i].seed, len(ids[i])))
-        chunks: list[list[int]] = []
-        for i in keyed:
-            r = requests[i]
-            if chunks and len(chunks[-1]) < self.batch_size and (
-                    (requests[chunks[-1][0]].max_new_tokens, requests[chunks[-1][0]].temperature,
-                     requests[chunks[-1][0]].seed) == (r.max_new_tokens, r.temperature, r.seed)):
-                chunks[-1].append(i)
-            else:
-                chunks.append([i])
-        for chunk in chunks:
+        def settings(i):
+            return requests[i].max_new_tokens, requests[i].temperature, requests[i].seed
+
+        keyed = sorted(range(len(requests)), key=lambda i: (*settings(i), len(ids[i])))
+        for chunk in batch_chunks(keyed, settings, self.batch_size):
             r0 = requests[chunk[0]]
-            width = max(len(ids[i]) for i in chunk)
             # left padding: generation appends at the right edge of every row
-            batch = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for r, i in enumerate(chunk):
-                batch[r, width - len(ids[i]):] = torch.tensor(ids[i])
-                mask[r, width - len(ids[i]):] = 1
+            batch, mask = padded_batch([ids[i] for i in chunk], pad, "left")
+            width = batch.shape[1]
             kwargs = dict(max_new_tokens=r0.max_new_tokens, pad_token_id=pad)
             if r0.temperature > 0:
                 torch.manual_seed(r0.seed)
@@ -524,26 +542,13 @@ class HFModel(Model):
         texts = [self.render(r.messages) for r in requests]
         ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         pad = self.tokenizer.pad_token_id
-        if pad is None:
-            pad = self.tokenizer.eos_token_id or 0
         eos = self._eos_ids()
         results: list[Answer | None] = [None] * len(requests)
         keyed = sorted(range(len(requests)), key=lambda i: (requests[i].max_new_tokens, len(ids[i])))
-        chunks: list[list[int]] = []
-        for i in keyed:
-            if chunks and len(chunks[-1]) < self.batch_size and \
-                    requests[chunks[-1][0]].max_new_tokens == requests[i].max_new_tokens:
-                chunks[-1].append(i)
-            else:
-                chunks.append([i])
         fallback: list[int] = []
-        for chunk in chunks:
-            width = max(len(ids[i]) for i in chunk)
-            batch = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for r, i in enumerate(chunk):
-                batch[r, width - len(ids[i]):] = torch.tensor(ids[i])
-                mask[r, width - len(ids[i]):] = 1
+        for chunk in batch_chunks(keyed, lambda i: requests[i].max_new_tokens, self.batch_size):
+            batch, mask = padded_batch([ids[i] for i in chunk], pad, "left")
+            width = batch.shape[1]
             kwargs = dict(max_new_tokens=requests[chunk[0]].max_new_tokens, pad_token_id=pad,
                           output_logits=True, return_dict_in_generate=True)
             if temperature > 0:

@@ -40,6 +40,7 @@ from typing import Sequence
 from urllib.parse import urlparse
 
 from sgvalues.models.base import Answer, GenerateRequest, Model, ScoreRequest
+from sgvalues.models.chat import fit_messages
 
 __all__ = ["OpenAIModel", "backoff_delay", "probs_from_top_logprobs", "resolve_api_key", "MalformedResponse"]
 
@@ -123,9 +124,15 @@ class OpenAIModel(Model):
         self.calls = 0
         self.retries = 0
         self._logprobs_ok = spec.top_logprobs > 0
+        # the server applies its own chat template; ``system_role: fold`` folds the system text
+        # into the first user turn before sending (for served models whose template rejects it)
+        self.rendering = "folded" if getattr(spec, "system_role", "auto") == "fold" else "server"
 
     def decoding_key(self) -> dict:
-        return {"top_logprobs": self.spec.top_logprobs}
+        key = {"top_logprobs": self.spec.top_logprobs}
+        if self.rendering == "folded":
+            key["rendering"] = "folded"
+        return key
 
     # -------------------------------------------------------------- one request
     def _scrub(self, text: str) -> str:
@@ -134,7 +141,7 @@ class OpenAIModel(Model):
         return text[:300]
 
     def _create(self, messages, max_tokens: int, temperature: float, logprobs: bool):
-        kwargs = dict(model=self.spec.name, messages=[dict(m) for m in messages],
+        kwargs = dict(model=self.spec.name, messages=fit_messages(messages, self.rendering),
                       max_tokens=max_tokens, temperature=temperature)
         if logprobs:
             kwargs.update(logprobs=True, top_logprobs=self.spec.top_logprobs)

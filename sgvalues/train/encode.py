@@ -51,17 +51,36 @@ class EncodedExample:
         return len(self.input_ids)
 
 
-def answer_completion(tokenizer, messages: list[dict], code: str) -> str:
+def _rendering(tokenizer, rendering: str | None) -> str:
+    from sgvalues.models.chat import rendering_for
+
+    return rendering if rendering is not None else rendering_for(tokenizer, "auto")
+
+
+def _prompt(tokenizer, messages: list[dict], rendering: str) -> str:
+    from sgvalues.models.chat import render_chat
+
+    if not getattr(tokenizer, "chat_template", None):
+        raise TrainError("the model's tokenizer has no chat template; training writes the answer after the "
+                         "template's generation prompt (use an instruct model, or add a chat_template)")
+    return render_chat(tokenizer, messages, rendering)
+
+
+def answer_completion(tokenizer, messages: list[dict], code: str, rendering: str | None = None) -> str:
     """The assistant completion as the chat template writes it: ``code`` + end-of-turn.
 
     It is the template's rendering of the conversation with the answer, minus its rendering
     with the generation prompt, with trailing whitespace dropped (the newline after
-    ``<|im_end|>`` is not part of the answer).
+    ``<|im_end|>`` is not part of the answer). ``rendering`` (``system`` or ``folded``,
+    :mod:`sgvalues.models.chat`; default: probed) decides where the system text goes, as in
+    evaluation.
     """
-    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    full = tokenizer.apply_chat_template(
-        messages + [{"role": "assistant", "content": code}], tokenize=False
-    )
+    from sgvalues.models.chat import render_chat
+
+    rendering = _rendering(tokenizer, rendering)
+    prompt = _prompt(tokenizer, messages, rendering)
+    full = render_chat(tokenizer, messages + [{"role": "assistant", "content": code}], rendering,
+                       add_generation_prompt=False)
     if not full.startswith(prompt):
         raise TrainError(
             "the chat template renders the answered conversation with a different prefix than "
@@ -74,8 +93,13 @@ def answer_completion(tokenizer, messages: list[dict], code: str) -> str:
     return completion
 
 
-def encode_sample(tokenizer, sample: dict, messages_fn: Callable | None = None) -> EncodedExample:
-    """Tokenize one sample: prompt (chat template + generation prompt) then code + end-of-turn."""
+def encode_sample(tokenizer, sample: dict, messages_fn: Callable | None = None,
+                  rendering: str | None = None) -> EncodedExample:
+    """Tokenize one sample: prompt (chat template + generation prompt) then code + end-of-turn.
+
+    ``rendering``: ``system`` or ``folded`` (:func:`sgvalues.models.chat.rendering_for`; default
+    probed from the template), the same rule evaluation renders prompts with.
+    """
     if messages_fn is None:
         from sgvalues.prompts import structured_messages as messages_fn
     try:
@@ -87,8 +111,9 @@ def encode_sample(tokenizer, sample: dict, messages_fn: Callable | None = None) 
         ) from exc
     messages = messages_fn(sample)
     code = str(target)
-    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    answer = answer_completion(tokenizer, messages, code)
+    rendering = _rendering(tokenizer, rendering)
+    prompt = _prompt(tokenizer, messages, rendering)
+    answer = answer_completion(tokenizer, messages, code, rendering)
     p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     a_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
     return EncodedExample(
@@ -130,14 +155,15 @@ def _json_field(sample: dict, key: str) -> dict:
     return value
 
 
-def encode_distribution_sample(tokenizer, sample: dict, messages_fn: Callable | None = None) -> EncodedExample:
+def encode_distribution_sample(tokenizer, sample: dict, messages_fn: Callable | None = None,
+                               rendering: str | None = None) -> EncodedExample:
     """Tokenize one sample for the ``distribution`` objective.
 
     ``input_ids`` = the prompt (chat template + generation prompt) followed by the option-code
     trie's branch (``sgvalues.models.scoring.code_branches``: empty when every code is one
     token; ``"1"`` when ``"10"`` is ``"1"`` + ``"0"``), so the logits at the last prompt token
     and along the branch give the next-token distribution at every internal node of the trie,
-    all the greedy-longest-code rule reads. ``soft`` pairs each option code's tokens with its
+    all the greedy-longest-code rule reads. ``rendering`` as in :func:`encode_sample`. ``soft`` pairs each option code's tokens with its
     share in the sample's ``distribution`` (renormalised over the options; 0 for an option
     nobody chose).
 
@@ -165,7 +191,7 @@ def encode_distribution_sample(tokenizer, sample: dict, messages_fn: Callable | 
         raise TrainError(f"sample {sid}: key 'distribution' = {shares!r}: expected non-negative shares with "
                          f"mass on the options {codes}")
     messages = messages_fn(sample)
-    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    prompt = _prompt(tokenizer, messages, _rendering(tokenizer, rendering))
     p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     code_toks = option_code_tokens(tokenizer, prompt, codes)
     branches = code_branches(code_toks)

@@ -26,6 +26,8 @@ import numpy as np
 from sgvalues.atomic import atomic_dir, atomic_path
 from sgvalues.train.batches import collate, collate_shared, length_grouped_batches, question_batches
 from sgvalues.train.data import TrainError, load_train_samples
+from sgvalues.models.chat import record_rendering, rendering_for
+from sgvalues.models.loading import model_where
 from sgvalues.train.encode import IGNORE_INDEX, encode_distribution_sample, encode_sample
 from sgvalues.train.losses import answer_loss, distribution_loss, shared_prefix_loss
 from sgvalues.train.weights import base_subgroup_nmae, sample_weights
@@ -52,10 +54,36 @@ KEEP_CHECKPOINTS = 2
 
 
 def resolve_model_path(name: str) -> str:
-    """``"smollm2-135m"`` -> the embedded model's cached folder; anything else unchanged."""
-    from sgvalues.models.embedded import EMBEDDED_NAME, embedded_model_dir
+    """``"smollm2-135m"`` -> the embedded model's cached folder; anything else unchanged
+    (a missing folder is a :class:`~sgvalues.models.loading.ModelLoadError`)."""
+    from sgvalues.models.loading import resolve_model_path as resolve
+    from sgvalues.params import ModelSpec
 
-    return str(embedded_model_dir()) if name == EMBEDDED_NAME else name
+    return resolve(ModelSpec(name=name))[0]
+
+
+def _weights_spec(spec):
+    """The model spec whose weights training loads: the ``embedded`` backend's model, or for the
+    ``dummy`` backend (no weights) the tiny random Llama-family model of
+    :mod:`sgvalues.models.tiny`, so a dry run trains real LoRA adapters, quickly."""
+    import dataclasses
+
+    if spec.backend == "embedded":
+        from sgvalues.models.embedded import EMBEDDED_NAME
+
+        name = EMBEDDED_NAME
+    elif spec.backend == "dummy":
+        from sgvalues.models.tiny import tiny_model_dir
+
+        name = str(tiny_model_dir("llama"))
+    elif spec.backend == "hf":
+        return spec
+    else:
+        raise TrainError(f"model.backend = {spec.backend!r}: LoRA training needs local weights (backend hf, "
+                         "embedded or dummy); train with the hf backend, then serve the adapter")
+    out = dataclasses.replace(spec, name=name)
+    object.__setattr__(out, "origin", getattr(spec, "origin", None))
+    return out
 
 
 def _dtype(params, cuda: bool):
@@ -71,17 +99,21 @@ def build_model(params, dtype=None):
     """Base causal LM + fresh LoRA adapter (peft) from ``params.training``; returns (model, tokenizer)."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
+    from sgvalues.models import loading
     from sgvalues.models.embedded import quiet_transformers
 
     quiet_transformers()
     t = params.training
-    path = resolve_model_path(params.model.name)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    base = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+    spec = _weights_spec(params.model)
+    path, _ = loading.resolve_model_path(spec)
+    tokenizer = loading.load_tokenizer(path, spec)
+    dtype = dtype or torch.float32
+    device = "cuda" if torch.cuda.is_available() and spec.device in ("auto", "cuda") else "cpu"
+    loading.check_memory(path, spec, str(dtype).replace("torch.", ""), device)
+    with loading.load_errors(spec):
+        base = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     base.config.use_cache = False
     config = LoraConfig(r=t.lora_r, lora_alpha=t.lora_alpha, lora_dropout=t.lora_dropout,
                         target_modules=list(t.target_modules), task_type="CAUSAL_LM", bias="none")
@@ -117,6 +149,9 @@ def inputs_fingerprint(params, samples: Sequence[dict], seed: int | None = None)
     if training.get("reweight") == "inverse_size":
         # issue 22 changed the rule to N_s / (G_s n_g): adapters trained under the old one are stale
         recipe["inverse_size_rule"] = 2
+    if params.model.system_role != "auto" or params.model.backend != "hf":
+        # added later: left out at the defaults so earlier adapters stay valid
+        recipe.update(system_role=params.model.system_role, backend=params.model.backend)
     h.update(json.dumps(recipe, sort_keys=True).encode())
     for s in samples:
         h.update(json.dumps([s.get("sample_id"), s.get("target"), s.get("system"),
@@ -325,7 +360,10 @@ def train_run(params, run_dir: str | Path, *, on_step: Callable[[dict], None] | 
     started = time.time()
     model, tokenizer = build_model(params, dtype=dtype)
     encode = encode_distribution_sample if t.objective == "distribution" else encode_sample
-    examples = [encode(tokenizer, s) for s in samples]
+    rendering = rendering_for(tokenizer, params.model.system_role, model_where(params.model, "system_role", value=False))
+    if main_proc:
+        record_rendering(run_dir_data, "training", rendering)
+    examples = [encode(tokenizer, s, rendering=rendering) for s in samples]
     if t.reweight != "none":
         nmae = base_subgroup_nmae(params, run_dir_data) if t.reweight == "error" else None
         weights = sample_weights(samples, t.reweight, nmae)
