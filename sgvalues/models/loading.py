@@ -235,10 +235,13 @@ def weight_bytes(config, dtype: str = "float32", quantization: str | None = None
 
 
 def available_memory(device: str) -> float:
-    """Free bytes on ``device``: CUDA's free memory, else the machine's available RAM."""
+    """Free bytes on ``device``: CUDA's free memory, else the machine's available RAM; infinite for
+    a CUDA device this torch cannot see (nothing to measure: the load itself then says why)."""
     if device.startswith("cuda"):
         import torch
 
+        if not torch.cuda.is_available():
+            return float("inf")
         index = torch.device(device).index or 0
         return float(torch.cuda.mem_get_info(index)[0])
     try:
