@@ -31,7 +31,8 @@ import pandas as pd
 
 from sgvalues.report.format import fmt_count, fmt_delta, fmt_rate
 
-__all__ = ["BLIND", "mechanics_rows", "mechanics_table", "paradox_sentence", "variant_mechanics_rows"]
+__all__ = ["BLIND", "mechanics_rows", "mechanics_table", "paradox_sentence", "variant_mechanics_rows", "show_mechanics",
+           "show_paradox", "show_variant_paradox"]
 
 #: the persona-blind reference's predictor name (report.fairness.baselines_like labels baselines so)
 BLIND = "population_mode (baseline)"
@@ -206,3 +207,51 @@ def paradox_sentence(rows: pd.DataFrame, before: str = "base", after: str = "sft
         text += (f", the opposite direction to {after}'s change ({fmt_delta(by_after)}), so a persona-blind "
                  "predictor does not explain it.")
     return text
+
+
+def show_mechanics(t, metric: str = "nmae", split: str = "ood") -> pd.DataFrame:
+    """Chapter 07's cell: this run's states beside the baselines on their samples, every spread
+    statistic of ``metric`` (:func:`mechanics_table`). ``t`` is :class:`sgvalues.report.fairness.FairnessTables`."""
+    from IPython.display import Markdown, display
+
+    from sgvalues.report.format import format_table
+
+    rows = mechanics_rows(t.fair, t.fair_reference, t.run, split) if not t.fair.empty else pd.DataFrame()
+    if rows.empty:
+        display(Markdown("No predictions of this run on the split: nothing to show."))
+        return rows
+    display(Markdown(f"The spread of per-subgroup {_METRIC.get(metric, metric)} on the **{split}** split: each state "
+                     "beside the baselines on its samples (`on`); best and worst subgroup, absolute range "
+                     "(worst − best), SD, and the two ratios NR = range / max and CV = SD / mean."))
+    display(format_table(mechanics_table(rows, metric)))
+    return rows
+
+
+def show_paradox(t, split: str = "ood") -> None:
+    """Chapter 07's cell: :func:`paradox_sentence` for NMAE and accuracy, base → sft, of this run."""
+    from IPython.display import Markdown, display
+
+    rows = mechanics_rows(t.fair, t.fair_reference, t.run, split) if not t.fair.empty else pd.DataFrame()
+    # base and sft answer the same samples; the baselines' rows on base's come first
+    base = rows[rows["samples"].isin(["base", "sft"])] if len(rows) else rows
+    texts = [paradox_sentence(base, metric=m) for m in ("nmae", "accuracy")] if len(base) else []
+    texts = [x for x in texts if x]
+    display(Markdown("\n\n".join(texts) if texts else "This run has no base and sft states on the same samples."))
+
+
+def show_variant_paradox(scored: pd.DataFrame, run_dir, variants, split: str = "ood") -> pd.DataFrame:
+    """Chapter 08's cell: for each variant, :func:`paradox_sentence` (NMAE) against the untuned
+    model, beside ``population_mode`` on the same samples, then the NMAE spread table."""
+    from pathlib import Path
+
+    from IPython.display import Markdown, display
+
+    from sgvalues import baselines
+    from sgvalues.report.format import format_table
+
+    reference = baselines.load_baseline_predictions(Path(run_dir) / "predictions", split)
+    rows = variant_mechanics_rows(scored, reference, split)
+    texts = [paradox_sentence(rows, "base", v) for v in variants]
+    display(Markdown("\n\n".join(f"- {x}" for x in texts if x) or "No variant on this split."))
+    display(format_table(mechanics_table(rows, "nmae").drop(columns="on")))
+    return rows
