@@ -37,6 +37,9 @@ __all__ = ["BLIND", "mechanics_rows", "mechanics_table", "paradox_sentence", "va
 #: the persona-blind reference's predictor name (report.fairness.baselines_like labels baselines so)
 BLIND = "population_mode (baseline)"
 
+#: the baselines shown beside each state: persona-blind by construction, and one that uses the persona
+YARDSTICKS = ("population_mode", "marginal_product")
+
 _STATS = ["mean", "min", "max", "range", "sd", "norm_range", "cv", "n_subgroups"]
 _METRIC = {"nmae": "NMAE", "accuracy": "accuracy"}
 
@@ -96,7 +99,7 @@ def variant_mechanics_rows(scored: pd.DataFrame, reference: pd.DataFrame, split:
         ids = set(frames[0]["sample_id"].astype(str))
         ref = reference[reference["sample_id"].astype(str).isin(ids)]
         frames += [metrics.score_samples(g).assign(label=f"{name} (baseline)")
-                   for name, g in ref.groupby("baseline", sort=False)]
+                   for name, g in ref.groupby("baseline", sort=False) if name in YARDSTICKS]
     stacked = pd.concat([f.assign(run="variants", tag="base", split=split) for f in frames], ignore_index=True)
     fair = fairness.fairness_table(fairness.subgroup_scores(stacked), per_stratum=False)
     fair = fair.assign(tag=fair["label"])

@@ -39,7 +39,9 @@ def overlap_sentence(overlap: pd.DataFrame, threshold: float | None = None) -> s
             f"{100 * threshold:.0f} % of {'its' if k == 1 else 'their'} respondents (Jaccard share) with one train "
             f"subgroup")
     if not k:
-        return head.replace("share more", "shares more", 1) + ": every OOD subgroup is unseen in fact, not only in name."
+        return (f"None of the {fmt_count(n)} OOD subgroups shares more than {100 * threshold:.0f} % of its "
+                "respondents (Jaccard share) with one train subgroup: every OOD subgroup is unseen in fact, not "
+                "only in name.")
     names = ", ".join(f"`{r.subgroup}` ({fmt_rate(r.overlap)} with `{r.train_subgroup}`)" for r in flagged.itertuples())
     return (head + f", so {'it is' if k == 1 else 'they are'} unseen in name only: {names}. The scores below are "
             f"shown on every OOD subgroup and again without {'it' if k == 1 else 'them'}.")

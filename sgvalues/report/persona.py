@@ -27,7 +27,8 @@ import pandas as pd
 from sgvalues.report.format import MISSING, fmt_count, fmt_rate
 
 __all__ = ["YARDSTICKS", "run_population_modes", "state_sensitivity", "persona_sentence", "sensitivity_table",
-           "data_sentence", "show_persona", "show_run_persona", "show_data_sensitivity", "comparison_lines"]
+           "data_sentence", "run_sensitivity", "show_persona", "show_run_persona", "show_data_sensitivity",
+           "comparison_lines"]
 
 #: the baselines shown beside every state: persona-blind by construction, and one that uses the persona
 YARDSTICKS = ("population_mode", "marginal_product")
@@ -197,10 +198,33 @@ def show_persona(run_dir: str | Path, split: str, states: dict) -> pd.DataFrame:
     return sens
 
 
+def run_sensitivity(run_dir: str | Path, predictions: pd.DataFrame, split: str, population_mode=None) -> pd.DataFrame:
+    """:func:`state_sensitivity` of every state (``tag``) of one run's ``predictions`` on ``split``;
+    states that answered the same samples (``base`` and ``sft``) share one set of baseline rows,
+    named ``"<baseline> (baseline) on <states>' samples"``."""
+    part = predictions[predictions["split"] == split] if len(predictions) else predictions
+    if part.empty:
+        return pd.DataFrame()
+    modes = run_population_modes(run_dir) if population_mode is None else population_mode
+    groups: dict[frozenset, dict] = {}
+    for tag, g in part.groupby("tag", sort=False):
+        groups.setdefault(frozenset(g["sample_id"].astype(str)), {})[tag] = g
+    order = {"zeroshot": 0, "base": 1, "sft": 2}
+    tables = []
+    for states in sorted(groups.values(), key=lambda st: min(order.get(t, 9) for t in st)):
+        sens = state_sensitivity(run_dir, split, states, population_mode=modes)
+        on = " and ".join(states)
+        tables.append(sens.assign(predictor=[p if p in states else f"{p} on {on}'s samples"
+                                             for p in sens["predictor"]]))
+    return pd.concat(tables, ignore_index=True)
+
+
 def show_run_persona(predictions: pd.DataFrame, run_dir: str | Path) -> pd.DataFrame:
     """Chapter 07's cell: every state of ``run_dir``'s run in the gathered ``predictions``, per
-    split, beside the yardsticks on each state's samples. Returns the stacked tables."""
+    split, beside the yardsticks on its samples (:func:`run_sensitivity`). Returns the tables."""
     from IPython.display import Markdown, display
+
+    from sgvalues.report.format import format_table
 
     run_dir = Path(run_dir)
     mine = predictions[predictions["run"] == run_dir.name] if len(predictions) else predictions
@@ -208,16 +232,13 @@ def show_run_persona(predictions: pd.DataFrame, run_dir: str | Path) -> pd.DataF
         display(Markdown("No predictions of this run to read persona sensitivity from."))
         return pd.DataFrame()
     modes = run_population_modes(run_dir)
-    tables = []
-    for split, g in mine.groupby("split", sort=False):
-        for tag, gt in g.groupby("tag", sort=False):
-            sens = state_sensitivity(run_dir, split, {tag: gt}, population_mode=modes)
-            tables.append(sens.assign(state=tag))
-    out = pd.concat(tables, ignore_index=True)
-    display(Markdown(_INTRO + " Each state beside the yardsticks on its own samples:"))
-    for split, g in out.groupby("split", sort=False):
-        display(Markdown(f"**{split}**:\n\n" + persona_sentence(g.drop_duplicates("predictor"))))
-    return out
+    out = []
+    for split in sorted(mine["split"].unique(), key=lambda s: s != "ood"):
+        sens = run_sensitivity(run_dir, mine, split, modes)
+        display(Markdown(f"Persona sensitivity on the **{split}** split. {_INTRO}\n\n" + persona_sentence(sens)))
+        display(format_table(sensitivity_table(sens.drop(columns="split"))))
+        out.append(sens)
+    return pd.concat(out, ignore_index=True)
 
 
 def show_data_sensitivity(ch) -> pd.DataFrame:
@@ -237,7 +258,7 @@ def show_data_sensitivity(ch) -> pd.DataFrame:
 
 def comparison_lines(runs_root: str | Path, preds: pd.DataFrame, split: str) -> list[str]:
     """The model-comparison page's persona lines for ``split``: per run, each state and the
-    yardsticks on its samples (:func:`persona_sentence`), as Markdown lines."""
+    yardsticks on its samples (:func:`run_sensitivity`, :func:`persona_sentence`), as Markdown lines."""
     runs_root = Path(runs_root)
     part = preds[preds["split"] == split] if len(preds) else preds
     lines = []
@@ -245,14 +266,9 @@ def comparison_lines(runs_root: str | Path, preds: pd.DataFrame, split: str) -> 
         run_dir = runs_root / run
         if not (run_dir / "data" / "modal_answers.csv").is_file():
             continue
-        modes = run_population_modes(run_dir)
-        rows = []
-        for tag, g in part[part["run"] == run].groupby("tag", sort=False):
-            sens = state_sensitivity(run_dir, split, {tag: g}, population_mode=modes)
-            rows.append(sens.assign(predictor=[p if p == tag else f"{p} on {tag}'s samples"
-                                               for p in sens["predictor"]]))
-        if rows:
-            lines += [f"`{run}`:", "", persona_sentence(pd.concat(rows, ignore_index=True)), ""]
+        sens = run_sensitivity(run_dir, part[part["run"] == run], split)
+        if len(sens):
+            lines += [f"`{run}`:", "", persona_sentence(sens), ""]
     if not lines:
         return []
     return [f"Persona sensitivity on the {split} split. " + _INTRO, ""] + lines
