@@ -122,3 +122,14 @@ def test_population_mode_is_the_baselines_and_data_sensitivity_by_hand():
     assert sens.loc["population_mode", "n_divergent_cells"] == 4
     assert sens.loc["population_mode", "accuracy_divergent"] == 0.0
     assert sens.loc["population_mode", "accuracy_agreeing"] == 1.0
+
+
+def test_stage_modules_import_no_report_and_no_matplotlib():
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport sgvalues.persona, sgvalues.overlap\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in {'matplotlib', 'seaborn'} "
+            "or m.startswith('sgvalues.report')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
