@@ -144,3 +144,22 @@ def test_overlap_cells(run, monkeypatch):
     overlap.show_overlap(types.SimpleNamespace(run=run, data=types.SimpleNamespace(overlap=pd.DataFrame())), {})
     assert "predate the overlap table" in _text(shown)
     assert overlap.overlap_sentence(table.assign(flagged=False)).startswith("None of the 2 OOD subgroups shares more")
+
+
+def test_chapter_08_variant_paradox(run, monkeypatch):
+    from sgvalues import metrics
+
+    shown = _shown(monkeypatch)
+    base, sft = _predictions(STATES["base"]), _predictions(STATES["sft"])
+    scored = metrics.score_samples(pd.concat([base.assign(run="modal", tag="base"), sft.assign(run="modal", tag="sft"),
+                                              base.assign(run="distribution", tag="sft")]))
+    rows = mechanics.show_variant_paradox(scored, run, ["modal", "distribution"])
+    nmae = rows[rows.metric == "nmae"].set_index("predictor")
+    # the two yardsticks only, on the base samples: population_mode = sft's answers, marginal_product errs on none
+    assert sorted(nmae.index) == sorted(["base", "modal", "distribution", "population_mode (baseline)",
+                                         "marginal_product (baseline)"])
+    assert nmae.loc["population_mode (baseline)", "range"] == nmae.loc["modal", "range"] == 0.5
+    assert nmae.loc["marginal_product (baseline)", "range"] == 0.0
+    text = _text(shown)
+    assert "- NMAE over the 2 subgroups, base → modal: Norm. Range 1.000 → 1.000 (unchanged)" in text
+    assert "base → distribution" in text
