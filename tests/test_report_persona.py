@@ -138,7 +138,7 @@ def test_overlap_cells(run, monkeypatch):
     # without 16-24|Muslim only the two 65+|Hindu cells remain, both right for every state
     assert out.loc["base", ["accuracy", "n", "accuracy (unflagged)", "n (unflagged)"]].tolist() == [0.75, 4, 1.0, 2]
     assert out.loc["population_mode (baseline)", "accuracy"] == 0.5
-    assert "1 of the 2 OOD subgroups shares more than 90 %" in _text(shown)
+    assert "1 of the 2 OOD subgroups shares more than 90 %" in _text(shown) and "again without it." in _text(shown)
     assert "`age_group_x_religion:16-24|Muslim` (0.950 with `sex:Male`)" in _text(shown)
     shown.clear()
     overlap.show_overlap(types.SimpleNamespace(run=run, data=types.SimpleNamespace(overlap=pd.DataFrame())), {})
@@ -163,3 +163,13 @@ def test_chapter_08_variant_paradox(run, monkeypatch):
     text = _text(shown)
     assert "- NMAE over the 2 subgroups, base → modal: Norm. Range 1.000 → 1.000 (unchanged)" in text
     assert "base → distribution" in text
+
+
+def test_chapter_03_overlap_table(monkeypatch):
+    shown = _shown(monkeypatch)
+    table = pd.DataFrame({"stratum": "s", "subgroup": ["a", "b", "c"], "n_respondents": [10, 20, 30],
+                          "train_subgroup": ["t", "u", "v"], "n_train_respondents": [11, 40, 30], "n_shared": 10,
+                          "n_union": [11, 50, 50], "overlap": [10 / 11, 0.2, 0.2], "flagged": [True, False, False]})
+    top = overlap.show_split_overlap(types.SimpleNamespace(data=types.SimpleNamespace(overlap=table)), n=2)
+    assert top["subgroup"].tolist() == ["a", "b"]
+    assert "`a` (0.909 with `t`). Chapters 05 and 07 show the OOD scores with and without it." in _text(shown)

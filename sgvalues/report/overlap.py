@@ -11,7 +11,7 @@ Example
 >>> o = pd.DataFrame({"subgroup": ["a", "b"], "train_subgroup": ["t", "u"], "overlap": [0.99, 0.5],
 ...                   "flagged": [True, False]})
 >>> print(overlap_sentence(o, threshold=0.9))
-1 of the 2 OOD subgroups shares more than 90 % of its respondents (Jaccard share) with one train subgroup, so it is unseen in name only: `a` (0.990 with `t`). The scores below are shown on every OOD subgroup and again without it.
+1 of the 2 OOD subgroups shares more than 90 % of its respondents (Jaccard share) with one train subgroup, so it is unseen in name only: `a` (0.990 with `t`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pandas as pd
 
 from sgvalues.report.format import fmt_count, fmt_rate
 
-__all__ = ["overlap_sentence", "overlap_table", "show_overlap", "show_run_overlap"]
+__all__ = ["overlap_sentence", "overlap_table", "show_overlap", "show_run_overlap", "show_split_overlap"]
 
 
 def overlap_sentence(overlap: pd.DataFrame, threshold: float | None = None) -> str:
@@ -43,8 +43,11 @@ def overlap_sentence(overlap: pd.DataFrame, threshold: float | None = None) -> s
                 "respondents (Jaccard share) with one train subgroup: every OOD subgroup is unseen in fact, not "
                 "only in name.")
     names = ", ".join(f"`{r.subgroup}` ({fmt_rate(r.overlap)} with `{r.train_subgroup}`)" for r in flagged.itertuples())
-    return (head + f", so {'it is' if k == 1 else 'they are'} unseen in name only: {names}. The scores below are "
-            f"shown on every OOD subgroup and again without {'it' if k == 1 else 'them'}.")
+    return head + f", so {'it is' if k == 1 else 'they are'} unseen in name only: {names}."
+
+
+def _them(overlap: pd.DataFrame) -> str:
+    return "it" if int(overlap["flagged"].astype(bool).sum()) == 1 else "them"
 
 
 def overlap_table(states: dict, overlap: pd.DataFrame) -> pd.DataFrame:
@@ -95,9 +98,12 @@ def show_overlap(ch, states: dict) -> pd.DataFrame:
     from sgvalues.report.format import format_table
 
     overlap = getattr(ch.data, "overlap", pd.DataFrame())
-    display(Markdown(overlap_sentence(overlap if overlap is not None else pd.DataFrame())))
-    if overlap is None or overlap.empty:
+    overlap = pd.DataFrame() if overlap is None else overlap
+    if overlap.empty or not overlap["flagged"].astype(bool).any():
+        display(Markdown(overlap_sentence(overlap)))
         return pd.DataFrame()
+    display(Markdown(overlap_sentence(overlap) + " The scores below are shown on every OOD subgroup and again "
+                     f"without {_them(overlap)}."))
     table = overlap_table(_with_population_mode(ch.run, states), overlap)
     display(format_table(table, counts=["n", "n (unflagged)"]))
     return table
@@ -109,3 +115,25 @@ def show_run_overlap(ch, predictions: pd.DataFrame) -> pd.DataFrame:
         if len(predictions) else predictions
     states = {tag: g for tag, g in mine.groupby("tag", sort=False)} if len(mine) else {}
     return show_overlap(ch, states)
+
+
+def show_split_overlap(ch, n: int = 10) -> pd.DataFrame:
+    """Chapter 03's cell: the flagged OOD subgroups in words and the ``n`` largest overlaps
+    (``overlap.csv``) as a table. Returns the table shown."""
+    from IPython.display import Markdown, display
+
+    from sgvalues.report.format import format_table
+
+    table = getattr(ch.data, "overlap", None)
+    table = pd.DataFrame() if table is None else table
+    if table.empty or not table["flagged"].astype(bool).any():
+        display(Markdown(overlap_sentence(table)))
+    else:
+        display(Markdown(overlap_sentence(table) + f" Chapters 05 and 07 show the OOD scores with and without "
+                         f"{_them(table)}."))
+    if table.empty:
+        return table
+    top = table.sort_values("overlap", ascending=False).head(n)
+    cols = ["subgroup", "n_respondents", "train_subgroup", "n_train_respondents", "n_shared", "overlap", "flagged"]
+    display(format_table(top[cols], counts=["n_respondents", "n_train_respondents", "n_shared"]))
+    return top
