@@ -173,3 +173,20 @@ def test_chapter_03_overlap_table(monkeypatch):
     top = overlap.show_split_overlap(types.SimpleNamespace(data=types.SimpleNamespace(overlap=table)), n=2)
     assert top["subgroup"].tolist() == ["a", "b"]
     assert "`a` (0.909 with `t`). Chapters 05 and 07 show the OOD scores with and without it." in _text(shown)
+
+
+def test_chapter_07_cells_without_predictions(monkeypatch, tmp_path):
+    from sgvalues.report import fairness as page
+
+    shown = _shown(monkeypatch)
+    empty = page.FairnessInputs(predictions=pd.DataFrame(), scored=pd.DataFrame(), root=tmp_path, synthetic_note="")
+    t = page.fairness_tables(empty, tmp_path / "r")
+    ch = types.SimpleNamespace(run=tmp_path / "r", data=types.SimpleNamespace(overlap=pd.DataFrame()))
+    tables = {"spread_mechanics": mechanics.show_mechanics(t, "nmae"),
+              "persona_sensitivity": persona.show_run_persona(empty.predictions, ch.run),
+              "overlap_scores": overlap.show_run_overlap(ch, empty.predictions)}
+    mechanics.show_paradox(t)
+    assert all(x.empty for x in tables.values())
+    assert persona.write_persona_tables(tmp_path / "fairness", tables) == [] and not (tmp_path / "fairness").exists()
+    text = _text(shown)
+    assert "nothing to show" in text and "No predictions of this run" in text and "no base and sft" in text

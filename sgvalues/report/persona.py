@@ -28,7 +28,7 @@ from sgvalues.report.format import MISSING, fmt_count, fmt_rate
 
 __all__ = ["YARDSTICKS", "run_population_modes", "state_sensitivity", "persona_sentence", "sensitivity_table",
            "data_sentence", "run_sensitivity", "show_persona", "show_run_persona", "show_data_sensitivity",
-           "comparison_lines"]
+           "comparison_lines", "write_persona_tables"]
 
 #: the baselines shown beside every state: persona-blind by construction, and one that uses the persona
 YARDSTICKS = ("population_mode", "marginal_product")
@@ -272,3 +272,23 @@ def comparison_lines(runs_root: str | Path, preds: pd.DataFrame, split: str) -> 
     if not lines:
         return []
     return [f"Persona sensitivity on the {split} split. " + _INTRO, ""] + lines
+
+
+def write_persona_tables(folder: str | Path, tables: dict) -> list[Path]:
+    """Write chapter 07's persona, spread and overlap tables (name -> DataFrame; empty ones are
+    skipped) as ``<folder>/<name>.csv``, atomically, and say which. Returns the paths written."""
+    from IPython.display import Markdown, display
+
+    from sgvalues.atomic import atomic_path
+
+    folder = Path(folder)
+    written = []
+    for name, table in tables.items():
+        if table is None or table.empty:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / f"{name}.csv") as tmp:
+            table.to_csv(tmp, index=False, lineterminator="\n")
+        written.append(folder / f"{name}.csv")
+    display(Markdown("Written to `fairness/`: " + (", ".join(f"`{p.name}`" for p in written) or "nothing")))
+    return written
