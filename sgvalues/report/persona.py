@@ -109,8 +109,8 @@ def persona_sentence(sens: pd.DataFrame) -> str:
         else:
             head = (f"- *{_name(r)}* varies its answer across subgroups on {fmt_count(r['n_varying_questions'])} of "
                     f"its {fmt_count(nq)} questions ({_pct(r['share_varying'])})")
-        head += (f"; {_pct(r['share_departing'])} of its {fmt_count(r['n_cells'])} answers differ from "
-                 f"{'that answer' if r['persona_blind'] else 'the population' + chr(39) + 's modal answer'}.")
+        answer = "that answer" if r["persona_blind"] else "the population's modal answer"
+        head += f"; {_pct(r['share_departing'])} of its {fmt_count(r['n_cells'])} answers differ from {answer}."
         agree = (f"{fmt_rate(r['accuracy_agreeing'])} (NMAE {fmt_rate(r['nmae_agreeing'])})"
                  if r["n_agreeing_cells"] else "–")
         if r["n_divergent_cells"]:
