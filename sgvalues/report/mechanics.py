@@ -61,7 +61,8 @@ def mechanics_rows(fair: pd.DataFrame, fair_reference: pd.DataFrame, run: str, s
     DataFrame
         ``predictor, samples, metric, mean, min, max, range, sd, norm_range, cv, n_subgroups``:
         ``predictor`` = the state (``zeroshot``, ``base``, ``sft``) or the baseline's label,
-        ``samples`` = the state whose samples the row is scored on.
+        ``samples`` = the state whose samples the row is scored on (a baseline's identical rows
+        on several states' samples, e.g. ``base`` and ``sft``, are kept once, ``"base, sft"``).
     """
     cols = ["predictor", "samples", "metric", *_STATS]
     parts = []
@@ -79,7 +80,13 @@ def mechanics_rows(fair: pd.DataFrame, fair_reference: pd.DataFrame, run: str, s
                          "with the range and sd columns")
     order = {"zeroshot": 0, "base": 1, "sft": 2}
     out = out.assign(_s=out["samples"].map(lambda t: order.get(t, 9)), _r=out["predictor"].str.endswith("(baseline)"))
-    return out.sort_values(["_s", "samples", "_r", "predictor", "metric"], kind="stable")[cols].reset_index(drop=True)
+    out = out.sort_values(["_s", "samples", "_r", "predictor", "metric"], kind="stable").reset_index(drop=True)
+    # a baseline on two states' identical samples (base and sft) gives identical rows: keep one, on "base, sft"
+    key = pd.Series(["|".join(f"{v:.12g}" if isinstance(v, float) else str(v) for v in row)
+                     for row in out[["predictor", "metric", *_STATS]].itertuples(index=False)], index=out.index)
+    on = out.groupby(key, sort=False)["samples"].agg(", ".join)
+    out = out.assign(samples=[on[k] if r else s for k, r, s in zip(key, out["_r"], out["samples"])])
+    return out[~(out["_r"] & key.duplicated())][cols].reset_index(drop=True)
 
 
 def variant_mechanics_rows(scored: pd.DataFrame, reference: pd.DataFrame, split: str = "ood") -> pd.DataFrame:
@@ -235,8 +242,8 @@ def show_paradox(t, split: str = "ood") -> None:
     from IPython.display import Markdown, display
 
     rows = mechanics_rows(t.fair, t.fair_reference, t.run, split) if not t.fair.empty else pd.DataFrame()
-    # base and sft answer the same samples; the baselines' rows on base's come first
-    base = rows[rows["samples"].isin(["base", "sft"])] if len(rows) else rows
+    # base and sft answer the same samples; the baselines' rows on them read "base, sft"
+    base = rows[rows["samples"].str.split(", ").map(lambda on: bool({"base", "sft"} & set(on)))] if len(rows) else rows
     texts = [paradox_sentence(base, metric=m) for m in ("nmae", "accuracy")] if len(base) else []
     texts = [x for x in texts if x]
     display(Markdown("\n\n".join(texts) if texts else "This run has no base and sft states on the same samples."))
