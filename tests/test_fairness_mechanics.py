@@ -84,9 +84,10 @@ def test_mechanics_rows_pair_states_with_baselines_on_their_samples():
     ref = pd.concat([fair(BLIND, "base", 0.7), fair(BLIND, "sft", 0.7)])
     rows = mechanics_rows(model, ref, "r")
     assert rows[rows.metric == "nmae"][["predictor", "samples"]].values.tolist() == [
-        ["base", "base"], [BLIND, "base, sft"], ["sft", "sft"]]   # one baseline row for identical samples
+        ["base", "base"], ["sft", "sft"], [BLIND, "base, sft"]]   # one baseline row for identical samples
     differ = mechanics_rows(model, pd.concat([fair(BLIND, "base", 0.7), fair(BLIND, "sft", 0.6)]), "r")
-    assert differ[differ.metric == "nmae"]["samples"].tolist() == ["base", "base", "sft", "sft"]
+    assert differ[differ.metric == "nmae"][["predictor", "samples"]].values.tolist() == [
+        ["base", "base"], [BLIND, "base"], ["sft", "sft"], [BLIND, "sft"]]
     table = mechanics_table(rows, "accuracy")
     assert table.columns.tolist() == ["predictor", "on", "mean", "best", "worst", "range", "SD", "NR", "CV"]
     assert (table["best"] == 0.9).all() and (mechanics_table(rows)["best"] == 0.1).all()

@@ -86,7 +86,11 @@ def mechanics_rows(fair: pd.DataFrame, fair_reference: pd.DataFrame, run: str, s
                      for row in out[["predictor", "metric", *_STATS]].itertuples(index=False)], index=out.index)
     on = out.groupby(key, sort=False)["samples"].agg(", ".join)
     out = out.assign(samples=[on[k] if r else s for k, r, s in zip(key, out["_r"], out["samples"])])
-    return out[~(out["_r"] & key.duplicated())][cols].reset_index(drop=True)
+    out = out[~(out["_r"] & key.duplicated())]
+    # states first, then the baselines on their samples (after the last state that shares them)
+    last = out["samples"].map(lambda on: max(order.get(t, 9) for t in on.split(", ")))
+    out = out.assign(_s=last).sort_values(["_s", "_r"], kind="stable")
+    return out[cols].reset_index(drop=True)
 
 
 def variant_mechanics_rows(scored: pd.DataFrame, reference: pd.DataFrame, split: str = "ood") -> pd.DataFrame:
