@@ -6,7 +6,8 @@ Stages (each in its own module): :func:`sgvalues.data.load_wvs` (respondents) ->
 :func:`sgvalues.split.build_samples` (checked by :func:`sgvalues.split.assert_no_leakage`).
 
 The folder holds ``questions.csv``, ``excluded_questions.csv``, ``subgroups.csv``,
-``modal_answers.csv``, ``diversity.csv``, ``samples_train.jsonl``, ``samples_ood.jsonl`` and
+``modal_answers.csv``, ``diversity.csv``, ``overlap.csv`` (each OOD subgroup's largest respondent
+overlap with a train subgroup, :mod:`sgvalues.overlap`), ``samples_train.jsonl``, ``samples_ood.jsonl`` and
 ``prepare_summary.json`` (counts, the source file's SHA-256 and a hash of every input). Each file
 is written to a temporary name and renamed, and the summary goes last, so a crash never leaves a
 half-written table and a folder with a summary is complete. The same inputs give identical bytes.
@@ -37,6 +38,7 @@ import pandas as pd
 
 from sgvalues.atomic import atomic_write_text
 from sgvalues.paths import file_sha256, repo_path
+from sgvalues.overlap import OVERLAP_FILE, OVERLAP_THRESHOLD, load_overlap, subgroup_overlap
 from sgvalues.split import (SAMPLE_KEYS, SPLITS, assert_no_leakage, build_samples,
                             load_samples_frame, write_samples)
 
@@ -60,12 +62,12 @@ __all__ = [
 SUMMARY_FILE = "prepare_summary.json"
 SYNTHETIC_FILENAME = "synthetic_wvs7_singapore.csv"
 OUTPUT_FILES = ("questions.csv", "excluded_questions.csv", "subgroups.csv", "modal_answers.csv",
-                "diversity.csv", "samples_train.jsonl", "samples_ood.jsonl", SUMMARY_FILE)
+                "diversity.csv", "overlap.csv", "samples_train.jsonl", "samples_ood.jsonl", SUMMARY_FILE)
 #: bump when the folder's layout or meaning changes, so old folders are rebuilt
-FORMAT_VERSION = 3  # 2: samples carry the question's ``wording``; 3: every tied modal code (``targets``)
+FORMAT_VERSION = 4  # 2: samples carry the question's ``wording``; 3: every tied modal code (``targets``); 4: overlap.csv
 # Modules (and the catalogue) whose code decides the tables' contents: their hash is an input.
 _CODE_MODULES = ("sgvalues.data", "sgvalues.countries", "sgvalues.catalogue", "sgvalues.subgroups", "sgvalues.modal",
-                 "sgvalues.diversity", "sgvalues.prompts", "sgvalues.split", "sgvalues.prepare")
+                 "sgvalues.diversity", "sgvalues.prompts", "sgvalues.split", "sgvalues.overlap", "sgvalues.prepare")
 _JSON_COLUMNS = ("options", "raw_options", "missing_codes", "adjustment")
 
 
@@ -86,6 +88,8 @@ class Prepared:
     samples_train: pd.DataFrame
     samples_ood: pd.DataFrame
     summary: dict = field(default_factory=dict)
+    #: ``overlap.csv``: each OOD subgroup's largest respondent overlap with a train subgroup
+    overlap: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def samples(self, split: str) -> pd.DataFrame:
         """The samples of ``split`` (``"train"`` or ``"ood"``)."""
@@ -231,6 +235,7 @@ def prepare(wvs_path: str | Path, out_dir: str | Path, country: int = 702, min_n
     train = [s for s in samples if s["split"] == "train"]
     ood = [s for s in samples if s["split"] == "ood"]
     leakage = assert_no_leakage(train, ood)
+    overlap = subgroup_overlap(respondents, subgroups, profile=profile)
 
     source_sha = file_sha256(wvs_path)
     inputs = _inputs(source_sha, country, min_n, weighted, _extra_inputs)
@@ -252,6 +257,7 @@ def prepare(wvs_path: str | Path, out_dir: str | Path, country: int = 702, min_n
         "samples": {"train": len(train), "ood": len(ood)},
         "missing_pairs": {s: n_pairs[s] - int((modal_split == s).sum()) for s in SPLITS},
         "ties": {s: int(((modal["n_tied_modes"] > 1) & (modal_split == s)).sum()) for s in SPLITS},
+        "overlap_flagged": {"threshold": OVERLAP_THRESHOLD, "n": int(overlap["flagged"].sum())},
         "leakage_check": {k: leakage[k] for k in ("ok", "n_train_combos", "n_ood_combos",
                                                   "ood_combos_with_levels_seen")},
         "inputs": inputs,
@@ -266,6 +272,7 @@ def prepare(wvs_path: str | Path, out_dir: str | Path, country: int = 702, min_n
     atomic_write_text(out_dir / "subgroups.csv", _csv_text(subgroups))
     atomic_write_text(out_dir / "modal_answers.csv", _csv_text(modal))
     atomic_write_text(out_dir / "diversity.csv", _csv_text(diversity))
+    atomic_write_text(out_dir / OVERLAP_FILE, _csv_text(overlap))
     write_samples(samples, out_dir)
     atomic_write_text(out_dir / SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
     # Hand back what was written without reading it again (``load_prepared`` gives equal tables).
@@ -273,7 +280,7 @@ def prepare(wvs_path: str | Path, out_dir: str | Path, country: int = 702, min_n
                     diversity=diversity, samples_train=pd.DataFrame(train, columns=list(SAMPLE_KEYS)),
                     samples_ood=pd.DataFrame(ood, columns=list(SAMPLE_KEYS)),
                     # wall time in memory only, so that the files stay byte-identical
-                    summary={**summary, "wall_s": round(time.perf_counter() - t0, 3)})
+                    summary={**summary, "wall_s": round(time.perf_counter() - t0, 3)}, overlap=overlap)
 
 
 def load_prepared(directory: str | Path) -> Prepared:
@@ -299,7 +306,7 @@ def load_prepared(directory: str | Path) -> Prepared:
     summary = json.loads((d / SUMMARY_FILE).read_text())
     return Prepared(path=d, questions=questions, excluded=excluded, subgroups=subgroups, modal_answers=modal,
                     diversity=diversity, samples_train=load_samples_frame(d, "train"),
-                    samples_ood=load_samples_frame(d, "ood"), summary=summary)
+                    samples_ood=load_samples_frame(d, "ood"), summary=summary, overlap=load_overlap(d))
 
 
 def _up_to_date(out_dir: Path, inputs: dict) -> bool:

@@ -168,3 +168,18 @@ def test_notebook_helpers(prepared):
         params_with_data(base, seed=1)
     assert source_note(p.summary).startswith("**WVS-7 data.**")
     assert source_note({**p.summary, "synthetic": True}).startswith("**Synthetic data.**")
+
+
+def test_overlap_table_by_hand(prepared):
+    """overlap.csv of the tiny file: every OOD subgroup's best train match, counted by hand."""
+    _, p, _ = prepared
+    o = p.overlap.set_index("subgroup")
+    # 16-24 Chinese = respondents 1, 2, 9; sex_x_age_group:Male|16-24 is exactly them (3 / 3)
+    r = o.loc["age_group_x_ethnicity:16-24|Chinese"]
+    assert (r.train_subgroup, r.n_shared, r.n_union, r.overlap, r.flagged) == \
+        ("sex_x_age_group:Male|16-24", 3, 3, 1.0, True)
+    # Chinese Buddhists = 1, 2, 7, 10 = every Buddhist (religion:Buddhist, 4 / 4)
+    assert o.loc["ethnicity_x_religion:Chinese|Buddhist", "train_subgroup"] == "religion:Buddhist"
+    # Malay Muslims = 4, 5, 6: ethnicity:Malay is them (3 / 3), listed before religion:Muslim
+    assert o.loc["ethnicity_x_religion:Malay|Muslim", ["train_subgroup", "overlap"]].tolist() == ["ethnicity:Malay", 1.0]
+    assert load_prepared(p.path).overlap["subgroup"].tolist() == OOD

@@ -34,8 +34,8 @@ from __future__ import annotations
 from sgvalues.baselines.comparison import compare_with_baselines
 from sgvalues.baselines.noise import NOISE_COLUMNS, noise_per_sample, noise_reference
 from sgvalues.baselines.predictors import (BASELINES, SMOOTHING, FittedBaselines, baseline_predictions, fit_baselines,
-                                           load_baseline_predictions, predict_baselines,
-                                           write_baselines)
+                                           load_baseline_predictions, population_modes, predict_baselines,
+                                           prepared_population_modes, write_baselines)
 from sgvalues.baselines.run_folder import configure_parser, ensure_run_baselines, main
 
 __all__ = [
@@ -48,6 +48,8 @@ __all__ = [
     "baseline_predictions",
     "write_baselines",
     "load_baseline_predictions",
+    "population_modes",
+    "prepared_population_modes",
     "noise_per_sample",
     "noise_reference",
     "compare_with_baselines",

@@ -70,6 +70,8 @@ __all__ = [
     "baseline_predictions",
     "write_baselines",
     "load_baseline_predictions",
+    "population_modes",
+    "prepared_population_modes",
 ]
 
 #: the baseline predictors, strongest yardstick first
@@ -226,6 +228,33 @@ def _distribution(fitted: FittedBaselines, name: str, q: str, levels: dict[str, 
         rng = np.random.default_rng([seed, zlib.crc32(sample_id.encode())])
         return np.full(k, 1.0 / k), int(rng.integers(k))
     raise ValueError(f"baseline {name!r}: expected one of {BASELINES}")
+
+
+def population_modes(fitted: FittedBaselines) -> pd.Series:
+    """The ``population_mode`` baseline's answer to every question: ``question_id -> code``.
+
+    The same code path as the baseline's predictions (the mode of the population's answer
+    counts, ties to the lowest code), so "the population's modal answer" means one thing
+    everywhere (e.g. :mod:`sgvalues.persona`'s divergent cells).
+
+    Examples
+    --------
+    >>> modal = pd.DataFrame({"question_id": "Q1", "stratum": "sex", "subgroup": ["sex:Male", "sex:Female"],
+    ...     "n_valid": 10, "modal_answer": [1, 2], "distribution": ['{"1": 0.6, "2": 0.4}', '{"1": 0.3, "2": 0.7}']})
+    >>> population_modes(fit_baselines(modal, split_of=lambda s: "train")).to_dict()
+    {'Q1': 2}
+    """
+    modes = {q: int(fitted.codes[q][_distribution(fitted, "population_mode", q, {}, "", 0)[1]])
+             for q in sorted(fitted.codes)}
+    out = pd.Series(modes, name="population_mode", dtype="int64")
+    out.index.name = "question_id"
+    return out
+
+
+def prepared_population_modes(prepared: str | Path) -> pd.Series:
+    """:func:`population_modes` of a prepared folder (fitted on its train split, as the baselines are)."""
+    modal, subgroups, summary = _read_prepared(prepared)
+    return population_modes(fit_baselines(modal, subgroups, weighted=bool(summary.get("weighted", False))))
 
 
 def predict_baselines(fitted: FittedBaselines, samples, names: Sequence[str] = BASELINES,

@@ -30,7 +30,8 @@ The paper's ablation (*published*), the table our base vs SFT runs are set besid
 Modules
 -------
 :mod:`~sgvalues.fairness.measures`
-    the two spread statistics (normalised range, coefficient of variation) and
+    the two spread statistics (normalised range, coefficient of variation), their numerators
+    (absolute range, standard deviation) and
     :class:`FairnessWarning`.
 :mod:`~sgvalues.fairness.tables`
     predictions gathered and listed, persona levels of each sample, per-subgroup scores and
@@ -44,7 +45,8 @@ What the book shows of it (chapter 07's tables and figures) lives in
 
 from __future__ import annotations
 
-from sgvalues.fairness.measures import FairnessWarning, coefficient_of_variation, normalized_range
+from sgvalues.fairness.measures import (FairnessWarning, absolute_range, coefficient_of_variation, normalized_range,
+                                        standard_deviation)
 from sgvalues.fairness.tables import (ATTRIBUTES, ablation_table, attribute_gaps, fairness_table, favoured_levels,
                                       gather_predictions, level_scores, published_ablation,
                                       run_inventory, sample_levels, subgroup_scores)
@@ -56,6 +58,8 @@ __all__ = [
     "FairnessWarning",
     "normalized_range",
     "coefficient_of_variation",
+    "absolute_range",
+    "standard_deviation",
     "gather_predictions",
     "run_inventory",
     "sample_levels",

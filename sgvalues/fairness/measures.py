@@ -1,6 +1,10 @@
-"""The two spread statistics of per-subgroup scores: normalised range and coefficient of variation.
+"""The spread statistics of per-subgroup scores: normalised range and coefficient of variation
+(the paper's), and beside them their mechanics, the absolute range and standard deviation.
 
 :func:`normalized_range` and :func:`coefficient_of_variation` take one score per subgroup;
+:func:`absolute_range` and :func:`standard_deviation` are their numerators, the spread itself,
+without the division by the largest or the mean score (a ratio can rise while the spread
+shrinks, when its denominator shrinks faster);
 their row-wise forms ``nr_rows`` and ``cv_rows`` (NaN-padded arrays, one row per bootstrap
 draw) serve :mod:`sgvalues.fairness.uncertainty`. An undefined statistic (zero maximum or zero
 mean) is NaN with a :class:`FairnessWarning`.
@@ -22,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import variation
 
-__all__ = ["FairnessWarning", "normalized_range", "coefficient_of_variation"]
+__all__ = ["FairnessWarning", "normalized_range", "coefficient_of_variation", "absolute_range", "standard_deviation"]
 
 
 class FairnessWarning(RuntimeWarning):
@@ -100,6 +104,40 @@ def coefficient_of_variation(values: Iterable) -> float:
     0.5
     """
     return _spread(values, np.mean, lambda v: variation(v, ddof=0), "coefficient_of_variation: the mean score is 0")
+
+
+def absolute_range(values: Iterable) -> float:
+    """Absolute range of per-subgroup scores: the best minus the worst, in the score's own units.
+
+    0 for a single subgroup, NaN for none; NaN values are ignored.
+
+    Notes
+    -----
+    .. math:: R = \\max_g s_g - \\min_g s_g = \\mathrm{NR} \\cdot \\max_g s_g
+
+    Examples
+    --------
+    >>> round(absolute_range([0.648, 0.259]), 3)
+    0.389
+    """
+    return _spread(values, lambda v: 1.0, np.ptp, "")  # no denominator: never undefined
+
+
+def standard_deviation(values: Iterable) -> float:
+    """Population standard deviation of per-subgroup scores (divisor :math:`G`, as in the CV).
+
+    0 for a single subgroup, NaN for none; NaN values are ignored.
+
+    Notes
+    -----
+    .. math:: \\sigma = \\sqrt{\\tfrac{1}{G}\\sum_g (s_g - \\bar s)^2} = \\mathrm{CV} \\cdot \\bar s
+
+    Examples
+    --------
+    >>> standard_deviation([0.25, 0.75])
+    0.25
+    """
+    return _spread(values, lambda v: 1.0, lambda v: v.std(ddof=0), "")  # no denominator: never undefined
 
 
 def nr_rows(m: np.ndarray) -> np.ndarray:

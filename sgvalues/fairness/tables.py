@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from sgvalues.evaluate import load_run_predictions
-from sgvalues.fairness.measures import FairnessWarning, coefficient_of_variation, normalized_range
+from sgvalues.fairness.measures import (FairnessWarning, absolute_range, coefficient_of_variation, normalized_range,
+                                        standard_deviation)
 from sgvalues.subgroups import parse_levels
 
 __all__ = [
@@ -149,7 +150,10 @@ def fairness_table(sub_scores: pd.DataFrame, per_stratum: bool = True) -> pd.Dat
     where ``stratum = "all"`` pools every subgroup of the split (the paper's headline numbers)
     and, with ``per_stratum``, each stratum separately. Columns: ``mean`` (unweighted mean over
     subgroups), ``norm_range``, ``cv``, ``n_subgroups``, ``best_subgroup``, ``worst_subgroup``
-    (highest accuracy / lowest NMAE is best).
+    (highest accuracy / lowest NMAE is best), and the mechanics of the two ratios: ``min``,
+    ``max``, ``range`` (:func:`~sgvalues.fairness.measures.absolute_range`, max - min) and ``sd``
+    (:func:`~sgvalues.fairness.measures.standard_deviation`, population SD), so that
+    ``norm_range = range / max`` and ``cv = sd / mean``.
 
     Examples
     --------
@@ -173,7 +177,9 @@ def fairness_table(sub_scores: pd.DataFrame, per_stratum: bool = True) -> pd.Dat
                     nr, cv = normalized_range(v), coefficient_of_variation(v)
                 rows.append(dict(zip(keys + ["stratum"], k if isinstance(k, tuple) else (k,)), metric=metric,
                                  mean=float(np.nanmean(v)), norm_range=nr, cv=cv, n_subgroups=int(len(v)),
-                                 best_subgroup=order.iloc[0], worst_subgroup=order.iloc[-1]))
+                                 best_subgroup=order.iloc[0], worst_subgroup=order.iloc[-1],
+                                 min=float(np.nanmin(v)), max=float(np.nanmax(v)), range=absolute_range(v),
+                                 sd=standard_deviation(v)))
     return pd.DataFrame(rows)
 
 

@@ -10,7 +10,10 @@
    significantly (:func:`sgvalues.baselines.compare_with_baselines`);
 2. every model of the paper with its *published* figures and ours where a run of the same
    params name exists (:func:`published_table`);
-3. the OOD figure: model states in colour, baselines in grey, the noise reference as a mark.
+3. the OOD figure: model states in colour, baselines in grey, the noise reference as a mark;
+4. under each split's table, every state's persona sensitivity beside the yardsticks on its
+   samples: persona-blind or not, and accuracy on divergent and agreeing cells
+   (:func:`sgvalues.report.persona.comparison_lines`).
 
 Example
 -------
@@ -440,6 +443,7 @@ def write_comparison_page(runs_root: str | Path, out_dir: str | Path, image_pref
     from sgvalues import baselines, plots
     from sgvalues.metrics import score
     from sgvalues.published import PUBLISHED_LABEL
+    from sgvalues.report.persona import comparison_lines as persona_lines
 
     runs_root, out_dir = Path(runs_root), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -530,6 +534,7 @@ def write_comparison_page(runs_root: str | Path, out_dir: str | Path, image_pref
                           "sample; 95 % bootstrap interval over questions; sign-flip permutation test over questions, "
                           "Holm-adjusted within each run and split):", "",
                           *sentences, ""]
+            parts += persona_lines(runs_root, part, split)
     parts += _gain_lines(ours_pub, info if not preds.empty else {})
     # the paper's models, published and ours
     pub = published_table(pd.DataFrame(ours_pub, columns=["params_name", "run", "tag", "accuracy", "nmae"]))

@@ -411,9 +411,11 @@ def plot_fairness_paradox(ablation: pd.DataFrame, published_rows: pd.DataFrame |
                           intervals: pd.DataFrame | None = None):
     """Change in accuracy Norm. Range (x) against change in NMAE Norm. Range (y), base -> SFT.
 
-    One point per model; the published change as a separate marker. Points left of 0 got
-    fairer in accuracy; points above 0 got less fair in NMAE: the top-left quadrant is the
-    paper's "fairness paradox". ``intervals`` (from :func:`bootstrap_fairness`) adds 95 % bars.
+    One point per model; the published change as a separate marker. Points left of 0 lowered
+    the accuracy Norm. Range; points above 0 raised the NMAE Norm. Range: the top-left quadrant
+    is the paper's "fairness paradox", named by the ratios alone (whether the spread itself moved
+    is :func:`sgvalues.report.mechanics.paradox_sentence`'s to say). ``intervals`` (from
+    :func:`bootstrap_fairness`) adds 95 % bars.
     """
     import matplotlib.pyplot as plt
 
@@ -455,7 +457,10 @@ def plot_fairness_paradox(ablation: pd.DataFrame, published_rows: pd.DataFrame |
     lim = max([0.05] + [abs(v) for v in ax.get_xlim() + ax.get_ylim()])
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
-    ax.text(-lim * 0.95, lim * 0.9, "paradox: accuracy fairer,\nNMAE less fair", fontsize=8, va="top", color="0.3")
+    # the quadrant is named by its ratios only: whether the spread itself moved is read beside it
+    # (sgvalues.report.mechanics.paradox_sentence)
+    ax.text(-lim * 0.95, lim * 0.9, "the paper's paradox:\naccuracy NR down, NMAE NR up", fontsize=8, va="top",
+            color="0.3")
     ax.set_xlabel("Δ accuracy Norm. Range (SFT − base; < 0 = fairer)")
     ax.set_ylabel("Δ NMAE Norm. Range (SFT − base; < 0 = fairer)")
     ax.set_title("Does SFT make subgroups more equal?")
