@@ -232,13 +232,11 @@ def question_permutation_test(x: Iterable, y: Iterable, questions: Iterable, n_p
 
     Parameters
     ----------
-    x, y : iterable of float
-        Paired per-sample values (same samples, same order), e.g. ``correct`` after and before SFT.
+    x, y, n_perm, seed, exact_max, alternative
+        As in :func:`paired_permutation_test` (per-sample pairs), the flips applied to the question sums.
     questions : iterable
         Each sample's question (the cluster): the samples of one question share its wording, so
         their differences are not independent.
-    n_perm, seed, exact_max, alternative
-        As in :func:`paired_permutation_test`, applied to the question sums.
 
     Returns
     -------
