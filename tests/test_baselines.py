@@ -177,6 +177,11 @@ def test_noise_reference_groups_interval_and_subsets():
     # a subset's draws are the same draws
     assert bl.noise_per_sample(samples[5:9], n_boot=300, seed=0)["p_same_mode"].tolist() == \
         per["p_same_mode"].iloc[5:9].tolist()
+    # grouped by split alone: one row per split, the same figures as the pooled 'all' row
+    by_split = bl.noise_reference(samples, n_boot=300, seed=0, by=("split",))
+    assert list(by_split.columns) == ["split"] + bl.NOISE_COLUMNS[2:] and len(by_split) == 1
+    assert by_split.iloc[0][["estimate", "lo", "hi", "n_samples"]].tolist() == \
+        allrow[["estimate", "lo", "hi", "n_samples"]].tolist()
 
 
 def test_compare_with_baselines_pairs_samples_and_tests():

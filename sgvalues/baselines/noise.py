@@ -145,5 +145,6 @@ def noise_reference(samples, n_boot: int = 200, seed: int = 0, ci: float = 0.90,
             lo, hi = np.quantile(acc, [alpha, 1 - alpha])
             rows.append({**dict(zip(by, key)), "estimate": float(acc.mean()), "lo": float(lo), "hi": float(hi),
                          "ci": ci, "n_samples": int(len(g)), "n_boot": int(n_boot)})
-    cols = by + [c for c in NOISE_COLUMNS if c not in by]
+    # the group columns asked for, then the statistics (NOISE_COLUMNS after its default groups)
+    cols = by + [c for c in NOISE_COLUMNS if c not in ("split", "stratum")]
     return pd.DataFrame(rows)[cols]
