@@ -11,7 +11,8 @@ import pandas as pd
 from sgvalues.report.format import fmt_delta, fmt_rate
 
 __all__ = ["variant_table", "variant_sentence", "best_variant", "order_table", "order_sentence", "plot_order_effect",
-           "order_question_table", "order_plan_sentence", "explanation_sentence", "near_tie_sentence"]
+           "order_question_table", "order_plan_sentence", "explanation_sentence", "near_tie_sentence",
+           "ORDER_SHORT_NAMES", "order_score_table", "order_share_table", "short_order_names"]
 
 _FAIR_COLUMNS = {("accuracy", "norm_range"): "acc NR", ("accuracy", "cv"): "acc CV",
                  ("nmae", "norm_range"): "NMAE NR", ("nmae", "cv"): "NMAE CV"}
@@ -114,6 +115,40 @@ def order_table(effects) -> pd.DataFrame:
     first = next(iter(effects.values()), pd.DataFrame())
     cols = cols[:-1] + [c for c in _ORDER_EXTRA if c in first.columns] + ["n"]
     return pd.concat([e[cols].assign(state=s) for s, e in effects.items()], ignore_index=True)[["state", *cols]]
+
+
+#: the short column names of chapter 08's option-order tables (eight to ten columns must fit the text column)
+ORDER_SHORT_NAMES = {"question_id": "question", "reversed": "rev.", "reversed_lines": "rev. lines",
+                     "permuted": "perm.", "permuted_lines": "perm. lines", "order_averaged": "averaged",
+                     "same_content": "content", "same_code": "code", "same_position": "position",
+                     "near_ties": "near-ties", "runner_up": "next", "n_samples": "n"}
+
+
+def order_score_table(orders: pd.DataFrame) -> pd.DataFrame:
+    """The scores of :func:`order_table`: ``state, option_order, accuracy, nmae, jsd, changed, n``."""
+    return orders[[c for c in orders.columns if c not in _ORDER_EXTRA]]
+
+
+def order_share_table(orders: pd.DataFrame) -> pd.DataFrame:
+    """What the reordered answers kept, from :func:`order_table`: ``state, option_order`` and the
+    shares of answers keeping their content, code and position, and of near-ties (short names).
+
+    >>> o = pd.DataFrame({"state": ["base"], "option_order": ["reversed"], "accuracy": [0.5], "same_code": [0.2],
+    ...                   "near_ties": [0.1], "n": [4]})
+    >>> order_share_table(o).columns.tolist()
+    ['state', 'option_order', 'code', 'near-ties']
+    """
+    return orders[["state", "option_order", *[c for c in _ORDER_EXTRA if c in orders.columns]]].rename(
+        columns=ORDER_SHORT_NAMES)
+
+
+def short_order_names(table: pd.DataFrame, drop: tuple[str, ...] = ("n_prompts",)) -> pd.DataFrame:
+    """``table`` with :data:`ORDER_SHORT_NAMES` as column names and the ``drop`` columns left out.
+
+    >>> short_order_names(pd.DataFrame(columns=["question_id", "permuted_lines", "runner_up", "n_prompts"])).columns.tolist()
+    ['question', 'perm. lines', 'next']
+    """
+    return table.drop(columns=[c for c in drop if c in table.columns]).rename(columns=ORDER_SHORT_NAMES)
 
 
 def order_question_table(effects) -> pd.DataFrame:

@@ -134,6 +134,7 @@ def show_split_overlap(ch, n: int = 10) -> pd.DataFrame:
     if table.empty:
         return table
     top = table.sort_values("overlap", ascending=False).head(n)
-    cols = ["subgroup", "n_respondents", "train_subgroup", "n_train_respondents", "n_shared", "overlap", "flagged"]
-    display(format_table(top[cols], counts=["n_respondents", "n_train_respondents", "n_shared"]))
+    # five columns fit the text column: the shared respondents as "shared of either"
+    shown = top.assign(shared=[f"{int(s):,} of {int(u):,}" for s, u in zip(top["n_shared"], top["n_union"])])
+    display(format_table(shown[["subgroup", "train_subgroup", "shared", "overlap", "flagged"]]))
     return top

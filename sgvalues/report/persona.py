@@ -126,9 +126,9 @@ def persona_sentence(sens: pd.DataFrame) -> str:
 
 
 def sensitivity_table(sens: pd.DataFrame) -> pd.DataFrame:
-    """A narrow display of persona sensitivity: ``predictor, varying, blind, departing, divergent,
-    acc div., acc agree, NMAE div., NMAE agree`` (``varying`` = "k of n" questions, ``divergent``
-    = "cells (questions)").
+    """A narrow display of persona sensitivity: ``predictor, varying, blind, divergent, acc div.,
+    acc agree, NMAE div., NMAE agree`` (``varying`` = "k of n" questions, ``divergent`` = "cells
+    (questions)"); ``share_departing`` stays in the written tables (eight columns fit the text column).
 
     >>> s = pd.DataFrame({"predictor": ["sft"], "n_questions": 6, "n_varying_questions": 0, "persona_blind": True,
     ...                   "share_departing": 0.1, "n_divergent_cells": 40, "n_divergent_questions": 5,
@@ -143,7 +143,6 @@ def sensitivity_table(sens: pd.DataFrame) -> pd.DataFrame:
     out = sens[keys].copy()
     out["varying"] = [f"{int(v)} of {int(n)}" for v, n in zip(sens["n_varying_questions"], sens["n_questions"])]
     out["blind"] = ["yes" if b else "no" for b in sens["persona_blind"]]
-    out["departing"] = sens["share_departing"].to_numpy(float)
     out["divergent"] = [f"{int(c):,} ({int(q)} qs)" for c, q in zip(sens["n_divergent_cells"],
                                                                      sens["n_divergent_questions"])]
     for col, head in (("accuracy_divergent", "acc div."), ("accuracy_agreeing", "acc agree"),
