@@ -35,10 +35,6 @@ Example
 -------
 >>> persona_sentence({"ethnicity": "Malay", "sex": "Female"})
 'You are a Malay woman living in Singapore.'
->>> persona_sentence({"religion": "Buddhist", "age_group": "25-34"})
-'You are a Buddhist aged 25 to 34 living in Singapore.'
->>> persona_sentence({"religion": "None"})
-'You live in Singapore and have no religion.'
 >>> persona_sentence({"ethnicity": "Chinese", "religion": "Christian"}, profile=458)
 'You are a Chinese Christian living in Malaysia.'
 """
@@ -132,6 +128,8 @@ def persona_sentence(levels: Mapping[str, str], profile: CountryProfile | int | 
     'You are a woman living in Singapore. You have no religion.'
     >>> persona_sentence({"age_group": "65+"})
     'You are a person aged 65 or older living in Singapore.'
+    >>> persona_sentence({"religion": "Buddhist", "age_group": "25-34"}), persona_sentence({"religion": "None"})
+    ('You are a Buddhist aged 25 to 34 living in Singapore.', 'You live in Singapore and have no religion.')
     """
     return _persona(tuple(sorted(levels.items())), resolve_profile(profile))
 
