@@ -42,6 +42,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from sgvalues.metrics import js_distance, total_variation
 from sgvalues.modal import parse_distribution
 from sgvalues.subgroups import parse_levels
 
@@ -108,8 +109,6 @@ def aggregation_gaps(predictions: pd.DataFrame, subgroups: pd.DataFrame, by: Seq
         else:
             for axis, level in levels.items():
                 cells.setdefault((tuple(key_vals), qid, stratum, axis, level), []).append((sg, dist))
-    from scipy.spatial.distance import jensenshannon
-
     rows = []
     for (key_vals, qid, stratum, axis, level), members in cells.items():
         single = singles.get((key_vals, qid, axis, level))
@@ -131,12 +130,11 @@ def aggregation_gaps(predictions: pd.DataFrame, subgroups: pd.DataFrame, by: Seq
 
         mixed = sum(wi * vec(m[1]) for wi, m in zip(w, members))
         qs = vec(q_single)
-        with np.errstate(invalid="ignore"):
-            jsd = float(np.nan_to_num(jensenshannon(qs, mixed, base=2), nan=0.0))
+
         rows.append({**dict(zip(by, key_vals)), "question_id": qid, "stratum": stratum, "axis": axis, "level": level,
                      "single_subgroup": single_sg, "n_cells": int(len(members)),
                      "coverage": float(n_cells.sum() / sizes[single_sg]),
-                     "tv": float(0.5 * np.abs(mixed - qs).sum()), "jsd": min(max(jsd, 0.0), 1.0)})
+                     "tv": total_variation(mixed, qs), "jsd": js_distance(qs, mixed)})
     out = pd.DataFrame(rows, columns=by + GAP_COLUMNS)
     return out.sort_values(by + ["question_id", "stratum", "axis", "level"], kind="stable").reset_index(drop=True)
 

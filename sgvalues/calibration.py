@@ -32,6 +32,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
+from sgvalues.metrics import js_distance, total_variation
 from sgvalues.modal import parse_distribution
 
 __all__ = [
@@ -172,13 +173,8 @@ def modal_confidence(predictions: pd.DataFrame, probs: str = "probs") -> pd.Data
 
 
 def _distance(observed: np.ndarray, others: np.ndarray, distance: str) -> np.ndarray:
-    if distance == "tv":
-        return 0.5 * np.abs(others - observed).sum(axis=-1)
-    from scipy.spatial.distance import jensenshannon
-
-    with np.errstate(invalid="ignore"):
-        d = jensenshannon(np.broadcast_to(observed, others.shape), others, base=2, axis=-1)
-    return np.clip(np.nan_to_num(d, nan=0.0), 0.0, 1.0)
+    observed = np.broadcast_to(observed, others.shape)
+    return total_variation(observed, others) if distance == "tv" else js_distance(observed, others)
 
 
 def bootstrap_distances(observed, n_valid: int, n_boot: int = 500, distance: str = "tv", seed: int = 0,

@@ -37,7 +37,7 @@ import pandas as pd
 from sgvalues.tables import code_shares
 
 __all__ = ["accuracy", "nmae", "refusal_rate", "distribution_scores", "valid_predictions", "score_samples", "score",
-           "aggregate", "aggregate_by_level", "METRICS", "METRIC_COLUMNS", "tied_targets", "DISTRIBUTION_COLUMNS"]
+           "aggregate", "aggregate_by_level", "js_distance", "total_variation", "METRICS", "METRIC_COLUMNS", "tied_targets", "DISTRIBUTION_COLUMNS"]
 
 #: the distributional scores (:func:`distribution_scores`), lower is better
 DISTRIBUTION_COLUMNS = ["jsd", "wasserstein", "nmae_expected"]
@@ -195,8 +195,6 @@ def distribution_scores(predictions: pd.DataFrame) -> pd.DataFrame:
     >>> distribution_scores(df).round(4).to_dict("list")
     {'jsd': [0.5579, nan], 'wasserstein': [0.5, nan], 'nmae_expected': [0.5, nan]}
     """
-    from scipy.spatial.distance import jensenshannon
-
     out = pd.DataFrame(np.nan, index=predictions.index, columns=DISTRIBUTION_COLUMNS)
     if not {"probs", "distribution"} <= set(predictions.columns) or predictions.empty:
         return out
@@ -222,10 +220,7 @@ def distribution_scores(predictions: pd.DataFrame) -> pd.DataFrame:
         qm = np.stack([r[1] for r in rows])
         pm = np.stack([r[2] for r in rows])
         x = np.asarray(codes, dtype=float)
-        with np.errstate(invalid="ignore"):  # scipy takes sqrt of a divergence rounding to -1e-17
-            d = jensenshannon(pm, qm, base=2, axis=1)
-        # that NaN is a distance of 0 between (nearly) equal distributions, not a missing row
-        jsd[idx] = np.where(np.isnan(d) & np.isclose(pm, qm, rtol=0, atol=1e-6).all(axis=1), 0.0, d)
+        jsd[idx] = js_distance(pm, qm)
         width = hi[idx] - lo[idx]
         if not (width > 0).all():
             bad = int(idx[np.argmin(width > 0)])
@@ -237,11 +232,59 @@ def distribution_scores(predictions: pd.DataFrame) -> pd.DataFrame:
         w1[idx] = (np.abs(np.cumsum(pm - qm, axis=1)[:, :-1]) * gaps).sum(axis=1)
         # the nearest tied modal code (the target alone without ties)
         ex[idx] = np.min(np.where(np.isnan(tied[idx]), np.inf, np.abs((qm @ x)[:, None] - tied[idx])), axis=1) / width
-    # float error can leave a distance of identical distributions a hair above 0 (sqrt of ~1e-17)
-    out["jsd"] = np.clip(jsd, 0.0, 1.0)
+    out["jsd"] = jsd
     out["wasserstein"] = w1
     out["nmae_expected"] = ex
     return out
+
+
+def js_distance(p, q) -> np.ndarray | float:
+    """Jensen-Shannon distance, base 2, between distributions over the same options (rows,
+    broadcast): the one JSD of the package (scores, readouts, calibration, aggregation).
+
+    Notes
+    -----
+    :math:`\mathrm{JSD}(p, q) = \sqrt{\tfrac12 KL(p, m) + \tfrac12 KL(q, m)}`, :math:`m = (p + q)/2`,
+    in :math:`[0, 1]` (``scipy.spatial.distance.jensenshannon``, rows renormalised). scipy takes
+    the square root of a divergence that rounds to about :math:`-10^{-17}` for nearly equal rows
+    and returns NaN: such a row is 0 here, not a missing value.
+
+    Examples
+    --------
+    >>> float(js_distance([1.0, 0.0], [0.0, 1.0])), js_distance([[0.5, 0.5]], [0.5, 0.5]).tolist()
+    (1.0, [0.0])
+    """
+    from scipy.spatial.distance import jensenshannon
+
+    a, b = np.broadcast_arrays(np.asarray(p, dtype=float), np.asarray(q, dtype=float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = np.asarray(jensenshannon(a, b, base=2, axis=-1), dtype=float)
+        near = np.isclose(a / a.sum(axis=-1, keepdims=True), b / b.sum(axis=-1, keepdims=True),
+                          rtol=0, atol=1e-6).all(axis=-1)
+    d = np.clip(np.where(np.isnan(d) & near, 0.0, d), 0.0, 1.0)
+    return float(d) if d.ndim == 0 else d
+
+
+def total_variation(p, q) -> np.ndarray | float:
+    """Total variation distance between distributions over the same options (rows).
+
+    Notes
+    -----
+    :math:`TV(p, q) = \tfrac12 \sum_x |p(x) - q(x)| \in [0, 1]`, each row renormalised first.
+    It is the score Meister et al. (2025) report (published: GPT-4 0.550 from log-probs).
+
+    Examples
+    --------
+    >>> total_variation([1.0, 0.0], [0.0, 1.0]), total_variation([[0.5, 0.5]], [[0.25, 0.75]]).tolist()
+    (1.0, [0.25])
+    """
+    a, b = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"distributions differ in shape: {a.shape} vs {b.shape}")
+    if (a.sum(axis=-1) <= 0).any() or (b.sum(axis=-1) <= 0).any():
+        raise ValueError("probabilities: a row sums to 0; expected some mass on an option")
+    tv = 0.5 * np.abs(a / a.sum(axis=-1, keepdims=True) - b / b.sum(axis=-1, keepdims=True)).sum(axis=-1)
+    return float(tv) if tv.ndim == 0 else tv
 
 
 def valid_predictions(predictions: pd.DataFrame) -> pd.Series:

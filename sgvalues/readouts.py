@@ -38,6 +38,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from sgvalues.metrics import js_distance, total_variation
+
 __all__ = [
     "READOUTS",
     "TEMPERATURE_OBJECTIVES",
@@ -138,17 +140,13 @@ def cell_losses(predicted, observed, objective: str = "jsd") -> np.ndarray:
     >>> cell_losses([[0.5, 0.5]], [[1.0, 0.0]], "nll").round(4).tolist()   # -log 0.5
     [0.6931]
     """
-    from scipy.spatial.distance import jensenshannon
-
     q, p = np.atleast_2d(_rows(predicted)), np.atleast_2d(_rows(observed))
     if q.shape != p.shape:
         raise ValueError(f"predicted {q.shape} and observed {p.shape} distributions differ in shape")
     q = q / q.sum(axis=1, keepdims=True)
     p = p / p.sum(axis=1, keepdims=True)
     if objective == "jsd":
-        with np.errstate(invalid="ignore"):  # sqrt of a rounding-error -1e-17 for identical rows
-            d = jensenshannon(p, q, base=2, axis=1)
-        return np.clip(np.nan_to_num(d, nan=0.0), 0.0, 1.0)
+        return js_distance(p, q)
     if objective == "nll":
         return -(p * np.log(np.maximum(q, PROB_FLOOR))).sum(axis=1)
     raise ValueError(f"objective = {objective!r}: expected one of {', '.join(TEMPERATURE_OBJECTIVES)}")
@@ -243,28 +241,6 @@ def fit_temperature(probs: Sequence, observed: Sequence, objective: str = "jsd",
         else (float(np.exp(logs[best])), float(losses[best]))
     return TemperatureFit(temperature=t_hat, objective=objective, loss=loss,
                           loss_at_one=_mean_loss(groups, 1.0, objective), n_cells=int(len(probs)))
-
-
-def total_variation(p, q) -> np.ndarray | float:
-    """Total variation distance between distributions over the same options (rows).
-
-    Notes
-    -----
-    :math:`TV(p, q) = \\tfrac12 \\sum_x |p(x) - q(x)| \\in [0, 1]`, each row renormalised first.
-    It is the score Meister et al. (2025) report (published: GPT-4 0.550 from log-probs).
-
-    Examples
-    --------
-    >>> total_variation([1.0, 0.0], [0.0, 1.0]), total_variation([[0.5, 0.5]], [[0.25, 0.75]]).tolist()
-    (1.0, [0.25])
-    """
-    a, b = _rows(p), _rows(q)
-    if a.shape != b.shape:
-        raise ValueError(f"distributions differ in shape: {a.shape} vs {b.shape}")
-    a = a / a.sum(axis=-1, keepdims=True)
-    b = b / b.sum(axis=-1, keepdims=True)
-    tv = 0.5 * np.abs(a - b).sum(axis=-1)
-    return float(tv) if tv.ndim == 0 else tv
 
 
 def representativeness(p, q, codes: Sequence[float], scale_min: float | None = None,
