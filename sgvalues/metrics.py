@@ -244,7 +244,7 @@ def js_distance(p, q) -> np.ndarray | float:
 
     Notes
     -----
-    :math:`\mathrm{JSD}(p, q) = \sqrt{\tfrac12 KL(p, m) + \tfrac12 KL(q, m)}`, :math:`m = (p + q)/2`,
+    :math:`\\mathrm{JSD}(p, q) = \\sqrt{\\tfrac12 KL(p, m) + \\tfrac12 KL(q, m)}`, :math:`m = (p + q)/2`,
     in :math:`[0, 1]` (``scipy.spatial.distance.jensenshannon``, rows renormalised). scipy takes
     the square root of a divergence that rounds to about :math:`-10^{-17}` for nearly equal rows
     and returns NaN: such a row is 0 here, not a missing value.
@@ -270,7 +270,7 @@ def total_variation(p, q) -> np.ndarray | float:
 
     Notes
     -----
-    :math:`TV(p, q) = \tfrac12 \sum_x |p(x) - q(x)| \in [0, 1]`, each row renormalised first.
+    :math:`TV(p, q) = \\tfrac12 \\sum_x |p(x) - q(x)| \\in [0, 1]`, each row renormalised first.
     It is the score Meister et al. (2025) report (published: GPT-4 0.550 from log-probs).
 
     Examples
