@@ -15,7 +15,7 @@ import pandas as pd
 
 from sgvalues.atomic import atomic_path
 
-__all__ = ["json_cell", "distribution_json", "targets_json", "code_shares", "as_records", "write_csv"]
+__all__ = ["json_cell", "distribution_json", "targets_json", "code_shares", "as_records", "write_csv", "write_tables"]
 
 
 def _missing(value) -> bool:
@@ -105,3 +105,20 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> None:
     """
     with atomic_path(Path(path)) as tmp:
         df.to_csv(tmp, index=False, lineterminator="\n")
+
+
+def write_tables(tables: dict[str, pd.DataFrame], folder: str | Path) -> list[Path]:
+    """Write each table as ``<folder>/<name>.csv`` with :func:`write_csv`; the paths written, in order.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> [p.name for p in write_tables({"a": pd.DataFrame({"x": [1]}), "b": pd.DataFrame()}, d / "out")]
+    ['a.csv', 'b.csv']
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, table in tables.items():
+        write_csv(table, folder / f"{name}.csv")
+        written.append(folder / f"{name}.csv")
+    return written

@@ -268,14 +268,12 @@ def write_fairness_tables(t: FairnessTables, folder: str | Path) -> list[Path]:
     if t.fair.empty:
         say(NO_PREDICTIONS)
         return []
+    from sgvalues.tables import write_tables
+
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     tables = {"subgroup_scores": t.subgroups, "fairness_table": t.fair, "level_scores": t.levels,
               "attribute_gaps": t.gaps, "ablation": t.ablation, "bootstrap": t.boot, "permutation_tests": t.tests}
-    written = []
-    for name, table in tables.items():
-        table.to_csv(folder / f"{name}.csv", index=False)
-        written.append(folder / f"{name}.csv")
+    written = write_tables(tables, folder)
     say("Written to `fairness/`: " + ", ".join(f"`{p.name}`" for p in sorted(folder.glob("*.csv"))))
     return written
 

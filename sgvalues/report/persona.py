@@ -278,16 +278,9 @@ def write_persona_tables(folder: str | Path, tables: dict) -> list[Path]:
     skipped) as ``<folder>/<name>.csv``, atomically, and say which. Returns the paths written."""
     from IPython.display import Markdown, display
 
-    from sgvalues.atomic import atomic_path
+    from sgvalues.tables import write_tables
 
-    folder = Path(folder)
-    written = []
-    for name, table in tables.items():
-        if table is None or table.empty:
-            continue
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / f"{name}.csv") as tmp:
-            table.to_csv(tmp, index=False, lineterminator="\n")
-        written.append(folder / f"{name}.csv")
+    present = {name: table for name, table in tables.items() if table is not None and not table.empty}
+    written = write_tables(present, folder) if present else []
     display(Markdown("Written to `fairness/`: " + (", ".join(f"`{p.name}`" for p in written) or "nothing")))
     return written
