@@ -36,7 +36,7 @@ from sgvalues.baselines.noise import NOISE_COLUMNS, noise_per_sample, noise_refe
 from sgvalues.baselines.predictors import (BASELINES, SMOOTHING, FittedBaselines, baseline_predictions, fit_baselines,
                                            load_baseline_predictions, population_modes, predict_baselines,
                                            prepared_population_modes, write_baselines)
-from sgvalues.baselines.run_folder import configure_parser, ensure_run_baselines, main
+from sgvalues.baselines.run_folder import configure_parser, ensure_run_baselines, main, run_baseline_predictions
 
 __all__ = [
     "BASELINES",
@@ -48,6 +48,7 @@ __all__ = [
     "baseline_predictions",
     "write_baselines",
     "load_baseline_predictions",
+    "run_baseline_predictions",
     "population_modes",
     "prepared_population_modes",
     "noise_per_sample",

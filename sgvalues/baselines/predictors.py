@@ -362,12 +362,13 @@ def write_baselines(prepared: str | Path, out: str | Path, splits: Sequence[str]
     return paths
 
 
-def load_baseline_predictions(predictions_dir: str | Path, split: str | None = None) -> pd.DataFrame:
-    """The baseline tables in a predictions folder, stacked, with a ``baseline`` column."""
+def load_baseline_predictions(predictions_dir: str | Path, split: str | None = None,
+                              names: Sequence[str] = BASELINES) -> pd.DataFrame:
+    """The tables of the baselines ``names`` in a predictions folder, stacked, with a ``baseline`` column."""
     from sgvalues.evaluate import load_predictions
 
     frames = []
-    for name in BASELINES:
+    for name in names:
         for sp in ([split] if split else ["train", "ood"]):
             path = Path(predictions_dir) / f"{name}_{sp}.csv"
             if path.is_file():

@@ -13,14 +13,16 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Sequence
+
+import pandas as pd
 
 from sgvalues.atomic import atomic_write_text
 from sgvalues.baselines.noise import noise_reference
-from sgvalues.baselines.predictors import BASELINES, write_baselines
+from sgvalues.baselines.predictors import BASELINES, load_baseline_predictions, write_baselines
 from sgvalues.tables import write_csv
 
-__all__ = ["BASELINES_VERSION", "ensure_run_baselines", "configure_parser", "main"]
+__all__ = ["BASELINES_VERSION", "ensure_run_baselines", "run_baseline_predictions", "configure_parser", "main"]
 
 #: bump when a baseline's definition changes, so :func:`ensure_run_baselines` recomputes
 BASELINES_VERSION = 1
@@ -80,6 +82,25 @@ def ensure_run_baselines(run_dir: str | Path, seed: int = 0, n_boot: int = 200, 
     if log is not None:
         log(f"baselines and noise reference for {run_dir.name} in {summary['seconds']:.1f} s")
     return summary
+
+
+def run_baseline_predictions(run_dir: str | Path, split: str, names: Sequence[str] = BASELINES,
+                             sample_ids: Iterable | None = None) -> pd.DataFrame:
+    """A run's predictions of the baselines ``names`` on ``split`` (a ``baseline`` column), written
+    first (:func:`ensure_run_baselines`) when the run has prepared data but no baseline tables;
+    only the rows of ``sample_ids`` when given. Empty when the run has neither.
+
+    The one way the report pages read a run's yardsticks on the samples of a model state.
+    """
+    run_dir = Path(run_dir)
+    tables = load_baseline_predictions(run_dir / "predictions", split, names)
+    if tables.empty and (run_dir / "data").is_dir():
+        ensure_run_baselines(run_dir)
+        tables = load_baseline_predictions(run_dir / "predictions", split, names)
+    if tables.empty or sample_ids is None:
+        return tables
+    ids = {str(i) for i in sample_ids}
+    return tables[tables["sample_id"].astype(str).isin(ids)].reset_index(drop=True)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

@@ -82,11 +82,7 @@ def comparison_table(runs_root: str | Path) -> pd.DataFrame:
 def _baseline_tables(run_dir: Path, split: str) -> pd.DataFrame:
     from sgvalues import baselines
 
-    tables = baselines.load_baseline_predictions(run_dir / "predictions", split)
-    if tables.empty and (run_dir / "data").is_dir():
-        baselines.ensure_run_baselines(run_dir)
-        tables = baselines.load_baseline_predictions(run_dir / "predictions", split)
-    return tables
+    return baselines.run_baseline_predictions(run_dir, split)
 
 
 def _split_samples(run_dir: Path, split: str) -> list[dict]:

@@ -463,10 +463,7 @@ def baselines_like(predictions: pd.DataFrame, run_dir: str | Path,
     mine = predictions[predictions["run"] == run_dir.name] if len(predictions) else predictions
     frames = []
     for split, g in mine.groupby("split") if len(mine) else []:
-        tables = baselines.load_baseline_predictions(run_dir / "predictions", split)
-        if tables.empty and (run_dir / "data").is_dir():
-            baselines.ensure_run_baselines(run_dir)
-            tables = baselines.load_baseline_predictions(run_dir / "predictions", split)
+        tables = baselines.run_baseline_predictions(run_dir, split, names)
         if tables.empty:
             continue
         for tag, gt in g.groupby("tag"):

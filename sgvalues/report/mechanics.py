@@ -256,14 +256,13 @@ def show_paradox(t, split: str = "ood") -> None:
 def show_variant_paradox(scored: pd.DataFrame, run_dir, variants, split: str = "ood") -> pd.DataFrame:
     """Chapter 08's cell: for each variant, :func:`paradox_sentence` (NMAE) against the untuned
     model, beside ``population_mode`` on the same samples, then the NMAE spread table."""
-    from pathlib import Path
 
     from IPython.display import Markdown, display
 
     from sgvalues import baselines
     from sgvalues.report.format import format_table
 
-    reference = baselines.load_baseline_predictions(Path(run_dir) / "predictions", split)
+    reference = baselines.run_baseline_predictions(run_dir, split)
     rows = variant_mechanics_rows(scored, reference, split)
     texts = [paradox_sentence(rows, "base", v) for v in variants]
     display(Markdown("\n\n".join(f"- {x}" for x in texts if x) or "No variant on this split."))

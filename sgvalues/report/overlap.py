@@ -84,9 +84,7 @@ def _with_population_mode(run_dir: Path, states: dict) -> dict:
     if not frames:
         return dict(states)
     ids = set.intersection(*[set(df["sample_id"].astype(str)) for df in frames])
-    tables = baselines.load_baseline_predictions(Path(run_dir) / "predictions", "ood")
-    pop = tables[(tables["baseline"] == "population_mode") & tables["sample_id"].astype(str).isin(ids)] \
-        if len(tables) else pd.DataFrame()
+    pop = baselines.run_baseline_predictions(run_dir, "ood", ["population_mode"], ids)
     return {**states, **({"population_mode (baseline)": pop} if len(pop) else {})}
 
 

@@ -66,9 +66,9 @@ def state_sensitivity(run_dir: str | Path, split: str, states: dict, names=YARDS
     if not frames:
         return pd.DataFrame()
     ids = set.intersection(*[set(f["sample_id"].astype(str)) for f in frames])
-    tables = baselines.load_baseline_predictions(run_dir / "predictions", split)
+    tables = baselines.run_baseline_predictions(run_dir, split, names, ids)
     for name in names:
-        b = tables[(tables["baseline"] == name) & tables["sample_id"].astype(str).isin(ids)] if len(tables) else []
+        b = tables[tables["baseline"] == name] if len(tables) else []
         if len(b):
             frames.append(b.assign(predictor=f"{name} (baseline)"))
     order = {f["predictor"].iloc[0]: i for i, f in enumerate(frames)}

@@ -231,15 +231,8 @@ def population_mode_accuracy(run_dir: str | Path, predictions: pd.DataFrame, spl
     the run has no baseline predictions or they miss some of those samples."""
     from sgvalues import baselines, metrics
 
-    run_dir = Path(run_dir)
-    tables = baselines.load_baseline_predictions(run_dir / "predictions", split)
-    if tables.empty and (run_dir / "data").is_dir():
-        baselines.ensure_run_baselines(run_dir)
-        tables = baselines.load_baseline_predictions(run_dir / "predictions", split)
-    if tables.empty:
-        return float("nan")
     ids = set(predictions["sample_id"].astype(str))
-    pop = tables[(tables["baseline"] == "population_mode") & tables["sample_id"].astype(str).isin(ids)]
+    pop = baselines.run_baseline_predictions(run_dir, split, ["population_mode"], ids)
     if pop.empty or set(pop["sample_id"].astype(str)) != ids:
         return float("nan")
     return float(metrics.score(pop).iloc[0]["accuracy"])
