@@ -186,9 +186,48 @@ class EvaluationParams:
     #: the orders other than ``as_asked`` and ``reversed`` are asked of this many seeded subgroups
     #: per question (``sgvalues.option_order.order_subset``); null = every subgroup
     option_order_subgroups: int | None = None
+    #: chapter 09's readouts (``sgvalues.constants.READOUTS``): ``logprob`` and ``logprob_temperature``
+    #: reuse the log-prob predictions; ``sampled`` and ``verbalised`` ask the model again
+    readouts: tuple[str, ...] = ("logprob", "logprob_temperature", "sampled", "verbalised")
+    #: what the one temperature is fitted to minimise on the train split's cells: ``jsd`` or ``nll``
+    temperature_objective: str = "jsd"
+    #: answers sampled per cell for the ``sampled`` readout (seeded by ``seed``); 30 or more on a GPU
+    sampled_n: int = 30
+    #: the temperature those answers are sampled at
+    sampled_temperature: float = 1.0
+    #: percentage points a verbalised distribution may miss 100 by and still be parsed
+    verbalised_tolerance: float = 2.0
+    #: chapter 09's persona formats (``sgvalues.constants.PERSONA_FORMATS``); ``sentence`` is the paper's
+    persona_formats: tuple[str, ...] = ("sentence", "qa", "bio", "fewshot")
+    #: k, the subgroup's answers to its k most similar other questions shown by the ``fewshot`` format
+    fewshot_k: int = 3
+    #: chapter 09's new model passes (sampled, verbalised, the formats other than ``sentence``) ask this
+    #: many seeded subgroups per question of the zero-shot pass (null = every subgroup)
+    knowledge_subgroups: int | None = None
 
     def __post_init__(self):
-        from sgvalues.constants import ANSWER_MODES, MIN_PERMUTATIONS, ORDERS
+        from sgvalues.constants import (ANSWER_MODES, MIN_PERMUTATIONS, ORDERS, PERSONA_FORMATS, READOUTS,
+                                        TEMPERATURE_OBJECTIVES)
+
+        for key, chosen, allowed in (("readouts", self.readouts, READOUTS),
+                                     ("persona_formats", self.persona_formats, PERSONA_FORMATS)):
+            bad = [v for v in chosen if v not in allowed]
+            if bad or not chosen or len(set(chosen)) != len(chosen):
+                raise ValueError(f"{key} = {list(chosen)}: expected distinct values among {', '.join(allowed)}")
+        if self.temperature_objective not in TEMPERATURE_OBJECTIVES:
+            raise ValueError(f"temperature_objective = {self.temperature_objective!r}: expected one of "
+                             f"{', '.join(TEMPERATURE_OBJECTIVES)}")
+        if self.sampled_n < 1:
+            raise ValueError(f"sampled_n = {self.sampled_n}: expected an integer >= 1 (answers sampled per cell)")
+        if not self.sampled_temperature > 0:
+            raise ValueError(f"sampled_temperature = {self.sampled_temperature}: expected a number > 0")
+        if self.verbalised_tolerance < 0:
+            raise ValueError(f"verbalised_tolerance = {self.verbalised_tolerance}: expected >= 0 percentage points")
+        if self.fewshot_k < 1:
+            raise ValueError(f"fewshot_k = {self.fewshot_k}: expected an integer >= 1 (examples per prompt)")
+        if self.knowledge_subgroups is not None and self.knowledge_subgroups < 1:
+            raise ValueError(f"knowledge_subgroups = {self.knowledge_subgroups}: expected an integer >= 1 "
+                             "(subgroups per question of chapter 09's new passes) or null (all)")
 
         bad_orders = [o for o in self.option_orders if o not in ORDERS]
         if bad_orders or not self.option_orders or len(set(self.option_orders)) != len(self.option_orders):

@@ -60,6 +60,15 @@ __all__ = [
     "structured_messages",
     "open_messages",
     "fold_system",
+    "QA_QUESTIONS",
+    "persona_qa",
+    "persona_bio",
+    "persona_fewshot",
+    "persona_text",
+    "in_persona_format",
+    "VERBALISED_SYSTEM_PROMPT",
+    "VERBALISED_INSTRUCTION",
+    "verbalised_sample",
 ]
 
 #: the one system message of every structured prompt
@@ -75,6 +84,18 @@ OPEN_SYSTEM_PROMPT = (
 )
 ANSWER_INSTRUCTION = "Answer as the person described below would, with the number of one option only."
 OPEN_INSTRUCTION = "Answer in two or three sentences."
+#: the system message of the verbalised readout: the model states a distribution, not an answer
+VERBALISED_SYSTEM_PROMPT = (
+    "You are taking part in the World Values Survey. You will be told about a person and asked one "
+    "question with numbered answer options. Reply with the percentage of people like that person who "
+    "would choose each option, and nothing else."
+)
+VERBALISED_INSTRUCTION = ("Think of people like the person described below. Give the percentage of them who would "
+                          "choose each option, one line per option written as code: percent (for example 1: 40%), "
+                          "the percentages summing to 100.")
+#: the questions of the QA persona format (OpinionQA's QA steering), one per axis
+QA_QUESTIONS = {"sex": "What is your sex?", "age_group": "How old are you?", "ethnicity": "What is your ethnic group?",
+                "religion": "What is your religion, if any?"}
 
 
 
@@ -312,3 +333,156 @@ def fold_system(messages) -> list[dict[str, str]]:
             m["content"] = f"{text}\n\n{m['content']}"
             return rest
     return [{"role": "user", "content": text}] + rest
+
+
+# --- persona formats (chapter 09, ``evaluation.persona_formats``) -------------------------------------
+# Every format fills the same slot, the end of the user turn after the shared question, so the
+# formats differ only in how the persona is told and every subgroup still shares the prefix.
+
+def _age_answer(level: str) -> str:
+    return _age_phrase(level).removeprefix("aged ") + " years old" if not level.endswith("+") \
+        else f"{level[:-1]} years or older"
+
+
+def persona_qa(levels: Mapping[str, str], profile: CountryProfile | int | str | None = None) -> str:
+    """The persona as question-answer pairs about oneself (OpinionQA's QA format).
+
+    One pair for the country, then one per axis the subgroup fixes, in the axes' order
+    (:data:`sgvalues.countries.AXIS_NAMES`); the answers use the persona sentence's words.
+
+    Examples
+    --------
+    >>> print(persona_qa({"religion": "None", "sex": "Female", "age_group": "65+"}))
+    The person answered these questions about themselves:
+    Q: In which country do you live?
+    A: Singapore
+    Q: What is your sex?
+    A: Woman
+    Q: How old are you?
+    A: 65 years or older
+    Q: What is your religion, if any?
+    A: I have no religion
+    """
+    from sgvalues.countries import AXIS_NAMES
+
+    profile = resolve_profile(profile)
+    _check_levels(levels, profile)
+    words = profile.persona
+    lines = ["The person answered these questions about themselves:", "Q: In which country do you live?",
+             f"A: {words.place}"]
+    for axis in AXIS_NAMES:
+        level = levels.get(axis)
+        if level is None:
+            continue
+        if axis == "sex":
+            answer = words.sex_noun[level].capitalize()
+        elif axis == "age_group":
+            answer = _age_answer(level)
+        elif axis == "ethnicity":
+            answer = words.ethnicity_word.get(level, level)
+        else:
+            answer = words.religion_word.get(level) or f"I {words.religion_clause.get(level, level)}"
+        lines += [f"Q: {QA_QUESTIONS[axis]}", f"A: {answer}"]
+    return "\n".join(lines)
+
+
+def persona_bio(levels: Mapping[str, str], profile: CountryProfile | int | str | None = None) -> str:
+    """The persona as a first-person biography (OpinionQA's BIO format): the sentence, told by the person.
+
+    Examples
+    --------
+    >>> persona_bio({"ethnicity": "Malay", "sex": "Female"})
+    'The person describes themselves: "I am a Malay woman living in Singapore."'
+    >>> persona_bio({"religion": "None"})
+    'The person describes themselves: "I live in Singapore and have no religion."'
+    """
+    import re
+
+    text = re.sub(r"\bYou\b", "I", re.sub(r"\bYou are\b", "I am", persona_sentence(levels, profile)))
+    return f'The person describes themselves: "{text}"'
+
+
+def persona_fewshot(levels: Mapping[str, str], examples, profile: CountryProfile | int | str | None = None) -> str:
+    """The persona sentence, then the subgroup's most common answers to similar questions (few-shot steering).
+
+    Parameters
+    ----------
+    levels : mapping
+        The persona's axis -> level.
+    examples : sequence of (wording, code, label)
+        The subgroup's modal answers to its nearest questions (:func:`sgvalues.steering.few_shot_examples`),
+        most similar first. None: the sentence alone.
+
+    Examples
+    --------
+    >>> print(persona_fewshot({"sex": "Male"}, [("How important is work?", 1, "Very important")]))
+    You are a man living in Singapore.
+    On similar questions, people like you most often answered:
+    - How important is work? 1. Very important
+    """
+    lines = [persona_sentence(levels, profile)]
+    if examples:
+        lines.append("On similar questions, people like you most often answered:")
+        for wording, code, label in examples:
+            label = str(label).strip()
+            lines.append(f"- {str(wording).strip()} {code}." + (f" {label}" if label and label != str(code) else ""))
+    return "\n".join(lines)
+
+
+def persona_text(levels: Mapping[str, str], fmt: str = "sentence", examples=None,
+                 profile: CountryProfile | int | str | None = None) -> str:
+    """The persona in one of :data:`sgvalues.constants.PERSONA_FORMATS`.
+
+    >>> persona_text({"sex": "Male"}, "bio")
+    'The person describes themselves: "I am a man living in Singapore."'
+    """
+    if fmt == "sentence":
+        return persona_sentence(levels, profile)
+    if fmt == "qa":
+        return persona_qa(levels, profile)
+    if fmt == "bio":
+        return persona_bio(levels, profile)
+    if fmt == "fewshot":
+        return persona_fewshot(levels, examples, profile)
+    from sgvalues.constants import PERSONA_FORMATS
+
+    raise ValueError(f"persona format {fmt!r}: expected one of {', '.join(PERSONA_FORMATS)}")
+
+
+def _levels_of(sample: Mapping) -> dict:
+    levels = sample.get("levels", {})
+    return json.loads(levels) if isinstance(levels, str) else dict(levels)
+
+
+def in_persona_format(sample: Mapping, fmt: str, examples=None,
+                      profile: CountryProfile | int | str | None = None) -> dict:
+    """A copy of a structured sample whose ``user_persona`` tells the persona in format ``fmt``.
+
+    >>> s = {"levels": {"sex": "Female"}, "user_persona": "You are a woman living in Singapore."}
+    >>> in_persona_format(s, "qa")["user_persona"].splitlines()[-1]
+    'A: Woman'
+    """
+    return {**sample, "user_persona": persona_text(_levels_of(sample), fmt, examples, profile)}
+
+
+def verbalised_sample(sample: Mapping) -> dict:
+    """A copy of a structured sample that asks for a percentage per option instead of one option.
+
+    The question and options stay as asked; the system message and the answer instruction
+    change (:data:`VERBALISED_SYSTEM_PROMPT`, :data:`VERBALISED_INSTRUCTION`), the persona stays last.
+
+    >>> s = verbalised_sample({"wording": "Q?", "options": {"1": "Yes", "2": "No"}, "user_persona": "P"})
+    >>> print(s["user_shared"] + s["user_persona"])
+    Q?
+    <BLANKLINE>
+    Options:
+    1. Yes
+    2. No
+    <BLANKLINE>
+    Think of people like the person described below. Give the percentage of them who would choose each option, one line per option written as code: percent (for example 1: 40%), the percentages summing to 100.
+    <BLANKLINE>
+    P
+    """
+    shared = (f"{str(sample['wording']).strip()}\n\nOptions:\n{format_options(sample['options'])}\n\n"
+              f"{VERBALISED_INSTRUCTION}\n\n")
+    return {**sample, "system": VERBALISED_SYSTEM_PROMPT, "user_shared": shared}

@@ -38,6 +38,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from sgvalues.constants import READOUTS, TEMPERATURE_OBJECTIVES
 from sgvalues.metrics import js_distance, total_variation
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "representativeness",
     "VerbalisedAnswer",
     "parse_verbalised",
+    "verbalised_cannot_parse",
     "READOUT_COLUMNS",
     "fit_temperature_table",
     "with_temperature",
@@ -59,16 +61,12 @@ __all__ = [
     "sampling_floor",
     "READOUT_BASELINES",
     "READOUT_TABLE_COLUMNS",
+    "readout_path",
     "run_readouts",
     "sampled_distribution",
     "readout_predictions",
 ]
 
-#: the readouts chapter 09 compares (``evaluation.readouts``); only the first two need no new model pass
-READOUTS = ("logprob", "logprob_temperature", "sampled", "verbalised")
-
-#: what :func:`fit_temperature` minimises: mean Jensen-Shannon distance (base 2) or mean cross-entropy (nats)
-TEMPERATURE_OBJECTIVES = ("jsd", "nll")
 
 #: probabilities are floored here before taking logs: stored ``probs`` are rounded to 6 decimals,
 #: so an option can read exactly 0 though the model gave it a tiny probability
@@ -404,6 +402,27 @@ def parse_verbalised(text, option_codes: Sequence, tolerance: float = 2.0) -> Ve
     return VerbalisedAnswer(status="ok", distribution={c: shares[c] / total for c in codes})
 
 
+def verbalised_cannot_parse(text: str, option_codes=()) -> bool:
+    """Whether a partial verbalised answer can no longer parse (so its generation may stop).
+
+    True once a complete line (one ended by a newline) is neither blank nor ``code: percent``
+    (``option_codes`` is accepted for the sampler's ``stop`` signature and not needed),
+    outside the JSON and fenced forms :func:`parse_verbalised` also reads: the strict parser
+    rejects such an answer whatever follows.
+
+    Examples
+    --------
+    >>> verbalised_cannot_parse("1: 40%\\n2"), verbalised_cannot_parse("1. Very important\\n2")
+    (False, True)
+    >>> verbalised_cannot_parse('{"1": 40,\\n')
+    False
+    """
+    body = str(text).lstrip()
+    if not body or body.startswith("{") or body.startswith("```"):
+        return False
+    return any(line.strip() and not _LINE.match(line) for line in body.split("\n")[:-1])
+
+
 # --- readouts of a predictions table --------------------------------------------------------------
 
 #: columns of :func:`readout_scores` / :func:`readout_table` (after ``readout`` and ``kind``)
@@ -574,9 +593,19 @@ READOUT_BASELINES = ("uniform", "population_mode", "marginal_product")
 READOUT_TABLE_COLUMNS = ["readout", "kind", "temperature"] + READOUT_COLUMNS
 
 
+def readout_path(run_dir, tag: str, readout: str, split: str):
+    """Where a readout's own predictions are: ``predictions/<tag>-<readout>_<split>.csv`` (``sampled``,
+    ``verbalised``); ``logprob`` and ``logprob_temperature`` read ``<tag>_<split>.csv``."""
+    from sgvalues.evaluate import predictions_path
+
+    return predictions_path(run_dir, tag if readout in ("logprob", "logprob_temperature") else f"{tag}-{readout}",
+                            split)
+
+
 def run_readouts(run_dir, tag: str = "zeroshot", split: str = "ood", objective: str = "jsd",
                  baselines: Sequence[str] = READOUT_BASELINES, n_bins: int = 10, n_boot: int = 200,
-                 seed: int = 0) -> tuple[pd.DataFrame, TemperatureFit]:
+                 seed: int = 0, readouts: Sequence[str] = ("logprob", "logprob_temperature"),
+                 fit_tag: str | None = None, cells=None) -> tuple[pd.DataFrame, TemperatureFit]:
     """The readout table of a run folder's existing predictions: no new model pass.
 
     Parameters
@@ -595,6 +624,17 @@ def run_readouts(run_dir, tag: str = "zeroshot", split: str = "ood", objective: 
         Baselines scored on the same cells (a missing file is an error naming it).
     n_bins, n_boot, seed
         ECE bins; bootstrap draws and seed of the sampling region and floor.
+    readouts : names
+        Among :data:`READOUTS`; ``sampled`` and ``verbalised`` read their own predictions
+        (:func:`readout_path`, written by ``sgvalues.knowledge``).
+    fit_tag : str, optional
+        Whose train predictions the temperature is fitted on (default ``tag``): e.g. ``base``
+        for ``zeroshot``, the same model and adapter asked on the train split. A different
+        model or adapter is an error.
+    cells : sample ids, optional
+        Score only these cells (every row, baselines and survey noise included, on the same
+        cells); default every cell of ``<tag>_<split>.csv``. A readout missing some of them
+        is an error naming the file.
 
     Returns
     -------
@@ -619,8 +659,25 @@ def run_readouts(run_dir, tag: str = "zeroshot", split: str = "ood", objective: 
             raise FileNotFoundError(f"{path}: not found; expected the {name!r} predictions of split {sp!r}")
         return load_predictions(path)
 
-    fit = fit_temperature_table(read(tag, "train"), objective=objective)
+    unknown = [r for r in readouts if r not in READOUTS]
+    if unknown:
+        raise ValueError(f"readouts {unknown}: expected among {', '.join(READOUTS)}")
+    fitted = read(fit_tag or tag, "train")
     model = read(tag, split)
+    for col in ("model", "adapter"):
+        a, b = set(fitted[col].astype(str)), set(model[col].astype(str))
+        if col in fitted.columns and col in model.columns and a != b:
+            raise ValueError(f"{predictions_path(run_dir, fit_tag or tag, 'train')}: {col} {sorted(a)} differs from "
+                             f"{sorted(b)} of {predictions_path(run_dir, tag, split)}; expected the temperature to be "
+                             "fitted on the same model state")
+    fit = fit_temperature_table(fitted, objective=objective)
+    if cells is not None:
+        keep = {str(c) for c in cells}
+        absent = sorted(keep - set(model["sample_id"]))
+        if absent:
+            raise ValueError(f"{predictions_path(run_dir, tag, split)}: no prediction for {len(absent)} of the cells "
+                             f"asked, e.g. {absent[:3]}")
+        model = model[model["sample_id"].isin(keep)]
     samples = pd.DataFrame(load_samples(run_dir / "data", split))
     samples = samples[samples["sample_id"].isin(set(model["sample_id"]))]
     size_cols = ["sample_id", "n_valid"] + (["n_effective"] if "n_effective" in samples.columns else [])
@@ -636,9 +693,25 @@ def run_readouts(run_dir, tag: str = "zeroshot", split: str = "ood", objective: 
                                                                                    how="left")
         return readout_scores(df, n_bins=n_bins, n_boot=n_boot, seed=seed, region_cache=radii)
 
-    rows = [{"readout": "logprob", "kind": "model", "temperature": 1.0, **scores(model)},
-            {"readout": "logprob_temperature", "kind": "model", "temperature": fit.temperature,
-             **scores(with_temperature(model, fit.temperature))}]
+    rows = []
+    for r in readouts:
+        if r == "logprob":
+            rows.append({"readout": r, "kind": "model", "temperature": 1.0, **scores(model)})
+        elif r == "logprob_temperature":
+            rows.append({"readout": r, "kind": "model", "temperature": fit.temperature,
+                         **scores(with_temperature(model, fit.temperature))})
+        else:
+            path = readout_path(run_dir, tag, r, split)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: not found; expected the {r!r} readout's predictions "
+                                        "(sgvalues.knowledge.run_knowledge writes them)")
+            own = load_predictions(path)
+            absent = sorted(set(model["sample_id"]) - set(own["sample_id"]))
+            if absent:
+                raise ValueError(f"{path}: no prediction for {len(absent)} of the cells scored, e.g. {absent[:3]}; "
+                                 "expected the readout asked on the same cells")
+            rows.append({"readout": r, "kind": "model", "temperature": float("nan"),
+                         **scores(own[own["sample_id"].isin(set(model["sample_id"]))])})
     for name in baselines:
         b = read(name, split)
         rows.append({"readout": name, "kind": "baseline", "temperature": float("nan"),

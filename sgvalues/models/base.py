@@ -49,6 +49,7 @@ __all__ = [
     "parse_option",
     "is_refusal",
     "classify_text",
+    "answer_decided",
 ]
 
 
@@ -197,6 +198,25 @@ def is_refusal(text: str | None) -> bool:
     return _REFUSAL_RE.search(text) is not None
 
 
+def answer_decided(text: str | None, option_codes: Sequence[str]) -> bool:
+    """Whether :func:`classify_text` of ``text`` is ``ok`` whatever text follows: its first number is
+    complete (something other than a digit or a decimal part follows it) and is an option code.
+
+    Lets a sampler stop an answer once its parse is settled.
+
+    >>> answer_decided("3", ["3"]), answer_decided("3.", ["3"]), answer_decided("3. Very", ["3"])
+    (False, False, True)
+    >>> answer_decided("1", ["1", "10"]), answer_decided("11 ", ["1"]), answer_decided("Option 2,", ["1", "2"])
+    (False, False, True)
+    """
+    if not text:
+        return False
+    m = _NUMBER_RE.search(text)
+    if m is None or not re.match(r"[^\d.]|\.[^\d]", text[m.end():m.end() + 2]):
+        return False
+    return parse_option(text[:m.end()], option_codes) is not None
+
+
 def classify_text(text: str | None, option_codes: Sequence[str]) -> tuple[str, str | None]:
     """``(status, code)`` for a generated answer: ``ok`` with the code, else ``refused``/``unparseable``.
 
@@ -272,6 +292,27 @@ class Model:
                 else:
                     out[i].text = g.text
         return out
+
+    def sample_texts(self, requests: Sequence[ScoreRequest], n: int, max_new_tokens: int = 8,
+                     temperature: float = 1.0, seed: int = 0, stop=None) -> list[list[str]]:
+        """``n`` answers per request, sampled at ``temperature`` (greedy, once, when it is 0).
+
+        ``stop(text, option_codes) -> bool`` lets a backend end an answer early once its text makes it true
+        (hf does; this default generates whole answers and ignores it).
+
+        What the sampled and verbalised readouts (``sgvalues.readouts``) ask. This default sends
+        ``n`` generation requests per prompt, the j-th seeded ``seed + j``; a backend that can
+        share the prompt's work across the ``n`` answers overrides it (hf). A failed generation
+        is ``""`` (it parses as no answer and is counted so).
+        """
+        if n < 1:
+            raise ValueError(f"n = {n}: expected >= 1 answers per request")
+        requests = list(requests)
+        copies = 1 if temperature == 0 else int(n)
+        gen = [GenerateRequest(r.messages, max_new_tokens, temperature, seed + j) for r in requests
+               for j in range(copies)]
+        texts = [a.text or "" if a.error is None else "" for a in self.generate_answers(gen)]
+        return [texts[i * copies:(i + 1) * copies] for i in range(len(requests))]
 
     def answer(self, requests: Sequence[ScoreRequest], mode: str = "logprob",
                temperature: float = 0.0) -> list[Answer]:

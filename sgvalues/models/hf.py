@@ -138,6 +138,13 @@ def _local_model_id(path: Path) -> str:
     return h.hexdigest()[:12]
 
 
+def _stream_seed(seed: int, text: str) -> int:
+    """A 63-bit seed of one request's random stream: ``seed`` and the prompt, nothing else."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{int(seed)}\0{text}".encode()).digest()[:8], "big") >> 1
+
+
 def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     """Length of the longest common prefix of two token sequences.
 
@@ -324,10 +331,12 @@ class HFModel(Model):
         self._code_cache[key] = out
         return out
 
-    def _forward_hidden(self, input_ids, position_ids, cache):
+    def _forward_hidden(self, input_ids, position_ids, cache, attention_mask=None):
         import torch
 
         kwargs = {self._cache_kw: cache} if cache is not None else {}
+        if attention_mask is not None:
+            kwargs["attention_mask"] = attention_mask
         with torch.inference_mode():
             out = self.decoder(input_ids=input_ids, position_ids=position_ids,
                                use_cache=cache is not None, **kwargs)
@@ -592,6 +601,107 @@ class HFModel(Model):
                 results[i].probs = a.probs  # type: ignore[union-attr]
                 results[i].info.update(option_mass=a.info.get("option_mass"), probs_from="engine")  # type: ignore[union-attr]
         return results  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ sampled answers
+    def sample_texts(self, requests: Sequence[ScoreRequest], n: int, max_new_tokens: int = 8,
+                     temperature: float = 1.0, seed: int = 0, stop=None) -> list[list[str]]:
+        """``n`` answers per request sampled at ``temperature`` (one greedy answer when it is 0).
+
+        ``stop(text, option_codes) -> bool``: a row stops decoding once its text so far makes it
+        true (an answer whose parse can no longer change), which saves the rest of its tokens.
+
+        The prompt is run once: the prefix shared by a group's requests (the question, as in
+        :meth:`score_answers`) from one cache, the request's own suffix once, and only then is
+        its cache widened to ``n`` rows that decode side by side. Each request draws from its
+        own ``torch.Generator``, seeded by ``seed`` and a hash of its rendered prompt, so its
+        answers do not depend on batching, order or the other requests.
+        """
+        if n < 1:
+            raise ValueError(f"n = {n}: expected >= 1 answers per request")
+        if temperature < 0:
+            raise ValueError(f"temperature = {temperature}: expected >= 0")
+        requests = list(requests)
+        texts = [self.render(r.messages) for r in requests]
+        ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        rows = 1 if temperature == 0 else int(n)
+        groups: dict = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r.group if r.group is not None else ("#", i), []).append(i)
+        out: list[list[str] | None] = [None] * len(requests)
+        eos = self._eos_ids()
+        for members in groups.values():
+            prefix_len = 0
+            if len(members) > 1:
+                prefix_len = min(len(ids[i]) for i in members) - 1
+                for i in members[1:]:
+                    prefix_len = min(prefix_len, common_prefix_len(ids[members[0]], ids[i]))
+            kv = self._prefix_cache(ids[members[0]][:prefix_len]) if prefix_len > 0 else None
+            per_batch = max(1, self.batch_size // rows) if rows < self.batch_size else 1
+            for lo in range(0, len(members), per_batch):
+                chunk = members[lo:lo + per_batch]
+                texts_out = self._sample_rows([ids[i] for i in chunk], prefix_len, kv, rows, max_new_tokens,
+                                              temperature, [_stream_seed(seed, texts[i]) for i in chunk], eos, stop,
+                                              [requests[i].option_codes for i in chunk])
+                for i, t in zip(chunk, texts_out):
+                    out[i] = t
+        return out  # type: ignore[return-value]
+
+    def _sample_rows(self, seqs, prefix_len, kv, rows, max_new_tokens, temperature, streams, eos,
+                     stop=None, codes=None) -> list[list[str]]:
+        """Decode ``rows`` answers for each prompt of ``seqs`` (sharing ``prefix_len`` tokens cached in ``kv``).
+
+        The prompts' suffixes are right-padded into one batch, each repeated ``rows`` times; the
+        attention mask hides the padding from every later token and positions count real tokens
+        only, so each row decodes as its prompt alone would.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        m = len(seqs)
+        lens = [len(q) - prefix_len for q in seqs]
+        width = max(lens)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        suffix = torch.tensor([list(q[prefix_len:]) + [pad] * (width - n) for q, n in zip(seqs, lens)
+                               for _ in range(rows)], device=self.device)
+        b = m * rows
+        pos = (torch.arange(width, device=self.device) + prefix_len).unsqueeze(0).expand(b, -1)
+        real = torch.tensor([[1] * n + [0] * (width - n) for n in lens for _ in range(rows)], dtype=torch.long)
+        mask = torch.cat([torch.ones(b, prefix_len, dtype=torch.long), real], dim=1)
+        cache = self._expanded_cache(kv, b) if kv is not None else DynamicCache(config=self.config)
+        padded = width != min(lens)
+        res = self._forward_hidden(suffix, pos, cache, mask.to(self.device) if padded else None)
+        cache = getattr(res, "past_key_values", None) or cache
+        last = torch.tensor([n - 1 for n in lens for _ in range(rows)], device=self.device)
+        lp = self._head_logprobs(res.last_hidden_state[torch.arange(b, device=self.device), last])
+        gens = [torch.Generator(device="cpu").manual_seed(int(st)) for st in streams]
+        nxt_pos = torch.tensor([prefix_len + n for n in lens for _ in range(rows)], device=self.device)
+        tokens: list[list[int]] = [[] for _ in range(b)]
+        done = [False] * b
+        for step in range(int(max_new_tokens)):
+            if temperature == 0:
+                nxt = lp.argmax(dim=-1).cpu()
+            else:
+                probs = torch.softmax(lp.float().cpu() / temperature, dim=-1)
+                nxt = torch.cat([torch.multinomial(probs[k * rows:(k + 1) * rows], 1, generator=g).squeeze(1)
+                                 for k, g in enumerate(gens)])
+            for r in range(b):
+                if not done[r]:
+                    t = int(nxt[r])
+                    done[r] = t in eos
+                    if not done[r]:
+                        tokens[r].append(t)
+                        if stop is not None and stop(self.tokenizer.decode(tokens[r], skip_special_tokens=True),
+                                                     codes[r // rows] if codes else ()):
+                            done[r] = True
+            if all(done) or step == int(max_new_tokens) - 1:
+                break
+            mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.long)], dim=1)
+            res = self._forward_hidden(nxt.view(b, 1).to(self.device), (nxt_pos + step).view(b, 1), cache,
+                                       mask.to(self.device) if padded else None)
+            cache = getattr(res, "past_key_values", None) or cache
+            lp = self._head_logprobs(res.last_hidden_state[:, -1])
+        decoded = [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in tokens]
+        return [decoded[k * rows:(k + 1) * rows] for k in range(m)]
 
     def answer(self, requests, mode="logprob", temperature=0.0):
         if mode == "logprob":
