@@ -329,7 +329,8 @@ class SplitParams:
     ``sgvalues.catalogue.THEMES``): no question of them is trained on, every training question whose
     wording similarity to a held-out one is at least ``near_duplicate_threshold`` is dropped
     (``sgvalues.question_holdout.question_holdout``), and the unseen questions are drawn from the
-    held-out themes (SubPOP; Cao et al., NAACL 2025). ``holdout_themes`` is ignored under ``all``.
+    held-out themes (SubPOP; Cao et al., NAACL 2025). Under ``all`` ``holdout_themes`` is ignored
+    (its names are still checked, so a typo is caught before the recipe is switched to ``holdout``).
     """
 
     #: ``all`` or ``holdout`` (see above)
