@@ -30,6 +30,8 @@ __all__ = [
     "EvaluationParams",
     "TrainingParams",
     "JudgeParams",
+    "SplitParams",
+    "QUESTION_SPLIT_MODES",
     "Params",
     "load_params",
     "read_recipe",
@@ -351,9 +353,55 @@ class JudgeParams:
             raise ValueError("dimensions must name at least one judging dimension")
 
 
+#: ``split.questions``: ``all`` (every question may be trained on; unseen questions are the rest)
+#: or ``holdout`` (whole themes held out of training, near-duplicates of them dropped)
+QUESTION_SPLIT_MODES: tuple[str, ...] = ("all", "holdout")
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    """Which questions training may see (``sgvalues.train.question_split``).
+
+    ``questions: all`` (the default) is the compositional split alone: training draws its
+    ``training.questions`` from every question and chapter 04's unseen questions are drawn from
+    the rest. ``questions: holdout`` also holds out whole themes (``holdout_themes``, names from
+    ``sgvalues.catalogue.THEMES``): no question of them is trained on, every training question whose
+    wording similarity to a held-out one is at least ``near_duplicate_threshold`` is dropped
+    (``sgvalues.question_holdout.question_holdout``), and the unseen questions are drawn from the
+    held-out themes (SubPOP; Cao et al., NAACL 2025). Under ``all`` ``holdout_themes`` is ignored
+    (its names are still checked, so a typo is caught before the recipe is switched to ``holdout``).
+    """
+
+    #: ``all`` or ``holdout`` (see above)
+    questions: Literal["all", "holdout"] = "all"
+    #: the themes held out whole under ``holdout`` (at least one; each one of ``catalogue.THEMES``)
+    holdout_themes: tuple[str, ...] = ()
+    #: a training question at least this similar in wording to a held-out one is dropped; in (0, 1]
+    near_duplicate_threshold: float = 0.8
+
+    def __post_init__(self):
+        from sgvalues.catalogue import THEMES
+
+        if self.questions not in QUESTION_SPLIT_MODES:
+            raise ValueError(f"split.questions = {self.questions!r}: expected one of {', '.join(QUESTION_SPLIT_MODES)}")
+        unknown = [t for t in self.holdout_themes if t not in THEMES]
+        if unknown:
+            raise ValueError(f"split.holdout_themes: {unknown} not among the catalogue's themes; expected names "
+                             f"from: {'; '.join(THEMES)}")
+        repeated = sorted({t for t in self.holdout_themes if self.holdout_themes.count(t) > 1})
+        if repeated:
+            raise ValueError(f"split.holdout_themes: {repeated} repeated; expected distinct themes")
+        if self.questions == "holdout" and not self.holdout_themes:
+            raise ValueError("split.holdout_themes = []: split.questions = 'holdout' needs at least one theme to "
+                             f"hold out, from: {'; '.join(THEMES)}")
+        if not 0 < self.near_duplicate_threshold <= 1:
+            raise ValueError(f"split.near_duplicate_threshold = {self.near_duplicate_threshold}: expected a "
+                             "wording similarity in (0, 1]")
+
+
 @dataclass(frozen=True)
 class Params:
-    """One run's recipe: a model plus data, evaluation, training and judge sections."""
+    """One run's recipe: a model plus data, evaluation, training, judge and split sections."""
 
     name: str
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -363,6 +411,7 @@ class Params:
     evaluation: EvaluationParams = field(default_factory=EvaluationParams)
     training: TrainingParams = field(default_factory=TrainingParams)
     judge: JudgeParams = field(default_factory=JudgeParams)
+    split: SplitParams = field(default_factory=SplitParams)
     notes: str = ""
 
     @classmethod

@@ -28,13 +28,17 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["QUESTION_SPLITS", "HOLDOUT_COLUMNS", "wording_similarity", "near_duplicate_pairs", "question_holdout"]
+__all__ = ["QUESTION_SPLITS", "HOLDOUT_COLUMNS", "SIMILARITY_TOLERANCE", "wording_similarity", "near_duplicate_pairs", "question_holdout"]
 
 #: what :func:`question_holdout` assigns a question to
 QUESTION_SPLITS = ("train", "holdout", "dropped")
 
 #: columns of :func:`question_holdout`
 HOLDOUT_COLUMNS = ["question_id", "theme", "split", "nearest", "similarity", "reason"]
+
+#: a similarity within this of the threshold counts as reaching it: the cosine of two identical
+#: wordings comes out of the sparse product as 1 - 1e-15 or so, and ``threshold = 1`` must drop them
+SIMILARITY_TOLERANCE = 1e-9
 
 
 def _texts(questions: pd.DataFrame, text: str) -> tuple[list[str], list[str]]:
@@ -115,7 +119,7 @@ def near_duplicate_pairs(questions: pd.DataFrame, threshold: float = 0.8, text: 
     ids = list(sim.index)
     a, b = np.triu_indices(len(ids), k=1)
     s = sim.to_numpy()[a, b]
-    keep = s >= threshold
+    keep = s >= threshold - SIMILARITY_TOLERANCE
     out = pd.DataFrame({"question_a": [ids[i] for i in a[keep]], "question_b": [ids[j] for j in b[keep]],
                         "similarity": s[keep]})
     return out.sort_values("similarity", ascending=False, kind="stable").reset_index(drop=True)
@@ -174,7 +178,7 @@ def question_holdout(questions: pd.DataFrame, themes: Sequence[str], threshold: 
         s = float(sim[i, j])
         if held[i]:
             split, reason = "holdout", "theme held out"
-        elif s >= threshold:
+        elif s >= threshold - SIMILARITY_TOLERANCE:
             split, reason = "dropped", f"wording similarity {s:.3f} >= {threshold:g} to held-out {ids[j]}"
         else:
             split, reason = "train", "theme trained on"

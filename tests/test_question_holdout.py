@@ -86,3 +86,22 @@ def test_holdout_errors_are_named():
         question_holdout(QUESTIONS, [])
     with pytest.raises(ValueError, match="theme"):
         question_holdout(QUESTIONS.drop(columns="theme"), ["Trust"])
+
+
+def test_threshold_one_drops_identical_wordings():
+    """The cosine of two identical wordings comes out of the sparse product a few ulps below 1 for
+    many texts; ``threshold = 1`` (allowed, "identical only") must still count them."""
+    from sgvalues.catalogue import load_catalogue
+
+    cat = load_catalogue()
+    cat = cat.reset_index() if "question_id" not in cat.columns else cat
+    base = cat[["question_id", "theme", "wording"]].iloc[:40].reset_index(drop=True)
+    copies = base.assign(question_id=base["question_id"] + "_copy", theme="Copies")
+    q = pd.concat([base, copies], ignore_index=True)
+    sim = wording_similarity(q)
+    assert (sim.loc[base["question_id"], copies["question_id"]].to_numpy().diagonal() < 1).any()  # the case bites
+    got = question_holdout(q, ["Copies"], threshold=1.0).set_index("question_id")
+    assert (got.loc[base["question_id"], "split"] == "dropped").all()
+    assert got.loc[base["question_id"], "nearest"].tolist() == copies["question_id"].tolist()
+    pairs = set(map(tuple, near_duplicate_pairs(q, threshold=1.0)[["question_a", "question_b"]].values))
+    assert set(zip(base["question_id"], copies["question_id"])) <= pairs

@@ -13,7 +13,9 @@ Stages (alignment-handbook style), each a function you can call on its own:
    :func:`select_samples` (stratified by subgroup and question, seeded). Training reads what
    the data stages wrote and never prepares it: a run folder without samples is a
    :class:`TrainError` naming the file and the commands that write it (the ``sgvalues train``
-   command prepares a fresh run folder from its params before training);
+   command prepares a fresh run folder from its params before training). Under
+   ``split.questions: holdout`` the questions are chosen among those :func:`question_split`
+   leaves to training (whole themes held out, near-duplicates of them dropped);
 2. **tokenize** -- :func:`encode_sample`: prompt ids + answer ids, labels ``-100`` on the prompt;
 3. **build model** -- :func:`build_model`: base model (bf16 on CUDA, fp32 on CPU) + peft LoRA;
 4. **train** -- :func:`train_run`: length-grouped batches, answer-only logits, AdamW with linear
@@ -90,7 +92,8 @@ a larger lr on every train subgroup of a few questions (``training.questions``; 
 Modules
 -------
 :mod:`~sgvalues.train.data`
-    the train samples and questions (stage 1), :class:`TrainError`, :func:`evaluate_questions`.
+    the train samples and questions (stage 1), the question holdout (:func:`question_split`),
+    :class:`TrainError`, :func:`evaluate_questions`.
 :mod:`~sgvalues.train.encode`
     tokenisation with answer-only labels (stage 2), :class:`EncodedExample`.
 :mod:`~sgvalues.train.batches`
@@ -118,8 +121,9 @@ Example
 
 from sgvalues.train.batches import collate, collate_shared, length_grouped_batches, question_batches
 from sgvalues.train.cli import configure_parser, main
-from sgvalues.train.data import (TrainError, evaluate_questions, load_train_samples, select_questions,
-                                 select_samples, training_questions, unseen_questions)
+from sgvalues.train.data import (QUESTION_SPLIT_FILE, TrainError, evaluate_questions, load_train_samples,
+                                 question_split, select_questions, select_samples, training_questions,
+                                 unseen_questions)
 from sgvalues.train.encode import (IGNORE_INDEX, EncodedExample, answer_completion, encode_distribution_sample,
                                    encode_sample, option_code_tokens)
 from sgvalues.train.loop import LOG_COLUMNS, build_model, inputs_fingerprint, read_train_log, resolve_model_path, train_run
@@ -138,6 +142,8 @@ __all__ = [
     "load_train_samples",
     "select_samples",
     "select_questions",
+    "QUESTION_SPLIT_FILE",
+    "question_split",
     "training_questions",
     "unseen_questions",
     "evaluate_questions",

@@ -7,6 +7,13 @@ Training reads the run's prepared folder (``<run>/data/samples_<split>.jsonl``, 
 (:func:`select_questions`, stratified by theme, seeded), thinned to ``training.max_samples``
 (:func:`select_samples`, stratified by subgroup and question, seeded);
 :func:`evaluate_questions` evaluates a model on the samples of such questions.
+
+``split.questions: holdout`` (:func:`question_split`) holds whole themes out of training: the
+questions are split by :func:`sgvalues.question_holdout.question_holdout` into ``train``,
+``holdout`` and ``dropped`` (training near-duplicates of held-out questions), written to
+``<run>/data/question_split.csv``; training then chooses among the ``train`` questions only and
+:func:`unseen_questions` among the ``holdout`` ones. Under ``split.questions: all`` (the default)
+nothing changes.
 """
 
 from __future__ import annotations
@@ -17,9 +24,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 
 __all__ = [
     "TrainError",
+    "QUESTION_SPLIT_FILE",
+    "question_split",
     "training_questions",
     "unseen_questions",
     "load_train_samples",
@@ -27,6 +37,10 @@ __all__ = [
     "select_samples",
     "evaluate_questions",
 ]
+
+
+#: the question split of ``split.questions: holdout``, in ``<run>/data`` (:func:`question_split`)
+QUESTION_SPLIT_FILE = "question_split.csv"
 
 
 class TrainError(RuntimeError):
@@ -56,25 +70,98 @@ def _load_split_samples(run_dir: str | Path, split: str) -> list[dict]:
     return samples
 
 
+def question_split(params, run_dir: str | Path) -> pd.DataFrame | None:
+    """The run's question split under ``split.questions: holdout``; ``None`` under ``all``.
+
+    :func:`sgvalues.question_holdout.question_holdout` on the prepared questions
+    (``<run_dir>/data/questions.csv``, its ``wording``) that have train samples: the
+    ``split.holdout_themes`` are held out whole and every other question whose wording
+    similarity to a held-out one is at least ``split.near_duplicate_threshold`` is dropped.
+    Written atomically to ``<run_dir>/data/question_split.csv`` (``question_id, theme, split,
+    nearest, similarity, reason``, the prepared questions' order; the same inputs give the same
+    bytes, and an unchanged file is not rewritten) and returned.
+
+    Raises :class:`TrainError` when the run has no prepared samples or questions, or when a held-out
+    theme has no question with samples in this run (or holds them all).
+    """
+    from sgvalues.question_holdout import question_holdout
+    from sgvalues.tables import write_csv
+
+    if params.split.questions != "holdout":
+        return None
+    samples = _load_split_samples(run_dir, "train")
+    data = Path(run_dir) / "data"
+    path = data / "questions.csv"
+    if not path.is_file():
+        raise TrainError(f"{path}: no prepared questions; split.questions = 'holdout' reads their wording. "
+                         f"Prepare the run again: `sgvalues prepare --wvs FILE --out {data}` or notebooks 01-03")
+    questions = pd.read_csv(path, keep_default_na=False, dtype={"question_id": str})
+    with_samples = {str(s["question_id"]) for s in samples}
+    questions = questions[questions["question_id"].isin(with_samples)].reset_index(drop=True)
+    themes = list(params.split.holdout_themes)
+    present = set(questions["theme"].astype(str))
+    missing = [t for t in themes if t not in present]
+    if missing:
+        raise TrainError(f"split.holdout_themes: {missing} have no question with train samples in {path.parent}; "
+                         f"expected themes of this run's questions: {'; '.join(sorted(present))}")
+    try:
+        table = question_holdout(questions, themes, params.split.near_duplicate_threshold, text="wording")
+    except ValueError as exc:
+        raise TrainError(f"split.holdout_themes = {themes}: {exc}") from exc
+    out = data / QUESTION_SPLIT_FILE
+    text = table.to_csv(index=False, lineterminator="\n")
+    if not (out.is_file() and out.read_text() == text):
+        write_csv(table, out)
+    return table
+
+
+def _questions_in(split_table: pd.DataFrame, split: str) -> set[str]:
+    return set(split_table.loc[split_table["split"] == split, "question_id"].astype(str))
+
+
+def _training_questions(params, run_dir: str | Path, samples: Sequence[dict]) -> list[str] | None:
+    """:func:`training_questions` on the run's already loaded train ``samples``."""
+    n = params.training.questions
+    table = question_split(params, run_dir)
+    if table is None:
+        return None if n is None else select_questions(samples, n, params.seed)
+    allowed = _questions_in(table, "train")
+    pool = [s for s in samples if str(s["question_id"]) in allowed]
+    if not pool:
+        raise TrainError(f"split.holdout_themes = {list(params.split.holdout_themes)}: no training question is "
+                         f"left ({Path(run_dir) / 'data' / QUESTION_SPLIT_FILE}); hold out fewer themes or "
+                         "raise split.near_duplicate_threshold")
+    return sorted({str(s["question_id"]) for s in pool}) if n is None else select_questions(pool, n, params.seed)
+
+
 def training_questions(params, run_dir: str | Path) -> list[str] | None:
     """The question ids training uses (``training.questions`` of them), or ``None`` for all.
 
     Evaluate base and fine-tuned model on these (:func:`evaluate_questions`) to measure what
-    training on a question's subgroups does for its unseen subgroups.
+    training on a question's subgroups does for its unseen subgroups. Under
+    ``split.questions: holdout`` they are chosen among the ``train`` questions of
+    :func:`question_split` only (same rule and seed), and ``training.questions: null`` gives
+    every one of those (a list, never ``None``): held-out and dropped questions are never trained on.
     """
-    n = params.training.questions
-    if n is None:
+    if params.training.questions is None and params.split.questions != "holdout":
         return None
-    return select_questions(_load_split_samples(run_dir, "train"), n, params.seed)
+    return _training_questions(params, run_dir, _load_split_samples(run_dir, "train"))
 
 
 def unseen_questions(params, run_dir: str | Path, n_questions: int) -> list[str]:
     """``n_questions`` questions training did not use (stratified by theme, seeded by ``seed + 1``).
 
     Base vs fine-tuned on these shows what does *not* transfer: the adapter has never seen
-    any subgroup of them.
+    any subgroup of them. Under ``split.questions: holdout`` they are drawn from the held-out
+    themes (the ``holdout`` questions of :func:`question_split`), so they are whole unseen themes
+    with no near-duplicate among the trained questions.
     """
     samples = _load_split_samples(run_dir, "train")
+    table = question_split(params, run_dir)
+    if table is not None:
+        held = _questions_in(table, "holdout")
+        rest = [s for s in samples if str(s["question_id"]) in held]
+        return select_questions(rest, n_questions, params.seed + 1) if rest else []
     trained = set(training_questions(params, run_dir) or [])
     if params.training.questions is None:
         # every question is trained on; nothing is unseen
@@ -84,15 +171,16 @@ def unseen_questions(params, run_dir: str | Path, n_questions: int) -> list[str]
 
 
 def load_train_samples(params, run_dir: str | Path) -> list[dict]:
-    """Train samples of ``<run_dir>/data``: every subgroup of ``training.questions`` questions
-    (:func:`select_questions`), thinned to ``training.max_samples`` (:func:`select_samples`).
+    """Train samples of ``<run_dir>/data``: every subgroup of :func:`training_questions` (all
+    questions when that is ``None``), thinned to ``training.max_samples`` (:func:`select_samples`).
 
     Raises :class:`TrainError` when the run has no prepared samples (``sgvalues prepare``,
     notebooks 01-03).
     """
     samples = _load_split_samples(run_dir, "train")
-    if params.training.questions is not None:
-        keep = set(select_questions(samples, params.training.questions, params.seed))
+    keep = _training_questions(params, run_dir, samples)
+    if keep is not None:
+        keep = set(keep)
         samples = [s for s in samples if str(s["question_id"]) in keep]
     return select_samples(samples, params.training.max_samples, params.seed)
 
