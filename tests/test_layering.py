@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("stages", ("sgvalues.evaluate", "sgvalues.evaluate_cli", "sgvalues.option_order", "sgvalues.metrics", "sgvalues.baselines",
                 "sgvalues.train", "sgvalues.beyond", "sgvalues.judge", "sgvalues.sensitive",
                 "sgvalues.fairness", "sgvalues.readouts", "sgvalues.calibration", "sgvalues.aggregation",
-                "sgvalues.entropy_control", "sgvalues.persona")),
+                "sgvalues.entropy_control", "sgvalues.persona", "sgvalues.knowledge")),
     ("report", ("sgvalues.plots", "sgvalues.report")),
     ("orchestration", ("sgvalues.runs", "sgvalues.book", "sgvalues.cli", "sgvalues.__main__")),
 ]
