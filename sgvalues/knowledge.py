@@ -13,8 +13,8 @@ their own, and the persona formats (``params.evaluation``):
 * the persona formats other than the paper's sentence (``qa``, ``bio``, ``fewshot``:
   :func:`sgvalues.prompts.persona_text`), answered in ``evaluation.mode`` like chapter 05.
 
-They are asked of the same cells: ``knowledge_subgroups`` seeded subgroups per question of the
-zero-shot pass (:func:`knowledge_cells`), so every readout and format is scored on the same
+They are asked of the same cells: ``knowledge_subgroups`` seeded subgroups per question of
+``knowledge_questions`` questions of the zero-shot pass (:func:`knowledge_cells`), so every readout and format is scored on the same
 samples as the log-prob readout it is compared with. Answers go through the response cache as
 each question finishes, so an interrupted pass resumes. Files:
 ``predictions/<tag>-<readout or format>_<split>.csv``.
@@ -54,7 +54,8 @@ VERBALISED_TOKENS_PER_OPTION = 7
 
 def knowledge_cells(params, run_dir, tag: str = KNOWLEDGE_TAG, split: str = "ood") -> list[dict]:
     """The samples chapter 09's new passes ask: ``evaluation.knowledge_subgroups`` seeded subgroups
-    per question of ``<tag>_<split>.csv`` (every cell of it when null).
+    per question of ``evaluation.knowledge_questions`` questions (stratified by theme, seeded:
+    :func:`sgvalues.train.data.select_questions`) of ``<tag>_<split>.csv`` (null: all of them).
 
     Raises FileNotFoundError naming the predictions file when the state was not evaluated.
     """
@@ -67,6 +68,12 @@ def knowledge_cells(params, run_dir, tag: str = KNOWLEDGE_TAG, split: str = "ood
                                 "(chapter 05 writes them)")
     asked = set(load_predictions(path)["sample_id"].astype(str))
     samples = [s for s in load_samples(run_dir / "data", split) if str(s["sample_id"]) in asked]
+    n_questions = params.evaluation.knowledge_questions
+    if n_questions is not None:
+        from sgvalues.train.data import select_questions
+
+        chosen = set(select_questions(samples, n_questions, params.seed)) if samples else set()
+        samples = [s for s in samples if str(s["question_id"]) in chosen]
     keep = order_subset(samples, params.evaluation.knowledge_subgroups, seed=params.seed)
     return [s for s in samples if str(s["sample_id"]) in keep]
 
@@ -168,7 +175,7 @@ def run_knowledge(params, run_dir, tag: str = KNOWLEDGE_TAG, split: str = "ood",
     ----------
     params : ``sgvalues.params.Params``
         ``evaluation.readouts`` (its ``sampled`` and ``verbalised``), ``persona_formats`` (those
-        other than ``sentence``), ``sampled_n``, ``sampled_temperature``, ``verbalised_tolerance``,
+        other than ``sentence``), ``sampled_n``, ``sampled_temperature``, ``sampled_max_new_tokens``, ``verbalised_tolerance``,
         ``fewshot_k``, ``knowledge_subgroups``, ``mode``, ``batch_size``; ``seed``.
     run_dir : path
         A run folder with ``<tag>_<split>.csv`` (chapter 05) and its prepared ``data/``.
@@ -205,7 +212,8 @@ def run_knowledge(params, run_dir, tag: str = KNOWLEDGE_TAG, split: str = "ood",
     try:
         for r in readouts:
             if r == "sampled":
-                out = sample_outputs(model, cells, ev.sampled_n, ev.sampled_temperature, params.seed, ev.max_new_tokens,
+                out = sample_outputs(model, cells, ev.sampled_n, ev.sampled_temperature, params.seed,
+                                     ev.sampled_max_new_tokens,
                                      cache=cache, stop=answer_decided, kind="sampled", log=log)
                 df = readout_predictions(cells, out, "sampled", model=model.model_id)
                 asked = cells

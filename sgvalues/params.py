@@ -197,6 +197,8 @@ class EvaluationParams:
     sampled_n: int = 30
     #: the temperature those answers are sampled at
     sampled_temperature: float = 1.0
+    #: tokens each sampled answer may take (an answer stops as soon as its code is settled)
+    sampled_max_new_tokens: int = 8
     #: percentage points a verbalised distribution may miss 100 by and still be parsed
     verbalised_tolerance: float = 2.0
     #: chapter 09's persona formats (``sgvalues.constants.PERSONA_FORMATS``); ``sentence`` is the paper's
@@ -206,6 +208,8 @@ class EvaluationParams:
     #: chapter 09's new model passes (sampled, verbalised, the formats other than ``sentence``) ask this
     #: many seeded subgroups per question of the zero-shot pass (null = every subgroup)
     knowledge_subgroups: int | None = None
+    #: ... of this many questions of the zero-shot pass, stratified by theme and seeded (null = all)
+    knowledge_questions: int | None = None
 
     def __post_init__(self):
         from sgvalues.constants import (ANSWER_MODES, MIN_PERMUTATIONS, ORDERS, PERSONA_FORMATS, READOUTS,
@@ -221,12 +225,17 @@ class EvaluationParams:
                              f"{', '.join(TEMPERATURE_OBJECTIVES)}")
         if self.sampled_n < 1:
             raise ValueError(f"sampled_n = {self.sampled_n}: expected an integer >= 1 (answers sampled per cell)")
+        if self.sampled_max_new_tokens < 1:
+            raise ValueError(f"sampled_max_new_tokens = {self.sampled_max_new_tokens}: expected an integer >= 1")
         if not self.sampled_temperature > 0:
             raise ValueError(f"sampled_temperature = {self.sampled_temperature}: expected a number > 0")
         if self.verbalised_tolerance < 0:
             raise ValueError(f"verbalised_tolerance = {self.verbalised_tolerance}: expected >= 0 percentage points")
         if self.fewshot_k < 1:
             raise ValueError(f"fewshot_k = {self.fewshot_k}: expected an integer >= 1 (examples per prompt)")
+        if self.knowledge_questions is not None and self.knowledge_questions < 1:
+            raise ValueError(f"knowledge_questions = {self.knowledge_questions}: expected an integer >= 1 "
+                             "(questions of chapter 09's new passes) or null (all)")
         if self.knowledge_subgroups is not None and self.knowledge_subgroups < 1:
             raise ValueError(f"knowledge_subgroups = {self.knowledge_subgroups}: expected an integer >= 1 "
                              "(subgroups per question of chapter 09's new passes) or null (all)")

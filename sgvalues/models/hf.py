@@ -372,17 +372,37 @@ class HFModel(Model):
             self.flops += self.forward_flops(0, 0, 0, head_rows=int(hidden.shape[0]))
             return torch.log_softmax(logits, dim=-1)
 
-    def _prefix_cache(self, prefix: Sequence[int]):
-        import torch
+    #: prompt prefixes whose KV cache is kept between calls (least recently used dropped first)
+    PREFIX_CACHE_SIZE = 48
 
-        ids = torch.tensor([list(prefix)], device=self.device)
-        pos = torch.arange(len(prefix), device=self.device).unsqueeze(0)
+    def _prefix_cache(self, prefix: Sequence[int]):
+        """KV cache of ``prefix`` (one row), from the longest prefix of it already computed.
+
+        Kept between calls, so passes that ask the same questions in other persona formats or
+        readouts (chapter 09) compute each question's shared text once. The stored tensors are
+        never written to (:meth:`_expanded_cache`).
+        """
+        import torch
         from transformers import DynamicCache
 
-        cache = DynamicCache(config=self.config)
+        key = tuple(int(t) for t in prefix)
+        store = self.__dict__.setdefault("_prefixes", {})
+        if key in store:
+            store[key] = store.pop(key)  # most recently used last
+            return store[key]
+        start, kv = 0, None
+        for k in store:
+            if start < len(k) < len(key) and key[:len(k)] == k:
+                start, kv = len(k), store[k]
+        ids = torch.tensor([list(key[start:])], device=self.device)
+        pos = torch.arange(start, len(key), device=self.device).unsqueeze(0)
+        cache = self._expanded_cache(kv, 1) if kv is not None else DynamicCache(config=self.config)
         out = self._forward_hidden(ids, pos, cache)
         cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None) or cache
-        return [(k, v) for k, v, *_ in cache]
+        store[key] = [(k, v) for k, v, *_ in cache]
+        while len(store) > self.PREFIX_CACHE_SIZE:
+            store.pop(next(iter(store)))
+        return store[key]
 
     def _expanded_cache(self, kv, batch: int):
         from transformers import DynamicCache
@@ -636,7 +656,8 @@ class HFModel(Model):
                 for i in members[1:]:
                     prefix_len = min(prefix_len, common_prefix_len(ids[members[0]], ids[i]))
             kv = self._prefix_cache(ids[members[0]][:prefix_len]) if prefix_len > 0 else None
-            per_batch = max(1, self.batch_size // rows) if rows < self.batch_size else 1
+            # one token per row per step: decoding rows are cheap, so a batch takes 4x batch_size of them
+            per_batch = max(1, (4 * self.batch_size) // rows)
             for lo in range(0, len(members), per_batch):
                 chunk = members[lo:lo + per_batch]
                 texts_out = self._sample_rows([ids[i] for i in chunk], prefix_len, kv, rows, max_new_tokens,
