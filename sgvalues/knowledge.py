@@ -40,7 +40,8 @@ from sgvalues.readouts import readout_path, readout_predictions, verbalised_cann
 from sgvalues.tables import targets_json, write_csv
 
 __all__ = ["KNOWLEDGE_TAG", "NEW_READOUTS", "knowledge_cells", "format_path", "fewshot_examples", "format_samples",
-           "sample_outputs", "run_knowledge", "VERBALISED_TOKENS_PER_OPTION"]
+           "sample_outputs", "run_knowledge", "VERBALISED_TOKENS_PER_OPTION", "FORMAT_COLUMNS", "format_scores",
+           "UNSEEN_COLUMNS", "unseen_similarity"]
 
 #: the model state chapter 09 asks again: the untuned model of chapter 05's zero-shot pass
 KNOWLEDGE_TAG = "zeroshot"
@@ -241,3 +242,89 @@ def run_knowledge(params, run_dir, tag: str = KNOWLEDGE_TAG, split: str = "ood",
         if own:
             model.close()
     return written
+
+
+#: columns of :func:`format_scores`
+FORMAT_COLUMNS = ["format", "n", "n_questions", "accuracy", "nmae", "jsd", "tv", "representativeness",
+                  "n_varying_questions", "persona_blind", "share_departing", "n_divergent_cells", "accuracy_divergent",
+                  "accuracy_agreeing"]
+
+
+def format_scores(params, run_dir, tag: str = KNOWLEDGE_TAG, split: str = "ood", cells=None) -> pd.DataFrame:
+    """Per persona format, on the same cells: the structured scores and how much the answers follow the persona.
+
+    Parameters
+    ----------
+    params : Params
+        ``evaluation.persona_formats`` (their files must exist: :func:`run_knowledge`).
+    cells : sample ids, optional
+        Default :func:`knowledge_cells`.
+
+    Returns
+    -------
+    DataFrame
+        :data:`FORMAT_COLUMNS`, one row per format: ``accuracy``, ``nmae``, ``jsd``, ``tv``,
+        ``representativeness`` (:func:`sgvalues.readouts.readout_scores` of the log-prob
+        readout), and :func:`sgvalues.persona.persona_sensitivity`'s questions whose answer
+        varies across the subgroups asked, share of cells departing from the population's
+        modal answer, and accuracy on the cells whose subgroup's modal answer differs from the
+        population's (``divergent``) and agrees with it.
+    """
+    from sgvalues.baselines import prepared_population_modes
+    from sgvalues.persona import persona_sensitivity
+    from sgvalues.readouts import readout_scores
+
+    run_dir = Path(run_dir)
+    if cells is None:
+        cells = [s["sample_id"] for s in knowledge_cells(params, run_dir, tag, split)]
+    keep = {str(c) for c in cells}
+    modes = prepared_population_modes(run_dir / "data")
+    rows = []
+    for fmt in params.evaluation.persona_formats:
+        path = format_path(run_dir, tag, fmt, split)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not found; expected the {fmt!r} persona format's predictions "
+                                    "(sgvalues.knowledge.run_knowledge writes them)")
+        df = load_predictions(path)
+        df = df[df["sample_id"].astype(str).isin(keep)]
+        if set(df["sample_id"].astype(str)) != keep:
+            raise ValueError(f"{path}: {len(keep - set(df['sample_id'].astype(str)))} of the {len(keep)} cells have "
+                             "no prediction; expected every format asked on the same cells")
+        sc = readout_scores(df)
+        sens = persona_sensitivity(df, modes).iloc[0]
+        rows.append({"format": fmt, "n": sc["n"], "n_questions": int(df["question_id"].nunique()),
+                     **{k: sc[k] for k in ("accuracy", "nmae", "jsd", "tv", "representativeness")},
+                     **{k: sens[k] for k in ("n_varying_questions", "persona_blind", "share_departing",
+                                             "n_divergent_cells", "accuracy_divergent", "accuracy_agreeing")}})
+    return pd.DataFrame(rows, columns=FORMAT_COLUMNS)
+
+
+#: columns of :func:`unseen_similarity`
+UNSEEN_COLUMNS = ["question_id", "theme", "nearest_trained", "similarity", "same_theme"]
+
+
+def unseen_similarity(run_dir, trained: Sequence[str], unseen: Sequence[str]) -> pd.DataFrame:
+    """How close each unseen question's wording is to the nearest question training used.
+
+    Returns
+    -------
+    DataFrame
+        :data:`UNSEEN_COLUMNS`: the nearest trained question by wording similarity
+        (:func:`sgvalues.question_holdout.wording_similarity`, fitted on the run's questions),
+        its ``similarity`` and whether it shares the unseen question's theme.
+    """
+    from sgvalues.question_holdout import wording_similarity
+
+    questions = pd.read_csv(Path(run_dir) / "data" / "questions.csv", dtype={"question_id": str})
+    trained, unseen = [str(q) for q in trained], [str(q) for q in unseen]
+    if not trained or not unseen:
+        return pd.DataFrame(columns=UNSEEN_COLUMNS)
+    sim = wording_similarity(questions)
+    theme = dict(zip(questions["question_id"], questions["theme"]))
+    rows = []
+    for q in unseen:
+        s = sim.loc[q, trained]
+        near = str(s.idxmax())
+        rows.append({"question_id": q, "theme": theme[q], "nearest_trained": near, "similarity": float(s.max()),
+                     "same_theme": theme[q] == theme[near]})
+    return pd.DataFrame(rows, columns=UNSEEN_COLUMNS)

@@ -18,7 +18,8 @@ import pandas as pd
 from sgvalues.report.format import MISSING, fmt_delta, fmt_rate
 
 __all__ = ["PEERS_LABEL", "peer_figures", "readout_comparison", "temperature_sentence", "calibration_sentence",
-           "aggregation_sentence", "entropy_sentence", "plot_reliability", "group_means", "plot_error_vs_entropy"]
+           "aggregation_sentence", "entropy_sentence", "plot_reliability", "group_means", "plot_error_vs_entropy",
+           "readout_sentence", "peer_direction_sentence", "format_sentence", "unseen_similarity_sentence"]
 
 #: how a peer's figure is labelled beside ours
 PEERS_LABEL = "published"
@@ -289,3 +290,171 @@ def plot_error_vs_entropy(means: pd.DataFrame, error_label: str = "mean error", 
     ax.set(xlabel="mean normalised entropy of the answers", ylabel=error_label)
     ax.legend()
     return legend_below(fig, pad=0.08)
+
+
+def _words(readout: str) -> str:
+    return _READOUT_WORDS.get(readout, readout)
+
+
+def readout_sentence(table: pd.DataFrame) -> str:
+    """Which readout lands closest, whether any beats the no-model yardsticks, and how many cells each could read.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`sgvalues.readouts.run_readouts`' table (model rows, the baselines, ``survey_noise``).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"readout": ["logprob", "sampled", "uniform", "population_mode", "survey_noise"],
+    ...                   "kind": ["model", "model", "baseline", "baseline", "reference"],
+    ...                   "n": [10, 10, 10, 10, 10], "n_distribution": [10, 4, 10, 10, 10],
+    ...                   "accuracy": [0.3, 0.2, 0.1, 0.8, 0.9], "tv": [0.5, 0.4, 0.45, 0.3, 0.1]})
+    >>> print(readout_sentence(t))  # doctest: +NORMALIZE_WHITESPACE
+    On these 10 cells the readout closest to the subgroups' answer distributions is sampled answers (mean total
+    variation 0.400; option log-probabilities 0.500); uniform lands 0.450 away, so 1 of 2 model readouts beat it.
+    The best model accuracy is 0.300 (option log-probabilities) against 0.800 for population_mode: no readout beats
+    answering every subgroup with the population's most common answer, so none shows anything learned about these
+    subgroups. Sampled answers gave a distribution on 4 of 10 cells; the others count as wrong answers and are left
+    out of the distances.
+    """
+    model = table[table["kind"] == "model"]
+    if model.empty:
+        return "No model readout on this run."
+    n = int(model["n"].max())
+    scored = model.dropna(subset=["tv"])
+    lines = []
+    if not scored.empty:
+        best = scored.loc[scored["tv"].idxmin()]
+        raw = _row(table, "logprob")
+        text = (f"On these {n} cells the readout closest to the subgroups' answer distributions is {_words(best['readout'])} "
+                f"(mean total variation {fmt_rate(best['tv'])}")
+        if raw is not None and best["readout"] != "logprob":
+            text += f"; {_words('logprob')} {fmt_rate(raw['tv'])}"
+        text += ")"
+        uni = _row(table, "uniform")
+        if uni is not None and pd.notna(uni["tv"]):
+            beat = int((scored["tv"] < uni["tv"]).sum())
+            text += (f"; uniform lands {fmt_rate(uni['tv'])} away, so {beat} of {len(scored)} model readouts "
+                     f"beat{'s' if beat == 1 and len(scored) == 1 else ''} it")
+        lines.append(text + ".")
+    top = model.loc[model["accuracy"].idxmax()]
+    pm = _row(table, "population_mode")
+    if pm is not None:
+        text = (f"The best model accuracy is {fmt_rate(top['accuracy'])} ({_words(top['readout'])}) against "
+                f"{fmt_rate(pm['accuracy'])} for population_mode")
+        if top["accuracy"] > pm["accuracy"]:
+            text += ": that readout beats answering every subgroup with the population's most common answer."
+        else:
+            text += (": no readout beats answering every subgroup with the population's most common answer, so none "
+                     "shows anything learned about these subgroups.")
+        lines.append(text)
+    for _, r in model.iterrows():
+        if r["readout"] in ("sampled", "verbalised") and r["n_distribution"] < r["n"]:
+            lines.append(f"{_words(r['readout']).capitalize()} gave a distribution on {int(r['n_distribution'])} of "
+                         f"{int(r['n'])} cells; the others count as wrong answers and are left out of the distances.")
+    return " ".join(lines)
+
+
+def peer_direction_sentence(table: pd.DataFrame) -> str:
+    """Whether our readouts order as Meister et al.'s did (published: raw log-probabilities worst by TV).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"readout": ["logprob", "logprob_temperature", "verbalised"], "kind": "model",
+    ...                   "tv": [0.3, 0.2, float("nan")]})
+    >>> print(peer_direction_sentence(t))  # doctest: +NORMALIZE_WHITESPACE
+    Meister et al. (published, GPT-4) found raw option log-probabilities the farthest of their readouts from the
+    human distribution; here too they are the farthest of the 2 readouts with a distribution.
+    """
+    scored = table[(table["kind"] == "model")].dropna(subset=["tv"])
+    raw = _row(scored, "logprob")
+    head = ("Meister et al. (published, GPT-4) found raw option log-probabilities the farthest of their readouts from "
+            "the human distribution")
+    if raw is None or len(scored) < 2:
+        return head + "; this run has too few readouts with a distribution to compare."
+    worst = scored["tv"].max()
+    if raw["tv"] >= worst:
+        return head + f"; here too they are the farthest of the {len(scored)} readouts with a distribution."
+    rank = int((scored["tv"] > raw["tv"]).sum())
+    return head + (f"; here {rank} of the {len(scored)} readouts with a distribution land farther than them, so the "
+                   "gap they found does not show in the same way.")
+
+
+_FORMAT_WORDS = {"sentence": "the paper's persona sentence", "qa": "question-answer pairs",
+                 "bio": "a first-person biography", "fewshot": "the sentence with few-shot examples"}
+
+
+def format_sentence(table: pd.DataFrame) -> str:
+    """How the persona formats compare with the paper's sentence, and whether any makes the answers follow the persona.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`sgvalues.knowledge.format_scores`.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"format": ["sentence", "qa", "fewshot"], "n": 30, "n_questions": 10,
+    ...                   "accuracy": [0.3, 0.2, 0.5], "tv": [0.4, 0.45, 0.3], "n_varying_questions": [0, 0, 4],
+    ...                   "accuracy_divergent": [0.0, 0.0, 0.25], "n_divergent_cells": 4})
+    >>> print(format_sentence(t))  # doctest: +NORMALIZE_WHITESPACE
+    On the same 30 cells (10 questions), accuracy is 0.300 with the paper's persona sentence; question-answer pairs
+    give 0.200 (-0.100) and the sentence with few-shot examples gives 0.500 (+0.200). The answers vary across the subgroups
+    asked on 0 of 10 questions with the sentence, 0 with question-answer pairs and 4 with the sentence with few-shot
+    examples. On the 4 cells whose subgroup's most common answer is not the population's, accuracy is 0.000 with the
+    sentence and at best 0.250 (the sentence with few-shot examples).
+    """
+    if table.empty:
+        return "No persona format was asked on this run."
+    base = table[table["format"] == "sentence"]
+    ref = base.iloc[0] if len(base) else table.iloc[0]
+    others = table[table["format"] != ref["format"]]
+    text = (f"On the same {int(ref['n'])} cells ({int(ref['n_questions'])} questions), accuracy is "
+            f"{fmt_rate(ref['accuracy'])} with {_FORMAT_WORDS.get(ref['format'], ref['format'])}")
+    if len(others):
+        parts = [f"{_FORMAT_WORDS.get(r['format'], r['format'])} give{'s' if r['format'] != 'qa' else ''} "
+                 f"{fmt_rate(r['accuracy'])} ({fmt_delta(r['accuracy'] - ref['accuracy'])})" for _, r in others.iterrows()]
+        text += "; " + (" and ".join([", ".join(parts[:-1]), parts[-1]]) if len(parts) > 1 else parts[0])
+    text += "."
+    vary = [f"{int(r['n_varying_questions'])} with {_FORMAT_WORDS.get(r['format'], r['format'])}"
+            for _, r in others.iterrows()]
+    text += (f" The answers vary across the subgroups asked on {int(ref['n_varying_questions'])} of "
+             f"{int(ref['n_questions'])} questions with the sentence" + (", " + ", ".join(vary[:-1]) + " and " + vary[-1]
+                                                                        if len(vary) > 1 else
+                                                                        (" and " + vary[0] if vary else "")) + ".")
+    if (table["n_varying_questions"] == 0).all():
+        text += " In no format do the answers change with the persona."
+    n_div = int(ref.get("n_divergent_cells", 0) or 0)
+    if n_div and "accuracy_divergent" in table.columns:
+        best = table.loc[table["accuracy_divergent"].fillna(-1).idxmax()]
+        text += (f" On the {n_div} cells whose subgroup's most common answer is not the population's, accuracy is "
+                 f"{fmt_rate(ref['accuracy_divergent'])} with the sentence and at best "
+                 f"{fmt_rate(best['accuracy_divergent'])} ({_FORMAT_WORDS.get(best['format'], best['format'])}).")
+    return text
+
+
+def unseen_similarity_sentence(similarity: pd.DataFrame, threshold: float, holdout_themes=()) -> str:
+    """How the unseen questions were chosen and how near their wording comes to a trained question.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"question_id": ["Q9", "Q8"], "similarity": [0.42, 0.61], "same_theme": [False, True],
+    ...                   "nearest_trained": ["Q1", "Q2"]})
+    >>> print(unseen_similarity_sentence(s, 0.8))  # doctest: +NORMALIZE_WHITESPACE
+    The unseen questions were drawn from the questions training did not use (split.questions: all), so they may share a
+    theme with trained ones: 1 of 2 does. Their wording comes at most 0.610 close to a trained question (Q8 to Q2;
+    near-duplicate threshold 0.80).
+    """
+    if similarity.empty:
+        return "No question was left unseen on this run."
+    top = similarity.loc[similarity["similarity"].idxmax()]
+    if holdout_themes:
+        how = (f"The unseen questions come from the held-out themes ({', '.join(holdout_themes)}; split.questions: "
+               "holdout), with training questions of near-identical wording dropped.")
+    else:
+        how = (f"The unseen questions were drawn from the questions training did not use (split.questions: all), so "
+               f"they may share a theme with trained ones: {int(similarity['same_theme'].sum())} of "
+               f"{len(similarity)} do{'es' if int(similarity['same_theme'].sum()) == 1 else ''}.")
+    return (how + f" Their wording comes at most {fmt_rate(top['similarity'])} close to a trained question "
+            f"({top['question_id']} to {top['nearest_trained']}; near-duplicate threshold {float(threshold):.2f}).")
