@@ -166,8 +166,10 @@ def aggregation_summary(gaps: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFr
     return out[cols]
 
 
-def run_aggregation(run_dir, tag: str = "zeroshot") -> pd.DataFrame:
+def run_aggregation(run_dir, tag="zeroshot") -> pd.DataFrame:
     """:func:`aggregation_gaps` of one model state in a run folder (train and OOD predictions stacked).
+
+    ``tag`` may also be a sequence of states: their tables are stacked, ``tag`` telling them apart.
 
     Reads ``<run_dir>/predictions/<tag>_train.csv`` and ``<tag>_ood.csv`` (whichever exist) and
     the sizes in ``<run_dir>/data/subgroups.csv``. Returns :data:`GAP_COLUMNS` with ``tag``
@@ -177,6 +179,8 @@ def run_aggregation(run_dir, tag: str = "zeroshot") -> pd.DataFrame:
 
     from sgvalues.evaluate import load_predictions, predictions_path
 
+    if not isinstance(tag, str):
+        return pd.concat([run_aggregation(run_dir, t) for t in tag], ignore_index=True)
     run_dir = Path(run_dir)
     sizes_path = run_dir / "data" / "subgroups.csv"
     if not sizes_path.is_file():

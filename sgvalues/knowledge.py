@@ -41,7 +41,7 @@ from sgvalues.tables import targets_json, write_csv
 
 __all__ = ["KNOWLEDGE_TAG", "NEW_READOUTS", "knowledge_cells", "format_path", "fewshot_examples", "format_samples",
            "sample_outputs", "run_knowledge", "VERBALISED_TOKENS_PER_OPTION", "FORMAT_COLUMNS", "format_scores",
-           "UNSEEN_COLUMNS", "unseen_similarity"]
+           "UNSEEN_COLUMNS", "unseen_similarity", "format_examples", "readout_frames", "questions_of"]
 
 #: the model state chapter 09 asks again: the untuned model of chapter 05's zero-shot pass
 KNOWLEDGE_TAG = "zeroshot"
@@ -328,3 +328,35 @@ def unseen_similarity(run_dir, trained: Sequence[str], unseen: Sequence[str]) ->
         rows.append({"question_id": q, "theme": theme[q], "nearest_trained": near, "similarity": float(s.max()),
                      "same_theme": theme[q] == theme[near]})
     return pd.DataFrame(rows, columns=UNSEEN_COLUMNS)
+
+
+def format_examples(params, run_dir, cell: dict) -> dict[str, str]:
+    """format -> the persona text one cell is told in each of ``evaluation.persona_formats`` (what the page shows)."""
+    return {fmt: format_samples(params, run_dir, [cell], fmt)[0]["user_persona"]
+            for fmt in params.evaluation.persona_formats}
+
+
+def readout_frames(run_dir, fit, tag: str = KNOWLEDGE_TAG, split: str = "ood",
+                   readouts: Sequence[str] = ("logprob", "logprob_temperature"), cells=None) -> dict[str, pd.DataFrame]:
+    """readout -> its predictions on ``cells`` (``probs`` the readout's distribution), e.g. for a reliability diagram.
+
+    ``fit`` is :func:`sgvalues.readouts.run_readouts`' temperature fit (``logprob_temperature``).
+    """
+    from sgvalues.readouts import with_temperature
+
+    keep = None if cells is None else {str(c) for c in cells}
+    out = {}
+    for r in readouts:
+        df = load_predictions(readout_path(run_dir, tag, r, split))
+        if keep is not None:
+            df = df[df["sample_id"].astype(str).isin(keep)]
+        out[r] = with_temperature(df, fit.temperature) if r == "logprob_temperature" else df
+    return out
+
+
+def questions_of(run_dir, tag: str, split: str = "ood") -> list[str]:
+    """The question ids of ``predictions/<tag>_<split>.csv`` (e.g. chapter 04's ``base-unseen``), sorted."""
+    path = predictions_path(run_dir, tag, split)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; expected the {tag!r} predictions of split {split!r}")
+    return sorted(load_predictions(path)["question_id"].astype(str).unique())

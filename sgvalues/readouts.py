@@ -159,6 +159,14 @@ class TemperatureFit:
     loss: float
     loss_at_one: float
     n_cells: int
+    #: the temperatures searched; a fit at either end means the loss still falls beyond it
+    bounds: tuple = (0.05, 20.0)
+
+    @property
+    def at_bound(self) -> bool:
+        """Whether the fitted temperature lies at an end of the searched range (within 0.1 %)."""
+        lo, hi = self.bounds
+        return self.temperature <= lo * 1.001 or self.temperature >= hi / 1.001
 
 
 def _grouped(probs: Sequence, observed: Sequence) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -238,7 +246,7 @@ def fit_temperature(probs: Sequence, observed: Sequence, objective: str = "jsd",
     t_hat, loss = (float(np.exp(res.x)), float(res.fun)) if res.fun <= losses[best] \
         else (float(np.exp(logs[best])), float(losses[best]))
     return TemperatureFit(temperature=t_hat, objective=objective, loss=loss,
-                          loss_at_one=_mean_loss(groups, 1.0, objective), n_cells=int(len(probs)))
+                          loss_at_one=_mean_loss(groups, 1.0, objective), n_cells=int(len(probs)), bounds=(lo, hi))
 
 
 def representativeness(p, q, codes: Sequence[float], scale_min: float | None = None,

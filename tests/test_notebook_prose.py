@@ -57,7 +57,7 @@ def test_checker_flags_what_it_should():
 
 
 def test_notebooks_are_found():
-    assert len(NOTEBOOKS) == 8, [p.name for p in NOTEBOOKS]
+    assert len(NOTEBOOKS) == 9, [p.name for p in NOTEBOOKS]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -19,7 +19,8 @@ from sgvalues.report.format import MISSING, fmt_delta, fmt_rate
 
 __all__ = ["PEERS_LABEL", "peer_figures", "readout_comparison", "temperature_sentence", "calibration_sentence",
            "aggregation_sentence", "entropy_sentence", "plot_reliability", "group_means", "plot_error_vs_entropy",
-           "readout_sentence", "peer_direction_sentence", "format_sentence", "unseen_similarity_sentence"]
+           "readout_sentence", "peer_direction_sentence", "format_sentence", "unseen_similarity_sentence",
+           "cells_sentence", "readout_examples", "aggregation_states_sentence"]
 
 #: how a peer's figure is labelled beside ours
 PEERS_LABEL = "published"
@@ -97,6 +98,11 @@ def temperature_sentence(table: pd.DataFrame, fit, split: str = "ood") -> str:
     t = float(fit.temperature)
     if abs(t - 1.0) < 0.005:
         how = "within 0.005 of 1, so the raw option probabilities were already as spread as the train cells' answers"
+    elif getattr(fit, "at_bound", False) and t > 1:
+        how = ("the largest temperature searched: the raw option probabilities were so over-confident that the "
+               "fit flattens them as far as it may, close to uniform")
+    elif getattr(fit, "at_bound", False):
+        how = "the smallest temperature searched: the fit sharpens the raw option probabilities as far as it may"
     elif t > 1:
         how = "above 1, so the raw option probabilities were over-confident and are flattened"
     else:
@@ -377,8 +383,8 @@ def peer_direction_sentence(table: pd.DataFrame) -> str:
     if raw["tv"] >= worst:
         return head + f"; here too they are the farthest of the {len(scored)} readouts with a distribution."
     rank = int((scored["tv"] > raw["tv"]).sum())
-    return head + (f"; here {rank} of the {len(scored)} readouts with a distribution land farther than them, so the "
-                   "gap they found does not show in the same way.")
+    return head + (f"; here {rank} of the {len(scored)} readouts with a distribution land{'s' if rank == 1 else ''} "
+                   "farther than them, so the gap they found does not show in the same way.")
 
 
 _FORMAT_WORDS = {"sentence": "the paper's persona sentence", "qa": "question-answer pairs",
@@ -429,8 +435,12 @@ def format_sentence(table: pd.DataFrame) -> str:
     if n_div and "accuracy_divergent" in table.columns:
         best = table.loc[table["accuracy_divergent"].fillna(-1).idxmax()]
         text += (f" On the {n_div} cells whose subgroup's most common answer is not the population's, accuracy is "
-                 f"{fmt_rate(ref['accuracy_divergent'])} with the sentence and at best "
-                 f"{fmt_rate(best['accuracy_divergent'])} ({_FORMAT_WORDS.get(best['format'], best['format'])}).")
+                 f"{fmt_rate(ref['accuracy_divergent'])} with the sentence")
+        if best["accuracy_divergent"] > ref["accuracy_divergent"]:
+            text += (f" and at best {fmt_rate(best['accuracy_divergent'])} "
+                     f"({_FORMAT_WORDS.get(best['format'], best['format'])}).")
+        else:
+            text += "; no other format does better there."
     return text
 
 
@@ -458,3 +468,49 @@ def unseen_similarity_sentence(similarity: pd.DataFrame, threshold: float, holdo
                f"{len(similarity)} do{'es' if int(similarity['same_theme'].sum()) == 1 else ''}.")
     return (how + f" Their wording comes at most {fmt_rate(top['similarity'])} close to a trained question "
             f"({top['question_id']} to {top['nearest_trained']}; near-duplicate threshold {float(threshold):.2f}).")
+
+
+def cells_sentence(cells) -> str:
+    """How many cells chapter 09's new passes asked, of how many questions and subgroups.
+
+    >>> print(cells_sentence([{"question_id": "Q1", "subgroup": "a"}, {"question_id": "Q1", "subgroup": "b"},
+    ...                       {"question_id": "Q2", "subgroup": "a"}]))
+    The new passes ask 3 cells: 2 questions, 1 to 2 subgroups each, 2 distinct subgroups in all.
+    """
+    df = pd.DataFrame(list(cells))
+    if df.empty:
+        return "The new passes ask no cell on this run."
+    per = df.groupby("question_id")["subgroup"].nunique()
+    spread = f"{per.min()}" if per.min() == per.max() else f"{per.min()} to {per.max()}"
+    return (f"The new passes ask {len(df)} cells: {df['question_id'].nunique()} questions, {spread} subgroups each, "
+            f"{df['subgroup'].nunique()} distinct subgroups in all.")
+
+
+def readout_examples(frames: Mapping[str, pd.DataFrame], readout: str = "verbalised", k: int = 3) -> pd.DataFrame:
+    """The first ``k`` raw answers of a readout with what the strict parser made of them.
+
+    >>> f = {"verbalised": pd.DataFrame({"question_id": ["Q1"], "subgroup": ["a"], "raw_output": ["1. Yes"],
+    ...                                  "status": ["unparseable"], "parse_reason": ["line 1 is not 'code: percent'"]})}
+    >>> readout_examples(f)["answer"].tolist()
+    ['1. Yes']
+    """
+    df = frames.get(readout)
+    cols = ["question_id", "subgroup", "answer", "status", "parse_reason"]
+    if df is None or df.empty:
+        return pd.DataFrame(columns=cols)
+    out = df.head(k).rename(columns={"raw_output": "answer"})
+    out["answer"] = out["answer"].astype(str).str.replace("\n", " / ", regex=False).str.slice(0, 80)
+    return out.reindex(columns=cols).reset_index(drop=True)
+
+
+def aggregation_states_sentence(summary: pd.DataFrame) -> str:
+    """:func:`aggregation_sentence` for each model state (``tag``) of an aggregation summary, one paragraph each.
+
+    >>> s = pd.DataFrame({"tag": ["base", "sft"], "axis": "sex", "stratum": "all", "tv": [0.1, 0.05], "coverage": 1.0})
+    >>> print(aggregation_states_sentence(s).splitlines()[0])  # doctest: +NORMALIZE_WHITESPACE
+    **base.** Weighted by population shares, the model's intersectional predictions for a level differ from its
+    single-axis prediction by a mean total variation of 0.100 on sex, the only axis with both.
+    """
+    if summary.empty or "tag" not in summary.columns:
+        return aggregation_sentence(summary)
+    return "\n\n".join(f"**{tag}.** {aggregation_sentence(g)}" for tag, g in summary.groupby("tag", sort=False))
