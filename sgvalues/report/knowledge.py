@@ -107,8 +107,9 @@ def temperature_sentence(table: pd.DataFrame, fit, split: str = "ood") -> str:
         how = "above 1, so the raw option probabilities were over-confident and are flattened"
     else:
         how = "below 1, so the raw option probabilities were under-confident and are sharpened"
+    sep = ", " if getattr(fit, "at_bound", False) and abs(t - 1.0) >= 0.005 else ": "
     text = (f"One temperature fitted on the {fit.n_cells} train cells by minimising their "
-            f"{_OBJECTIVE_WORDS.get(fit.objective, fit.objective)} is T = {t:.2f}: {how}.")
+            f"{_OBJECTIVE_WORDS.get(fit.objective, fit.objective)} is T = {t:.2f}{sep}{how}.")
     raw, scaled = _row(table, "logprob"), _row(table, "logprob_temperature")
     if raw is not None and scaled is not None:
         text += (f" On the {split} cells it moves the mean total variation from {fmt_rate(raw['tv'])} to "
