@@ -15,7 +15,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from sgvalues.report.format import MISSING, fmt_delta, fmt_rate
+from sgvalues.report.format import MISSING, fmt_counted, fmt_delta, fmt_rate
 
 __all__ = ["PEERS_LABEL", "peer_figures", "readout_comparison", "temperature_sentence", "calibration_sentence",
            "aggregation_sentence", "entropy_sentence", "plot_reliability", "group_means", "plot_error_vs_entropy",
@@ -417,7 +417,8 @@ def format_sentence(table: pd.DataFrame) -> str:
     base = table[table["format"] == "sentence"]
     ref = base.iloc[0] if len(base) else table.iloc[0]
     others = table[table["format"] != ref["format"]]
-    text = (f"On the same {int(ref['n'])} cells ({int(ref['n_questions'])} questions), accuracy is "
+    text = (f"On the same {fmt_counted(int(ref['n']), 'cell')} ({fmt_counted(int(ref['n_questions']), 'question')}), "
+            "accuracy is "
             f"{fmt_rate(ref['accuracy'])} with {_FORMAT_WORDS.get(ref['format'], ref['format'])}")
     if len(others):
         parts = [f"{_FORMAT_WORDS.get(r['format'], r['format'])} give{'s' if r['format'] != 'qa' else ''} "
@@ -427,7 +428,7 @@ def format_sentence(table: pd.DataFrame) -> str:
     vary = [f"{int(r['n_varying_questions'])} with {_FORMAT_WORDS.get(r['format'], r['format'])}"
             for _, r in others.iterrows()]
     text += (f" The answers vary across the subgroups asked on {int(ref['n_varying_questions'])} of "
-             f"{int(ref['n_questions'])} questions with the sentence" + (", " + ", ".join(vary[:-1]) + " and " + vary[-1]
+             f"{fmt_counted(int(ref['n_questions']), 'question')} with the sentence" + (", " + ", ".join(vary[:-1]) + " and " + vary[-1]
                                                                         if len(vary) > 1 else
                                                                         (" and " + vary[0] if vary else "")) + ".")
     if (table["n_varying_questions"] == 0).all():
@@ -466,7 +467,7 @@ def unseen_similarity_sentence(similarity: pd.DataFrame, threshold: float, holdo
     else:
         how = (f"The unseen questions were drawn from the questions training did not use (split.questions: all), so "
                f"they may share a theme with trained ones: {int(similarity['same_theme'].sum())} of "
-               f"{len(similarity)} do{'es' if int(similarity['same_theme'].sum()) == 1 else ''}.")
+               f"{len(similarity)} do{'es' if len(similarity) == 1 or int(similarity['same_theme'].sum()) == 1 else ''}.")
     return (how + f" Their wording comes at most {fmt_rate(top['similarity'])} close to a trained question "
             f"({top['question_id']} to {top['nearest_trained']}; near-duplicate threshold {float(threshold):.2f}).")
 
@@ -483,8 +484,9 @@ def cells_sentence(cells) -> str:
         return "The new passes ask no cell on this run."
     per = df.groupby("question_id")["subgroup"].nunique()
     spread = f"{per.min()}" if per.min() == per.max() else f"{per.min()} to {per.max()}"
-    return (f"The new passes ask {len(df)} cells: {df['question_id'].nunique()} questions, {spread} subgroups each, "
-            f"{df['subgroup'].nunique()} distinct subgroups in all.")
+    return (f"The new passes ask {fmt_counted(len(df), 'cell')}: {fmt_counted(df['question_id'].nunique(), 'question')}, "
+            f"{spread} subgroup{'' if per.max() == 1 else 's'} each, {df['subgroup'].nunique()} distinct "
+            f"subgroup{'' if df['subgroup'].nunique() == 1 else 's'} in all.")
 
 
 def readout_examples(frames: Mapping[str, pd.DataFrame], readout: str = "verbalised", k: int = 3) -> pd.DataFrame:
