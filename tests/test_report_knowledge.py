@@ -23,10 +23,10 @@ def test_peer_figures_are_the_published_meister_numbers():
     assert {r["readout"]: r["value"] for r in raw["readouts"]} == {
         "logprob": 0.550, "logprob_temperature": 0.273, "verbalised": 0.229, "uniform": 0.363, "survey_noise": 0.115}
     got = page.readout_comparison(_table())
-    col = [c for c in got.columns if c.startswith("TV, published")]
-    assert col == ["TV, published (Meister et al., NAACL 2025, GPT-4)"]
+    col = [c for c in got.columns if c.startswith("published TV")]
+    assert col == ["published TV"]
     by = dict(zip(got["readout"], got[col[0]]))
-    assert by["option log-probabilities"] == 0.550 and by["survey noise (sampling floor)"] == 0.115
+    assert by["log-probs"] == 0.550 and by["survey noise"] == 0.115
     assert pd.isna(by["population_mode"])  # the study has no such row: blank, not invented
     assert got["tv"].tolist() == _table()["tv"].tolist()  # ours untouched
 

@@ -20,7 +20,8 @@ from sgvalues.report.format import MISSING, fmt_counted, fmt_delta, fmt_rate
 __all__ = ["PEERS_LABEL", "peer_figures", "readout_comparison", "temperature_sentence", "calibration_sentence",
            "aggregation_sentence", "entropy_sentence", "plot_reliability", "group_means", "plot_error_vs_entropy",
            "readout_sentence", "peer_direction_sentence", "format_sentence", "unseen_similarity_sentence",
-           "cells_sentence", "readout_examples", "aggregation_states_sentence"]
+           "cells_sentence", "readout_examples", "aggregation_states_sentence", "format_comparison",
+           "calibration_table"]
 
 #: how a peer's figure is labelled beside ours
 PEERS_LABEL = "published"
@@ -49,23 +50,46 @@ def peer_figures(metric: str = "tv") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["study", "model", "readout", "metric", "value"]).drop(columns="metric")
 
 
+def _peers_studies() -> list[str]:
+    return sorted({r["study"] for r in _peers()["readouts"]})
+
+
 def readout_comparison(table: pd.DataFrame) -> pd.DataFrame:
     """Our readout table (:func:`sgvalues.readouts.run_readouts`) with the peers' published TV beside it.
 
     Returns
     -------
     DataFrame
-        ``readout`` (in words), ``accuracy, nmae, jsd, tv, representativeness, ece, inside_share, n``
-        and one column ``TV, published (<study>, <model>)`` per peer study (blank where the
-        study has no such readout).
+        ``readout`` (short words), ``accuracy, nmae, jsd, tv, representativeness, n``
+        (``repr.``; calibration is :func:`calibration_table`'s) and one column ``published TV`` per peer study (``(<first author>)``
+        added when there are several; blank where the study has no such readout; the page names
+        the study beside the table).
     """
-    cols = ["accuracy", "nmae", "jsd", "tv", "representativeness", "ece", "inside_share", "n"]
+    cols = ["accuracy", "nmae", "jsd", "tv", "representativeness", "n"]
     out = table[["readout"] + [c for c in cols if c in table.columns]].copy()
     for study, g in peer_figures().groupby("study", sort=False):
-        models = [m for m in g["model"].unique() if m != "-"]
-        name = f"TV, {PEERS_LABEL} ({study}{', ' + models[0] if models else ''})"
+        name = f"{PEERS_LABEL} TV" + ("" if len(_peers_studies()) == 1 else f" ({study.split()[0]})")
         out[name] = out["readout"].map(dict(zip(g["readout"], g["value"])))
-    out["readout"] = out["readout"].map(lambda r: _READOUT_WORDS.get(r, r))
+    out["readout"] = out["readout"].map(lambda r: _SHORT_READOUT.get(r, r))
+    return out.rename(columns={"representativeness": "repr.", "inside_share": "inside"}).reset_index(drop=True)
+
+
+#: readout names short enough for a table column
+_SHORT_READOUT = {"logprob": "log-probs", "logprob_temperature": "log-probs, T fitted", "survey_noise": "survey noise"}
+
+
+def format_comparison(formats: pd.DataFrame) -> pd.DataFrame:
+    """:func:`sgvalues.knowledge.format_scores` with the columns the page shows, named to fit the text column.
+
+    >>> f = pd.DataFrame({"format": ["qa"], "accuracy": [0.5], "nmae": [0.2], "tv": [0.3], "n_varying_questions": [2],
+    ...                   "n_questions": [4], "accuracy_divergent": [0.1], "accuracy_agreeing": [0.6], "n": [12]})
+    >>> list(format_comparison(f).columns)
+    ['format', 'accuracy', 'nmae', 'tv', 'varying', 'acc. divergent', 'acc. agreeing', 'n']
+    """
+    cols = {"format": "format", "accuracy": "accuracy", "nmae": "nmae", "tv": "tv", "n_varying_questions": "varying",
+            "accuracy_divergent": "acc. divergent", "accuracy_agreeing": "acc. agreeing", "n": "n"}
+    out = formats[list(cols)].rename(columns=cols)
+    out["varying"] = [f"{int(v)} of {int(q)}" for v, q in zip(formats["n_varying_questions"], formats["n_questions"])]
     return out.reset_index(drop=True)
 
 
@@ -123,6 +147,22 @@ def temperature_sentence(table: pd.DataFrame, fit, split: str = "ood") -> str:
                          "(the sampling floor)")
         text += ("; " + ", and ".join(extra) if extra else "") + "."
     return text
+
+
+def calibration_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The model readouts' calibration columns: ``readout``, ``ece``, ``inside`` (share of cells inside
+    their sampling-uncertainty region) and ``cells`` with a distribution.
+
+    >>> t = pd.DataFrame({"readout": ["logprob", "uniform"], "kind": ["model", "baseline"], "ece": [0.2, 0.1],
+    ...                   "inside_share": [0.25, 0.5], "n_distribution": [8, 8]})
+    >>> calibration_table(t).values.tolist()
+    [['log-probs', 0.2, 0.25, 8]]
+    """
+    model = table[table["kind"] == "model"]
+    out = model[["readout", "ece", "inside_share", "n_distribution"]].rename(
+        columns={"inside_share": "inside", "n_distribution": "cells"})
+    out["readout"] = out["readout"].map(lambda r: _SHORT_READOUT.get(r, r))
+    return out.reset_index(drop=True)
 
 
 def calibration_sentence(table: pd.DataFrame) -> str:
@@ -502,7 +542,9 @@ def readout_examples(frames: Mapping[str, pd.DataFrame], readout: str = "verbali
     if df is None or df.empty:
         return pd.DataFrame(columns=cols)
     out = df.head(k).rename(columns={"raw_output": "answer"})
-    out["answer"] = out["answer"].astype(str).str.replace("\n", " / ", regex=False).str.slice(0, 80)
+    out["answer"] = out["answer"].astype(str).str.replace("\n", " / ", regex=False).str.slice(0, 40)
+    out["parse_reason"] = out["parse_reason"].astype(str).str.split(":").str[0].str.slice(0, 40)
+    out["subgroup"] = out["subgroup"].astype(str).str.split(":").str[-1]
     return out.reindex(columns=cols).reset_index(drop=True)
 
 
