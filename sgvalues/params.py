@@ -227,10 +227,11 @@ class EvaluationParams:
             raise ValueError(f"sampled_n = {self.sampled_n}: expected an integer >= 1 (answers sampled per cell)")
         if self.sampled_max_new_tokens < 1:
             raise ValueError(f"sampled_max_new_tokens = {self.sampled_max_new_tokens}: expected an integer >= 1")
-        if not self.sampled_temperature > 0:
-            raise ValueError(f"sampled_temperature = {self.sampled_temperature}: expected a number > 0")
-        if self.verbalised_tolerance < 0:
-            raise ValueError(f"verbalised_tolerance = {self.verbalised_tolerance}: expected >= 0 percentage points")
+        if not 0 < self.sampled_temperature < float("inf"):  # NaN fails too
+            raise ValueError(f"sampled_temperature = {self.sampled_temperature}: expected a finite number > 0")
+        if not 0 <= self.verbalised_tolerance < float("inf"):  # NaN would accept any sum
+            raise ValueError(f"verbalised_tolerance = {self.verbalised_tolerance}: expected a finite number >= 0 "
+                             "percentage points")
         if self.fewshot_k < 1:
             raise ValueError(f"fewshot_k = {self.fewshot_k}: expected an integer >= 1 (examples per prompt)")
         if self.knowledge_questions is not None and self.knowledge_questions < 1:

@@ -357,7 +357,7 @@ def parse_verbalised(text, option_codes: Sequence, tolerance: float = 2.0) -> Ve
     codes = [int(c) for c in option_codes]
     if not codes:
         raise ValueError("parse_verbalised: option_codes is empty; expected the question's codes")
-    if tolerance < 0:
+    if not tolerance >= 0:  # NaN too: it would let any sum through
         raise ValueError(f"tolerance = {tolerance}: expected >= 0 percentage points")
     if text is None or not str(text).strip():
         return _unparseable("empty answer")
@@ -413,7 +413,8 @@ def parse_verbalised(text, option_codes: Sequence, tolerance: float = 2.0) -> Ve
 def verbalised_cannot_parse(text: str, option_codes=()) -> bool:
     """Whether a partial verbalised answer can no longer parse (so its generation may stop).
 
-    True once a complete line (one ended by a newline) is neither blank nor ``code: percent``
+    True once a complete line (one ended by a line break, as ``str.splitlines`` splits them) is neither
+    blank nor ``code: percent``
     (``option_codes`` is accepted for the sampler's ``stop`` signature and not needed),
     outside the JSON and fenced forms :func:`parse_verbalised` also reads: the strict parser
     rejects such an answer whatever follows.
@@ -428,7 +429,11 @@ def verbalised_cannot_parse(text: str, option_codes=()) -> bool:
     body = str(text).lstrip()
     if not body or body.startswith("{") or body.startswith("```"):
         return False
-    return any(line.strip() and not _LINE.match(line) for line in body.split("\n")[:-1])
+    # lines as the parser splits them (str.splitlines: \r, \x0c, \u2028... end a line too); a line is
+    # complete once its line break is there
+    lines = body.splitlines(keepends=True)
+    complete = [line for line in lines if len(line.splitlines()[0]) < len(line)]
+    return any(line.strip() and not _LINE.match(line.splitlines()[0]) for line in complete)
 
 
 # --- readouts of a predictions table --------------------------------------------------------------

@@ -137,3 +137,54 @@ def test_paper_model_files_hold_only_what_differs(tmp_path):
         assert load_params(copy) == load_params(path)
     plain = PARAMS[0].parent / "smollm2-135m.yaml"
     assert recipe_text(plain) == plain.read_text()
+
+
+# --- chapter 09's evaluation keys -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("body, key, value", [
+    ("readouts: [logprob, sampling]", "readouts", "sampling"),
+    ("readouts: [logprob, logprob]", "readouts", "logprob"),
+    ("readouts: []", "readouts", "[]"),
+    ("readouts: sampled", "evaluation.readouts", "sampled"),          # a string, not a list
+    ("temperature_objective: mse", "temperature_objective", "mse"),
+    ("temperature_objective: 3", "evaluation.temperature_objective", "3"),
+    ("sampled_n: 0", "sampled_n", "0"),
+    ("sampled_n: 2.5", "evaluation.sampled_n", "2.5"),
+    ("sampled_temperature: 0", "sampled_temperature", "0"),
+    ("sampled_temperature: -1", "sampled_temperature", "-1"),
+    ("sampled_temperature: .nan", "sampled_temperature", "nan"),
+    ("sampled_temperature: .inf", "sampled_temperature", "inf"),
+    ("sampled_max_new_tokens: 0", "sampled_max_new_tokens", "0"),
+    ("verbalised_tolerance: -0.5", "verbalised_tolerance", "-0.5"),
+    ("verbalised_tolerance: .nan", "verbalised_tolerance", "nan"),   # NaN would let any sum parse
+    ("verbalised_tolerance: .inf", "verbalised_tolerance", "inf"),
+    ("verbalised_tolerance: lots", "evaluation.verbalised_tolerance", "lots"),
+    ("persona_formats: [sentence, haiku]", "persona_formats", "haiku"),
+    ("persona_formats: [qa, qa]", "persona_formats", "qa"),
+    ("persona_formats: []", "persona_formats", "[]"),
+    ("fewshot_k: 0", "fewshot_k", "0"),
+    ("fewshot_k: many", "evaluation.fewshot_k", "many"),
+    ("knowledge_subgroups: 0", "knowledge_subgroups", "0"),
+    ("knowledge_subgroups: -2", "knowledge_subgroups", "-2"),
+    ("knowledge_questions: 0", "knowledge_questions", "0"),
+    ("knowledge_questions: all", "evaluation.knowledge_questions", "all"),
+])
+def test_chapter_09_keys_reject_bad_values_naming_the_key(tmp_path, body, key, value):
+    path, msg = params_error(tmp_path, f"evaluation:\n  {body}\n")
+    assert path in msg and key in msg and value in msg, msg
+
+
+def test_chapter_09_keys_accept_their_values():
+    from sgvalues.constants import PERSONA_FORMATS, READOUTS, TEMPERATURE_OBJECTIVES
+    from sgvalues.params import Params
+
+    ev = Params.from_dict({"name": "x"}).evaluation
+    assert ev.readouts == READOUTS and ev.persona_formats == PERSONA_FORMATS
+    assert (ev.knowledge_subgroups, ev.knowledge_questions, ev.temperature_objective) == (None, None, "jsd")
+    for objective in TEMPERATURE_OBJECTIVES:
+        got = Params.from_dict({"name": "x", "evaluation": {
+            "readouts": ["verbalised"], "temperature_objective": objective, "sampled_n": 1,
+            "sampled_temperature": 0.1, "sampled_max_new_tokens": 1, "verbalised_tolerance": 0,
+            "persona_formats": ["bio"], "fewshot_k": 1, "knowledge_subgroups": 1, "knowledge_questions": 1}}).evaluation
+        assert (got.readouts, got.persona_formats, got.temperature_objective) == (("verbalised",), ("bio",), objective)
+        assert (got.sampled_n, got.sampled_temperature, got.verbalised_tolerance, got.fewshot_k) == (1, 0.1, 0.0, 1)

@@ -162,6 +162,9 @@ def test_parse_verbalised_tolerance_is_a_parameter():
     assert ro.parse_verbalised("1: 50\n2: 47", [1, 2]).status == "unparseable"
     assert ro.parse_verbalised("1: 50\n2: 47", [1, 2], tolerance=3).status == "ok"
     assert ro.parse_verbalised("1: 50\n2: 49.5", [1, 2], tolerance=0).status == "unparseable"
+    for bad in (-1.0, float("nan")):  # a NaN tolerance would let any sum through
+        with pytest.raises(ValueError, match="tolerance"):
+            ro.parse_verbalised("1: 10\n2: 10", [1, 2], tolerance=bad)
 
 
 # --- readouts of a predictions table and of a run folder ------------------------------------------
