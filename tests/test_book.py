@@ -244,7 +244,9 @@ _PAGE_STATE = r"""
     height: document.documentElement.scrollHeight,
     // the page itself wider than the window: a reader scrolls sideways to read it
     pageOverflow: document.documentElement.scrollWidth - window.innerWidth,
-    scripts: document.scripts.length,
+    // script files: MathJax 2 also keeps each typeset formula as a <script type="math/tex">,
+    // so a page rich in maths has many inline script elements; only files count here
+    scripts: Array.from(document.scripts).filter(s => s.src).length,
   };
 })()
 """
@@ -300,8 +302,8 @@ def _reader_problems(page: str, st: dict) -> list[str]:
                        f"{100 * f['shown'] / f['natural']:.0f}% of its size (labels unreadable)")
     if st.get("pageOverflow", 0) > 1:
         out.append(f"{page}: the page is {st['pageOverflow']} px wider than the window")
-    if st.get("scripts", 0) > 150:  # MathJax itself loads ~80 (its config and extensions)
-        out.append(f"{page}: {st['scripts']} script tags (static files globbed into the page?)")
+    if st.get("scripts", 0) > 150:  # MathJax itself loads ~80 files (its config and extensions)
+        out.append(f"{page}: {st['scripts']} script files (static files globbed into the page?)")
     if page.startswith("chapters/") and st.get("codeShown", 0) > 1:
         out.append(f"{page}: {st['codeShown']} code cells open (only the parameters cell should be)")
     return out
@@ -707,6 +709,6 @@ def test_reader_checks_catch_each_defect():
     found = "\n".join(_reader_problems("chapters/x", bad))
     for needle in ("900 px wide", "overflows its box by 40", "['nan']", "['NaN']", "['12300.000']",
                    "raw pipe table", "unrendered maths", "progress lines", "/work/main/runs/default",
-                   "wide.png is shrunk to 35%", "3 code cells open", "301 script tags",
+                   "wide.png is shrunk to 35%", "3 code cells open", "301 script files",
                    "120 px wider than the window"):
         assert needle in found, (needle, found)

@@ -47,6 +47,8 @@ def test_training_summary_formats_every_field():
     assert t["final loss"] == "0.988"
     assert t["answer tokens"] == "1,000,000"
     assert t["resumed from checkpoint"] == "step-00000010"  # no machine path
+    # a time with its unit, so a whole number of seconds never reads as a count printed as a float
+    assert t["training time"] == "3.1 s" and t["throughput"] == "100.0 tokens/s"
     assert "nan" not in " ".join(t).lower()
 
 

@@ -691,7 +691,7 @@ class HFModel(Model):
         cache = self._expanded_cache(kv, b) if kv is not None else DynamicCache(config=self.config)
         padded = width != min(lens)
         res = self._forward_hidden(suffix, pos, cache, mask.to(self.device) if padded else None)
-        cache = getattr(res, "past_key_values", None) or cache
+        cache = getattr(res, "cache", None) or getattr(res, "past_key_values", None) or cache
         last = torch.tensor([n - 1 for n in lens for _ in range(rows)], device=self.device)
         lp = self._head_logprobs(res.last_hidden_state[torch.arange(b, device=self.device), last])
         gens = [torch.Generator(device="cpu").manual_seed(int(st)) for st in streams]
@@ -719,7 +719,7 @@ class HFModel(Model):
             mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.long)], dim=1)
             res = self._forward_hidden(nxt.view(b, 1).to(self.device), (nxt_pos + step).view(b, 1), cache,
                                        mask.to(self.device) if padded else None)
-            cache = getattr(res, "past_key_values", None) or cache
+            cache = getattr(res, "cache", None) or getattr(res, "past_key_values", None) or cache
             lp = self._head_logprobs(res.last_hidden_state[:, -1])
         decoded = [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in tokens]
         return [decoded[k * rows:(k + 1) * rows] for k in range(m)]

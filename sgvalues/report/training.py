@@ -57,7 +57,7 @@ def questions_sentence(trained: list[str] | None, unseen: list[str], limit: int 
 #: what the training summary shows, in order, with each value's format
 _TRAINING_FIELDS = [("samples trained on", "n_samples", "count"), ("optimizer steps", "n_steps", "count"),
                     ("final loss", "final_loss", "rate"), ("answer tokens", "tokens", "count"),
-                    ("training time (s)", "train_seconds", "seconds"), ("tokens per second", "tokens_per_s", "seconds"),
+                    ("training time", "train_seconds", "seconds"), ("throughput", "tokens_per_s", "tokens/s"),
                     ("device / dtype", ("device", "dtype"), "text"),
                     ("trainable parameters", "trainable_parameters", "count"),
                     ("resumed from checkpoint", "resumed_from", "text")]
@@ -75,6 +75,8 @@ def training_summary(summary: dict) -> pd.DataFrame:
     '230,400'
     >>> training_summary(s).set_index("setting")["value"].to_dict()["resumed from checkpoint"]
     'no'
+    >>> training_summary(s).set_index("setting")["value"].to_dict()["training time"]
+    '61.3 s'
     """
     rows = []
     for name, key, kind in _TRAINING_FIELDS:
@@ -83,7 +85,9 @@ def training_summary(summary: dict) -> pd.DataFrame:
         else:
             v = summary.get(key)
             value = {"count": fmt_count, "rate": fmt_rate,
-                     "seconds": lambda x: MISSING if x is None else f"{float(x):,.1f}",
+                     # with its unit: a bare "67.0" reads as a count printed as a float
+                     "seconds": lambda x: MISSING if x is None else f"{float(x):,.1f} s",
+                     "tokens/s": lambda x: MISSING if x is None else f"{float(x):,.1f} tokens/s",
                      "text": lambda x: "no" if x is None else str(Path(str(x)).name)}[kind](v)
         rows.append({"setting": name, "value": value})
     return pd.DataFrame(rows)
