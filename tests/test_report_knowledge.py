@@ -3,6 +3,7 @@
 import json
 from importlib import resources
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -113,3 +114,28 @@ def test_error_vs_entropy_figure_shows_the_group_means():
     slope = np.polyfit(means["entropy"], means["error"], 1)[0]
     assert (line[1][-1] - line[1][0]) / (line[0][-1] - line[0][0]) == pytest.approx(slope)
     plt.close(fig)
+
+
+def test_explained_table_matches_scipy_and_sklearn_on_group_means():
+    from scipy.stats import linregress
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(3)
+    n = 60
+    cells = pd.DataFrame({"subgroup": rng.choice(list("abcdefg"), n), "question_id": rng.choice(["Q1", "Q2", "Q3", "Q4",
+                                                                                                   "Q5"], n),
+                          "entropy": rng.uniform(0, 1, n), "log_n": np.log(rng.integers(30, 200, n)),
+                          "jsd": rng.uniform(0, 0.6, n)})
+    got = page.explained_table(cells, "jsd").set_index(["groups", "covariates"])
+    for group, label in (("subgroup", "subgroup"), ("question_id", "question")):
+        m = cells.groupby(group)[["entropy", "log_n", "jsd"]].mean()
+        fit = linregress(m["entropy"], m["jsd"])
+        assert got.loc[(label, "entropy"), "R²"] == pytest.approx(fit.rvalue ** 2)
+        assert got.loc[(label, "entropy"), "n"] == len(m)
+        two = LinearRegression().fit(m[["entropy", "log_n"]], m["jsd"])
+        assert got.loc[(label, "entropy + size"), "R²"] == pytest.approx(two.score(m[["entropy", "log_n"]], m["jsd"]))
+        resid = m["jsd"] - two.predict(m[["entropy", "log_n"]])
+        assert got.loc[(label, "entropy + size"), "gap adjusted"] == pytest.approx(resid.max() - resid.min())
+        assert got.loc[(label, "entropy"), "gap"] == pytest.approx(m["jsd"].max() - m["jsd"].min())
+    # without cell sizes only the entropy rows remain
+    assert set(page.explained_table(cells.drop(columns="log_n"), "jsd")["covariates"]) == {"entropy"}

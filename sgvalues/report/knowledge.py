@@ -257,6 +257,45 @@ def entropy_sentence(terciles: pd.DataFrame, explained: Mapping, error: str = "e
     return text.replace(" nan", " " + MISSING)
 
 
+def explained_table(cells: pd.DataFrame, error: str) -> pd.DataFrame:
+    """How much of the gap between subgroups, and between questions, entropy and cell size explain.
+
+    One row per grouping (``subgroup``, ``question``) and covariate set (``entropy``;
+    ``entropy + size``, size being ``log_n`` = ln of the respondents behind a cell), each
+    :func:`sgvalues.entropy_control.entropy_explained` of ``cells``. A row that cannot be fitted
+    (too few groups for its covariates, or no cell sizes) is left out.
+
+    Returns
+    -------
+    DataFrame
+        ``groups``, ``covariates``, ``n`` (groups), ``R²``, ``gap`` (best to worst group's mean
+        error) and ``gap adjusted`` (the same of the regression's residuals).
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"subgroup": list("abcd"), "question_id": ["Q1", "Q1", "Q2", "Q2"],
+    ...                   "entropy": [0.2, 0.5, 0.8, 0.6], "log_n": [3.5, 3.6, 4.0, 3.4],
+    ...                   "jsd": [0.1, 0.25, 0.4, 0.3]})
+    >>> explained_table(c, "jsd")[["groups", "covariates", "n"]].to_dict("records")
+    [{'groups': 'subgroup', 'covariates': 'entropy', 'n': 4}, \
+{'groups': 'subgroup', 'covariates': 'entropy + size', 'n': 4}]
+    """
+    from sgvalues.entropy_control import entropy_explained
+
+    rows = []
+    for group, label in (("subgroup", "subgroup"), ("question_id", "question")):
+        for covariates, words in ((("entropy",), "entropy"), (("entropy", "log_n"), "entropy + size")):
+            if group not in cells.columns or any(c not in cells.columns for c in covariates):
+                continue
+            try:
+                e = entropy_explained(cells, error, group=group, covariates=covariates)
+            except ValueError:  # fewer groups than the covariates need
+                continue
+            rows.append({"groups": label, "covariates": words, "n": e["n_groups"], "R²": e["r2"],
+                         "gap": e["gap_raw"], "gap adjusted": e["gap_adjusted"]})
+    return pd.DataFrame(rows, columns=["groups", "covariates", "n", "R²", "gap", "gap adjusted"])
+
+
 def plot_reliability(tables: Mapping[str, pd.DataFrame]):
     """Reliability diagram: accuracy against mean confidence per bin, one line per readout.
 
