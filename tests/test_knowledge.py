@@ -242,6 +242,27 @@ def test_fewshot_examples_are_the_nearest_questions_with_the_subgroups_modal_ans
         assert s["user_shared"] == c["user_shared"] and s["sample_id"] == c["sample_id"]
 
 
+def test_fewshot_examples_under_holdout_come_only_from_training_questions(run):
+    from sgvalues.train.data import question_split
+
+    raw = params(fewshot_k=3).to_dict()
+    raw["split"] = {"questions": "holdout", "holdout_themes": ["Religious Values", "Migration"]}
+    p = Params.from_dict(raw)
+    table = question_split(p, run)
+    train_side = set(table.loc[table["split"] == "train", "question_id"].astype(str))
+    held = set(table["question_id"].astype(str)) - train_side
+    assert train_side and held
+    q = pd.read_csv(run / "data" / "questions.csv", dtype={"question_id": str}, keep_default_na=False)
+    by_wording = dict(zip(q["wording"].str.strip(), q["question_id"]))
+    cells = K.knowledge_cells(p, run)
+    got = K.fewshot_examples(p, run, cells)
+    used = {by_wording[w.strip()] for examples in got.values() for w, _, _ in examples}
+    assert used and used <= train_side  # never a held-out or dropped near-duplicate question
+    # the same cells without the holdout draw on held-out questions too, so the restriction bites
+    free = K.fewshot_examples(params(fewshot_k=3), run, cells)
+    assert any(by_wording[w.strip()] in held for examples in free.values() for w, _, _ in examples)
+
+
 def test_run_readouts_scores_every_readout_on_exactly_the_cells_given(run):
     p = params()
     K.run_knowledge(p, run, model=Scripted(_wordings(run)), cache=False, log=None)
