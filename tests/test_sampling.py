@@ -22,23 +22,21 @@ SUFFIXES = ["", "0", "5", "1", ".5", "0.5", ".", "..", ". 4", " ", "\n3", "%", "
             "٣", "１", "\r", "\u2028", " I'm sorry, but I cannot answer.", "\n\n10"]
 
 
-def _prefixes(text: str):
-    return [text[:k] for k in range(len(text) + 1)]
+def _stopped_prefixes(answers, stops) -> list[str]:
+    """Every prefix of every answer at which the early stop ``stops`` fires; the properties below
+    must hold whatever the model would have written after it."""
+    found = [a[:k] for a in answers for k in range(len(a) + 1) if stops(a[:k])]
+    assert len(found) >= 10  # the property is not vacuous
+    return found
 
 
 @pytest.mark.parametrize("codes", CODE_SETS, ids=lambda c: f"{len(c)}codes")
 def test_a_decided_answer_parses_to_its_code_whatever_follows(codes):
-    decided = 0
-    for answer in ANSWERS:
-        for prefix in _prefixes(answer):
-            if not answer_decided(prefix, codes):
-                continue
-            decided += 1
-            status, code = classify_text(prefix, codes)
-            assert status == "ok", (prefix, codes)
-            for suffix in SUFFIXES:
-                assert classify_text(prefix + suffix, codes) == ("ok", code), (prefix, suffix, codes)
-    assert decided >= 10  # the property is not vacuous
+    for prefix in _stopped_prefixes(ANSWERS, lambda text: answer_decided(text, codes)):
+        status, code = classify_text(prefix, codes)
+        assert status == "ok", (prefix, codes)
+        for suffix in SUFFIXES:
+            assert classify_text(prefix + suffix, codes) == ("ok", code), (prefix, suffix, codes)
 
 
 @pytest.mark.parametrize("text, codes, decided", [
@@ -73,16 +71,10 @@ VERBAL_SUFFIXES = ["", "\n", "2: 60%", "\n2: 60%", "0%", "\r\n2: 60%", "\u20282:
 
 @pytest.mark.parametrize("codes", [[1, 2], [1, 2, 3]], ids=["2codes", "3codes"])
 def test_a_verbalised_answer_that_cannot_parse_never_parses(codes):
-    stopped = 0
-    for answer in VERBALISED:
-        for prefix in _prefixes(answer):
-            if not verbalised_cannot_parse(prefix, codes):
-                continue
-            stopped += 1
-            for suffix in VERBAL_SUFFIXES:
-                got = parse_verbalised(prefix + suffix, codes)
-                assert got.status == "unparseable" and got.reason, (prefix, suffix)
-    assert stopped >= 10
+    for prefix in _stopped_prefixes(VERBALISED, lambda text: verbalised_cannot_parse(text, codes)):
+        for suffix in VERBAL_SUFFIXES:
+            got = parse_verbalised(prefix + suffix, codes)
+            assert got.status == "unparseable" and got.reason, (prefix, suffix)
 
 
 @pytest.mark.parametrize("text", ["1: 40%\r2: 60%\n", "1: 40%\x0c2: 60%\n", "1: 40%\u20282: 60%\n",
