@@ -171,6 +171,10 @@ def entropy_explained(table: pd.DataFrame, error: str, group: str = "subgroup",
     k = len(covariates)
     if len(means) < k + 2:
         raise ValueError(f"entropy_explained: {len(means)} group(s) for {k} covariate(s); expected >= {k + 2}")
+    flat = [c for c in covariates if np.ptp(means[c].to_numpy(float)) <= 1e-12]
+    if flat:  # collinear with the intercept: its slope is not identified
+        raise ValueError(f"entropy_explained: covariate(s) {flat} take one value for every {group}; "
+                         "expected them to vary between groups")
     y = means[error].to_numpy(float)
     x = np.column_stack([np.ones(len(means))] + [means[c].to_numpy(float) for c in covariates])
     beta, *_ = np.linalg.lstsq(x, y, rcond=None)

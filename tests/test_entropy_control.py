@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 from sgvalues import entropy_control as ec
+from sgvalues.report.knowledge import explained_table
 
 
 def test_answer_entropy_by_hand():
@@ -89,6 +90,22 @@ def test_unrelated_error_has_small_r2_and_bad_input_is_named():
         ec.entropy_explained(t, "nmae", covariates=("entropy", "log_n"))
     with pytest.raises(ValueError, match="group"):
         ec.entropy_explained(t.head(5), "nmae")
+
+
+def test_covariate_constant_between_groups_is_refused_and_its_row_left_out():
+    # every question asked of the same four subgroups: mean ln n is the same for each question
+    rng = np.random.default_rng(7)
+    sizes = [30.0, 45.0, 90.0, 200.0]
+    t = pd.DataFrame({"question_id": np.repeat([f"Q{i}" for i in range(6)], 4), "subgroup": list("abcd") * 6,
+                      "entropy": rng.uniform(size=24), "log_n": np.log(sizes * 6), "jsd": rng.uniform(size=24)})
+    with pytest.raises(ValueError, match=r"\['log_n'\].*question_id"):
+        ec.entropy_explained(t, "jsd", group="question_id", covariates=("entropy", "log_n"))
+    rows = explained_table(t, "jsd").set_index(["groups", "covariates"])
+    assert ("question", "entropy + size") not in rows.index
+    # between subgroups size does vary: that row stays, and matches the direct fit
+    direct = ec.entropy_explained(t, "jsd", covariates=("entropy", "log_n"))
+    assert rows.loc[("subgroup", "entropy + size"), "R²"] == pytest.approx(direct["r2"])
+    assert rows.loc[("question", "entropy"), "n"] == 6
 
 
 def test_add_entropy_column():

@@ -263,7 +263,8 @@ def explained_table(cells: pd.DataFrame, error: str) -> pd.DataFrame:
     One row per grouping (``subgroup``, ``question``) and covariate set (``entropy``;
     ``entropy + size``, size being ``log_n`` = ln of the respondents behind a cell), each
     :func:`sgvalues.entropy_control.entropy_explained` of ``cells``. A row that cannot be fitted
-    (too few groups for its covariates, or no cell sizes) is left out.
+    (too few groups for its covariates, no cell sizes, or a covariate that takes one value for
+    every group, as cell size does between questions asked of the same subgroups) is left out.
 
     Returns
     -------
@@ -289,7 +290,7 @@ def explained_table(cells: pd.DataFrame, error: str) -> pd.DataFrame:
                 continue
             try:
                 e = entropy_explained(cells, error, group=group, covariates=covariates)
-            except ValueError:  # fewer groups than the covariates need
+            except ValueError:  # too few groups, or a covariate that does not vary between them
                 continue
             rows.append({"groups": label, "covariates": words, "n": e["n_groups"], "R²": e["r2"],
                          "gap": e["gap_raw"], "gap adjusted": e["gap_adjusted"]})
