@@ -139,3 +139,28 @@ def test_explained_table_matches_scipy_and_sklearn_on_group_means():
         assert got.loc[(label, "entropy"), "gap"] == pytest.approx(m["jsd"].max() - m["jsd"].min())
     # without cell sizes only the entropy rows remain
     assert set(page.explained_table(cells.drop(columns="log_n"), "jsd")["covariates"]) == {"entropy"}
+
+
+def test_size_sentence_reports_sklearn_r2_and_the_slope_per_doubling():
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(11)
+    n = 80
+    sizes = np.exp(rng.uniform(np.log(30), np.log(400), 10))
+    sub = rng.integers(0, 10, n)
+    cells = pd.DataFrame({"subgroup": [f"g{i}" for i in sub], "entropy": rng.uniform(0, 1, n),
+                          "log_n": np.log(sizes[sub])})
+    cells["jsd"] = 0.3 - 0.04 * cells["log_n"] + rng.normal(0, 0.01, n)  # smaller error in larger cells
+    m = cells.groupby("subgroup")[["entropy", "log_n", "jsd"]].mean()
+    one = LinearRegression().fit(m[["entropy"]], m["jsd"]).score(m[["entropy"]], m["jsd"])
+    two = LinearRegression().fit(m[["entropy", "log_n"]], m["jsd"])
+    per_doubling = two.coef_[1] * np.log(2)
+    text = page.size_sentence(cells, "jsd", "JSD")
+    assert f"from R² = {one:.3f} to {two.score(m[['entropy', 'log_n']], m['jsd']):.3f}" in text
+    assert f"mean JSD is lower by {abs(per_doubling):.3f} for each doubling" in text
+    # the direction follows the data
+    cells["jsd"] = 0.1 + 0.04 * cells["log_n"] + rng.normal(0, 0.01, n)
+    assert "mean JSD is higher by" in page.size_sentence(cells, "jsd", "JSD")
+    # one size for every subgroup: nothing to separate
+    same = cells.assign(log_n=np.log(50.0))
+    assert page.size_sentence(same, "jsd", "JSD").startswith("Cell size cannot be set beside entropy")
