@@ -164,3 +164,26 @@ def test_size_sentence_reports_sklearn_r2_and_the_slope_per_doubling():
     # one size for every subgroup: nothing to separate
     same = cells.assign(log_n=np.log(50.0))
     assert page.size_sentence(same, "jsd", "JSD").startswith("Cell size cannot be set beside entropy")
+
+
+def test_readout_sentence_follows_the_table():
+    def table(acc_sampled, n_verbalised):
+        return pd.DataFrame({
+            "readout": ["logprob", "sampled", "verbalised", "uniform", "population_mode", "survey_noise"],
+            "kind": ["model", "model", "model", "baseline", "baseline", "reference"],
+            "n": [12] * 6, "n_distribution": [12, 12, n_verbalised, 12, 12, 12],
+            "accuracy": [0.25, acc_sampled, 0.0 if n_verbalised == 0 else 0.1, 0.3, 0.6, 0.9],
+            "tv": [0.5, 0.3, float("nan") if n_verbalised == 0 else 0.2, 0.4, 0.25, 0.1]})
+
+    text = page.readout_sentence(table(0.4, 0))
+    closest = table(0.4, 0).query("kind == 'model'").dropna(subset=["tv"])
+    assert "closest to the subgroups' answer distributions is sampled answers (mean total variation 0.300" in text
+    beat = int((closest["tv"] < 0.4).sum())
+    assert f"so {beat} of {len(closest)} model readouts" in text
+    assert "no readout beats answering every subgroup" in text
+    assert "Verbalised distribution gave no distribution on any of the 12 cells" in text
+    assert "the others" not in text
+    text = page.readout_sentence(table(0.7, 5))
+    assert "0.700 (sampled answers) against 0.600 for population_mode: that readout beats" in text
+    assert "is verbalised distribution (mean total variation 0.200" in text
+    assert "Verbalised distribution gave a distribution on 5 of 12 cells; the others count as wrong answers" in text
