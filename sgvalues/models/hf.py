@@ -221,6 +221,15 @@ def batch_chunks(order: Sequence[int], key, size: int) -> list[list[int]]:
     return chunks
 
 
+def _returned_cache(out, sent):
+    """The key/value cache a forward pass returns, else the one it was sent.
+
+    transformers 5 names it ``cache``; before, ``past_key_values`` (now a deprecated alias whose
+    read warns on stderr), so the new name is read first.
+    """
+    return getattr(out, "cache", None) or getattr(out, "past_key_values", None) or sent
+
+
 class HFModel(Model):
     """A transformers causal LM behind the :class:`~sgvalues.models.base.Model` interface.
 
@@ -398,7 +407,7 @@ class HFModel(Model):
         pos = torch.arange(start, len(key), device=self.device).unsqueeze(0)
         cache = self._expanded_cache(kv, 1) if kv is not None else DynamicCache(config=self.config)
         out = self._forward_hidden(ids, pos, cache)
-        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None) or cache
+        cache = _returned_cache(out, cache)
         store[key] = [(k, v) for k, v, *_ in cache]
         while len(store) > self.PREFIX_CACHE_SIZE:
             store.pop(next(iter(store)))
@@ -691,7 +700,7 @@ class HFModel(Model):
         cache = self._expanded_cache(kv, b) if kv is not None else DynamicCache(config=self.config)
         padded = width != min(lens)
         res = self._forward_hidden(suffix, pos, cache, mask.to(self.device) if padded else None)
-        cache = getattr(res, "cache", None) or getattr(res, "past_key_values", None) or cache
+        cache = _returned_cache(res, cache)
         last = torch.tensor([n - 1 for n in lens for _ in range(rows)], device=self.device)
         lp = self._head_logprobs(res.last_hidden_state[torch.arange(b, device=self.device), last])
         gens = [torch.Generator(device="cpu").manual_seed(int(st)) for st in streams]
@@ -719,7 +728,7 @@ class HFModel(Model):
             mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.long)], dim=1)
             res = self._forward_hidden(nxt.view(b, 1).to(self.device), (nxt_pos + step).view(b, 1), cache,
                                        mask.to(self.device) if padded else None)
-            cache = getattr(res, "cache", None) or getattr(res, "past_key_values", None) or cache
+            cache = _returned_cache(res, cache)
             lp = self._head_logprobs(res.last_hidden_state[:, -1])
         decoded = [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in tokens]
         return [decoded[k * rows:(k + 1) * rows] for k in range(m)]

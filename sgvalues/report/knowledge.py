@@ -486,13 +486,11 @@ def readout_sentence(table: pd.DataFrame) -> str:
         lines.append(text)
     for _, r in model.iterrows():
         if r["readout"] in ("sampled", "verbalised") and r["n_distribution"] < r["n"]:
-            if int(r["n_distribution"]) == 0:
-                lines.append(f"{_words(r['readout']).capitalize()} gave no distribution on any of the {int(r['n'])} "
-                             "cells: every one counts as a wrong answer, and it has no distances.")
-            else:
-                lines.append(f"{_words(r['readout']).capitalize()} gave a distribution on {int(r['n_distribution'])} "
-                             f"of {int(r['n'])} cells; the others count as wrong answers and are left out of the "
-                             "distances.")
+            name, got, n = _words(r["readout"]).capitalize(), int(r["n_distribution"]), int(r["n"])
+            lines.append(f"{name} gave no distribution on any of the {n} cells: every one counts as a wrong answer, "
+                         "and it has no distances." if got == 0 else
+                         f"{name} gave a distribution on {got} of {n} cells; the others count as wrong answers and "
+                         "are left out of the distances.")
     return " ".join(lines)
 
 

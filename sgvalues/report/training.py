@@ -57,10 +57,13 @@ def questions_sentence(trained: list[str] | None, unseen: list[str], limit: int 
 #: what the training summary shows, in order, with each value's format
 _TRAINING_FIELDS = [("samples trained on", "n_samples", "count"), ("optimizer steps", "n_steps", "count"),
                     ("final loss", "final_loss", "rate"), ("answer tokens", "tokens", "count"),
-                    ("training time", "train_seconds", "seconds"), ("throughput", "tokens_per_s", "tokens/s"),
+                    ("training time", "train_seconds", "s"), ("throughput", "tokens_per_s", "tokens/s"),
                     ("device / dtype", ("device", "dtype"), "text"),
                     ("trainable parameters", "trainable_parameters", "count"),
                     ("resumed from checkpoint", "resumed_from", "text")]
+
+#: the formats that are units: a measured quantity, printed with one decimal and its unit
+_UNITS = ("s", "tokens/s")
 
 
 def training_summary(summary: dict) -> pd.DataFrame:
@@ -84,11 +87,11 @@ def training_summary(summary: dict) -> pd.DataFrame:
             value = " / ".join(str(summary.get(k, MISSING)) for k in key)
         else:
             v = summary.get(key)
-            value = {"count": fmt_count, "rate": fmt_rate,
-                     # with its unit: a bare "67.0" reads as a count printed as a float
-                     "seconds": lambda x: MISSING if x is None else f"{float(x):,.1f} s",
-                     "tokens/s": lambda x: MISSING if x is None else f"{float(x):,.1f} tokens/s",
-                     "text": lambda x: "no" if x is None else str(Path(str(x)).name)}[kind](v)
+            if kind in _UNITS:  # with its unit: a bare "67.0" reads as a count printed as a float
+                value = MISSING if v is None else f"{float(v):,.1f} {kind}"
+            else:
+                value = {"count": fmt_count, "rate": fmt_rate,
+                         "text": lambda x: "no" if x is None else str(Path(str(x)).name)}[kind](v)
         rows.append({"setting": name, "value": value})
     return pd.DataFrame(rows)
 
